@@ -1,0 +1,41 @@
+# VQ-Diffusion in Swift. Numeric code always builds in release mode.
+SHELL := /bin/bash
+SWIFT ?= swift
+RELEASE := -c release
+PROFILE ?= paper
+DB ?= results/results.sqlite
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# System packages the suite needs (Debian names).
+DEBS := libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
+
+.PHONY: deps build test bench query clean
+
+## deps: install whatever is missing of the system packages (does nothing when all are present)
+deps:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+## build: release build of the library, the vqd tool and the benchmarks
+build: deps
+	$(SWIFT) build $(RELEASE)
+
+## test: the test suite, in release mode with testing enabled
+test: deps
+	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing
+
+## bench: engine throughput against this machine's sgemm peak
+bench: deps
+	$(SWIFT) run $(RELEASE) vqd-bench
+
+## query: run SQL against the results database, e.g. make query SQL="select * from runs"
+query:
+	@sqlite3 -header -column $(DB) "$(SQL)"
+
+clean:
+	rm -rf .build

@@ -1,0 +1,33 @@
+import CLibs
+
+/// Thin, shape-explicit wrappers over CBLAS. Row-major throughout.
+public enum BLAS {
+    /// Sets the number of threads OpenBLAS uses (the engine's other kernels follow it too).
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+    /// Threads OpenBLAS will use.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// C[M,N] = alpha · op(A) · op(B) + beta · C, where op(A) is [M,K] and op(B) is [K,N].
+    /// `lda`, `ldb`, `ldc` are row strides of A, B, C as stored (before transposition).
+    @inline(__always)
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            // C = beta·C (BLAS would do the same, but some builds reject k = 0).
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// y += alpha · x over n elements.
+    @inline(__always)
+    public static func axpy(n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
+    }
+}

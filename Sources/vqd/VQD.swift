@@ -1,0 +1,30 @@
+import ArgumentParser
+import Engine
+import VQDiffusion
+
+@main
+struct VQD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vqd",
+        abstract: "VQ-Diffusion in Swift: train, sample, evaluate, inspect and query results.",
+        discussion: """
+            A reproducible research suite for "Vector Quantized Diffusion Model for Text-to-Image \
+            Synthesis" (Gu et al., CVPR 2022): a VQ-VAE tokenizer, a mask-and-replace discrete \
+            diffusion model conditioned on text, an autoregressive baseline, and the metrics that \
+            compare them. Every run is logged to the results database (results/results.sqlite).
+            """,
+        version: VQDiffusionInfo.version,
+        subcommands: [
+            InfoCommand.self,
+        ])
+}
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Print the version, the BLAS configuration and the thread count.")
+
+    func run() throws {
+        print("vqd \(VQDiffusionInfo.version)")
+        print("BLAS threads: \(BLAS.threads)")
+    }
+}

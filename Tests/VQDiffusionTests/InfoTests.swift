@@ -1,0 +1,6 @@
+import Testing
+@testable import VQDiffusion
+
+@Test func versionIsSemantic() {
+    #expect(VQDiffusionInfo.version.split(separator: ".").count == 3)
+}
