@@ -53,9 +53,9 @@ public enum KID {
         for _ in 0..<subsets {
             drawSubset(&xIndices, m, from: x, d: d, into: &xs, using: &rng)
             drawSubset(&yIndices, m, from: y, d: d, into: &ys, using: &rng)
-            let kxx = kernelSum(xs, xs, m: m, d: d, gram: &gram, offDiagonalOnly: true)
-            let kyy = kernelSum(ys, ys, m: m, d: d, gram: &gram, offDiagonalOnly: true)
-            let kxy = kernelSum(xs, ys, m: m, d: d, gram: &gram, offDiagonalOnly: false)
+            let kxx = selfKernelSum(xs, m: m, d: d, gram: &gram)
+            let kyy = selfKernelSum(ys, m: m, d: d, gram: &gram)
+            let kxy = crossKernelSum(xs, ys, m: m, d: d, gram: &gram)
             let pairs = Double(m) * Double(m - 1)
             estimates.append(kxx / pairs + kyy / pairs - 2 * kxy / (Double(m) * Double(m)))
         }
@@ -88,19 +88,33 @@ public enum KID {
         }
     }
 
-    /// Σ k(a_i, b_j) over all (i, j), or over i ≠ j when `offDiagonalOnly` (then a must be b).
-    private static func kernelSum(_ a: [Double], _ b: [Double], m: Int, d: Int, gram: inout [Double],
-                                  offDiagonalOnly: Bool) -> Double {
-        // gram = a bᵀ, (m, m)
+    /// Σ_{i≠j} k(a_i, a_j) for one set `a` (m, D): the upper triangle from dsyrk, doubled.
+    private static func selfKernelSum(_ a: [Double], m: Int, d: Int, gram: inout [Double]) -> Double {
+        // gram (upper triangle) = a aᵀ / D, (m, m)
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(d),
+                    1 / Double(d), a, Int32(d), 0, &gram, Int32(m))
+        var total = 0.0
+        gram.withUnsafeBufferPointer { g in
+            for i in 0..<m {
+                for j in (i + 1)..<m {
+                    let base = g[i * m + j] + 1
+                    total += base * base * base
+                }
+            }
+        }
+        return 2 * total
+    }
+
+    /// Σ_{i,j} k(a_i, b_j) for sets `a` and `b`, each (m, D).
+    private static func crossKernelSum(_ a: [Double], _ b: [Double], m: Int, d: Int, gram: inout [Double]) -> Double {
+        // gram = a bᵀ / D, (m, m)
         cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(m), Int32(d),
                     1 / Double(d), a, Int32(d), b, Int32(d), 0, &gram, Int32(m))
         var total = 0.0
         gram.withUnsafeBufferPointer { g in
-            for i in 0..<m {
-                for j in 0..<m where !(offDiagonalOnly && i == j) {
-                    let base = g[i * m + j] + 1
-                    total += base * base * base
-                }
+            for i in 0..<(m * m) {
+                let base = g[i] + 1
+                total += base * base * base
             }
         }
         return total
