@@ -30,14 +30,10 @@ struct TokenizerReferenceTests {
         return try JSONDecoder().decode(Reference.self, from: data)
     }
 
-    /// The tokenizer over the fetched vocabulary; fails (never skips) with the fix when it is absent.
+    /// The tokenizer over the fetched vocabulary. When it is absent the test fails (never skips) with
+    /// the thrown error, which says to run `make deps`.
     static func tokenizer() throws -> WordPieceTokenizer {
-        let files = MiniLMFiles.located(projectRoot: projectRoot)
-        guard FileManager.default.fileExists(atPath: files.vocabulary.path) else {
-            Issue.record("vocab.txt not found in \(files.directory.path): run `make deps` to fetch the all-MiniLM-L6-v2 files (or set \(MiniLMFiles.environmentVariable))")
-            throw MiniLMFilesError.missing(file: "vocab.txt", directory: files.directory.path)
-        }
-        return try files.tokenizer()
+        try MiniLMFiles.located(projectRoot: projectRoot).tokenizer()
     }
 
     @Test func vocabularyHasTheSpecialTokensWhereBertPutsThem() throws {
