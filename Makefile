@@ -9,10 +9,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # System packages the suite needs (Debian names).
 DEBS := libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
 
-.PHONY: deps build test bench query clean
+.PHONY: deps system-packages minilm build test bench query clean
 
-## deps: install whatever is missing of the system packages (does nothing when all are present)
-deps:
+## deps: system packages, then the text encoder weights (each step does nothing when already done)
+deps: system-packages
+	@$(MAKE) --no-print-directory minilm
+
+## system-packages: install whatever is missing of the system packages (does nothing when all are present)
+system-packages:
 	@missing=""; for p in $(DEBS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -20,6 +24,10 @@ deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+
+## minilm: fetch and verify the all-MiniLM-L6-v2 weights and vocabulary into cache/minilm/
+minilm:
+	@scripts/fetch-minilm.sh
 
 ## build: release build of the library, the vqd tool and the benchmarks
 build: deps

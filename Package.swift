@@ -29,7 +29,7 @@ let package = Package(
             swiftSettings: optimize),
         .executableTarget(name: "Bench", dependencies: ["VQDiffusion", "Engine", "CLibs"], swiftSettings: optimize),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CLibs"]),
-        .testTarget(name: "VQDiffusionTests", dependencies: ["VQDiffusion", "Engine", "CLibs"]),
+        .testTarget(name: "VQDiffusionTests", dependencies: ["VQDiffusion", "Engine", "CLibs"], exclude: ["TestData"]),
     ],
     swiftLanguageModes: [.v5]
 )
