@@ -137,3 +137,32 @@ import Testing
         #expect(!ShapesRenderer.contains(.cross, 2.1, 2.1, h) && !ShapesRenderer.contains(.cross, 6.1, 0, h))
     }
 }
+
+@Suite struct ShapesNoiseTests {
+    @Test func zigguratDrawsStandardNormals() {
+        var rng = RandomGenerator(seed: 42)
+        let normal = ZigguratNormal.standard
+        let n = 400_000
+        var sum = 0.0, sumSquares = 0.0, sumFourth = 0.0
+        // Standard normal CDF at a few points, against the empirical one.
+        let points: [Double] = [-3, -2, -1, -0.5, 0, 0.5, 1, 2, 3, 3.5]
+        var below = [Int](repeating: 0, count: points.count)
+        for _ in 0..<n {
+            let x = Double(normal.next(&rng))
+            sum += x
+            sumSquares += x * x
+            sumFourth += x * x * x * x
+            for (k, p) in points.enumerated() where x < p { below[k] += 1 }
+        }
+        let mean = sum / Double(n), variance = sumSquares / Double(n) - mean * mean
+        #expect(abs(mean) < 0.01 && abs(variance - 1) < 0.015, "mean \(mean), variance \(variance)")
+        #expect(abs(sumFourth / Double(n) - 3) < 0.1, "fourth moment \(sumFourth / Double(n))")
+        for (k, p) in points.enumerated() {
+            let cdf = 0.5 * erfc(-p / 2.0.squareRoot())
+            expectFrequency(below[k], of: n, near: cdf, "P(x < \(p))")
+        }
+        // The same generator state gives the same draws.
+        var a = RandomGenerator(seed: 3), b = RandomGenerator(seed: 3)
+        #expect((0..<1000).map { _ in normal.next(&a) } == (0..<1000).map { _ in normal.next(&b) })
+    }
+}

@@ -37,6 +37,20 @@ func shapes(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int 
         #expect(shapes(.test, seed: 3).scene(at: 11) == scene)
     }
 
+    @Test func referenceSamplesAreReproduced() throws {
+        // Pinned values: the scene uses only integer and exactly rounded float arithmetic; the pixel
+        // sum gets a small tolerance for last-bit differences of cos/exp/log between C libraries.
+        let train = shapes(.train, seed: 2024, count: 10).shapesSample(at: 0)
+        #expect(train.caption == "a small magenta cross in the bottom right corner")
+        #expect(train.objects[0].centerX == 24.582424 && train.objects[0].centerY == 22.441406
+                && train.objects[0].extent == 8.728255)
+        #expect(abs(train.image.pixels.reduce(0) { $0 + Int($1) } - 111_294) <= 3)
+        let novel = shapes(.novel, seed: 2024, count: 10).shapesSample(at: 5)
+        #expect(novel.caption == "there is a small white circle at the top")
+        #expect(novel.objects[0].centerX == 20.383896 && novel.objects[0].extent == 7.1056013)
+        #expect(abs(novel.image.pixels.reduce(0) { $0 + Int($1) } - 151_257) <= 3)
+    }
+
     @Test func splitsComeFromDisjointStreams() {
         let keys = DatasetSplit.allCases.map(\.streamKey)
         #expect(Set(keys).count == keys.count)

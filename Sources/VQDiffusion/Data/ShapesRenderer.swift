@@ -5,10 +5,10 @@ import Foundation
 ///
 /// Background: a base colour with each channel uniform in [10, 60], plus a linear gradient of
 /// amplitude uniform in [0, 20] (the same on all channels) along a random direction, plus Gaussian
-/// noise with σ = 3 drawn independently for every channel of every pixel. Objects are then blended
-/// over it in order, each pixel by its coverage: the fraction of a 4×4 grid of sub-sample points
-/// inside the shape. Only pixels within an object's bounding box are sampled. Values are rounded
-/// and clipped to [0, 255] at the end.
+/// noise with σ = 3 drawn independently for every channel of every pixel (`ZigguratNormal`).
+/// Objects are then blended over it in order, each pixel by its coverage: the fraction of a 4×4
+/// grid of sub-sample points inside the shape. Only pixels within an object's bounding box are
+/// sampled. Values are rounded and clipped to [0, 255] at the end.
 public enum ShapesRenderer {
     /// Range of each background base channel.
     public static let baseRange: ClosedRange<Float> = 10...60
@@ -47,14 +47,15 @@ public enum ShapesRenderer {
         // the canvas; scale it so the gradient spans ±amplitude/2.
         let scale = amplitude / ((abs(dx) + abs(dy)) * Float(S))
         let half = Float(S) / 2
+        let normal = ZigguratNormal.standard
         for y in 0..<S {
             let py = (Float(y) + 0.5 - half) * dy
             let row = canvas + y * S * 3
             for x in 0..<S {
                 let g = ((Float(x) + 0.5 - half) * dx + py) * scale
-                row[3 * x] = r0 + g + noiseStd * rng.normal()
-                row[3 * x + 1] = g0 + g + noiseStd * rng.normal()
-                row[3 * x + 2] = b0 + g + noiseStd * rng.normal()
+                row[3 * x] = r0 + g + noiseStd * normal.next(&rng)
+                row[3 * x + 1] = g0 + g + noiseStd * normal.next(&rng)
+                row[3 * x + 2] = b0 + g + noiseStd * normal.next(&rng)
             }
         }
     }
