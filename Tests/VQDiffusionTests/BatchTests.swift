@@ -3,7 +3,7 @@ import Testing
 @testable import VQDiffusion
 
 @Suite struct BatchTests {
-    let data = shapes(.train, size: 16, count: 100)
+    let data = shapesSplit(.train, size: 16, count: 100)
 
     @Test func batchesHoldImagesInMinusOneToOneChannelsFirst() {
         let loader = BatchLoader(dataset: data, batchSize: 8, shuffle: true, generator: RandomGenerator(seed: 5))
@@ -63,7 +63,7 @@ import Testing
     }
 
     @Test func greyDatasetsBatchWithOneChannel() {
-        let grey = InMemoryDataset(size: 4, channels: 1, count: 3)
+        let grey = InMemoryCaptionedDataset(size: 4, channels: 1, count: 3)
         let loader = BatchLoader(dataset: grey, batchSize: 3, shuffle: false, generator: RandomGenerator(seed: 0))
         let batch = loader.batch(indices: [2, 0])
         #expect(batch.images.shape == [2, 1, 4, 4])

@@ -3,7 +3,7 @@ import Testing
 @testable import VQDiffusion
 
 /// A caption-only source held in memory, standing in for a folder of PNG files.
-struct InMemoryDataset: CaptionedDataset {
+struct InMemoryCaptionedDataset: CaptionedDataset {
     let imageSize: Int
     let channels: Int
     let samples: [DatasetSample]
@@ -36,13 +36,13 @@ struct InMemoryDataset: CaptionedDataset {
     }
 
     @Test func everySourceKeepsTheContract() throws {
-        for split in DatasetSplit.allCases { checkContract(shapes(split, size: 24, count: 200), samples: 20) }
-        checkContract(InMemoryDataset(size: 8, channels: 3, count: 5), samples: 5)
+        for split in DatasetSplit.allCases { checkContract(shapesSplit(split, size: 24, count: 200), samples: 20) }
+        checkContract(InMemoryCaptionedDataset(size: 8, channels: 3, count: 5), samples: 5)
         if FashionTests.realFilesPresent { checkContract(try FashionMNIST(split: .val), samples: 20) }
     }
 
     @Test func shapesSamplesCarryTheirScene() {
-        let data = shapes(.novel, count: 20)
+        let data = shapesSplit(.novel, count: 20)
         for i in 0..<data.count {
             let s = data.sample(at: i)
             guard case .shapes(let scene)? = s.attributes else {

@@ -5,7 +5,7 @@ import Testing
 @testable import VQDiffusion
 
 /// A fresh temporary directory for one test.
-func temporaryDirectory(_ name: String) -> URL {
+func datasetTestDirectory(_ name: String) -> URL {
     let url = FileManager.default.temporaryDirectory
         .appendingPathComponent("vqd-\(name)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
     try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -13,7 +13,7 @@ func temporaryDirectory(_ name: String) -> URL {
 }
 
 /// Writes `bytes` gzip-compressed through zlib.
-func writeGzip(_ bytes: [UInt8], to path: String) {
+func writeGzipForTest(_ bytes: [UInt8], to path: String) {
     let file = gzopen(path, "wb")!
     let written = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
     precondition(written == bytes.count, "gzwrite wrote \(written) of \(bytes.count) bytes")
@@ -21,7 +21,7 @@ func writeGzip(_ bytes: [UInt8], to path: String) {
 }
 
 /// An IDX header of unsigned bytes with the given dimensions.
-func idxHeader(_ dims: [Int]) -> [UInt8] {
+func idxTestHeader(_ dims: [Int]) -> [UInt8] {
     var h: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]
     for d in dims { h += [UInt8(d >> 24 & 255), UInt8(d >> 16 & 255), UInt8(d >> 8 & 255), UInt8(d & 255)] }
     return h
@@ -29,22 +29,22 @@ func idxHeader(_ dims: [Int]) -> [UInt8] {
 
 @Suite struct FashionTests {
     @Test func idxFilesParseThroughZlib() throws {
-        let dir = temporaryDirectory("idx")
+        let dir = datasetTestDirectory("idx")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("small-idx3-ubyte.gz").path
         let values = (0..<12).map { UInt8($0 * 20) }
-        writeGzip(idxHeader([3, 2, 2]) + values, to: path)
+        writeGzipForTest(idxTestHeader([3, 2, 2]) + values, to: path)
         let idx = try IDXFile.read(gzipPath: path)
         #expect(idx.dimensions == [3, 2, 2])
         #expect(idx.values == values)
     }
 
     @Test func truncatedAndMalformedIDXFilesGiveClearErrors() throws {
-        let dir = temporaryDirectory("idx-bad")
+        let dir = datasetTestDirectory("idx-bad")
         defer { try? FileManager.default.removeItem(at: dir) }
         func message(_ bytes: [UInt8]) -> String {
             let path = dir.appendingPathComponent("bad.gz").path
-            writeGzip(bytes, to: path)
+            writeGzipForTest(bytes, to: path)
             do {
                 _ = try IDXFile.read(gzipPath: path, hint: "HINT")
                 return "no error"
@@ -52,9 +52,9 @@ func idxHeader(_ dims: [Int]) -> [UInt8] {
                 return "\(error)"
             }
         }
-        let short = message(idxHeader([3, 2, 2]) + [1, 2, 3, 4, 5])
+        let short = message(idxTestHeader([3, 2, 2]) + [1, 2, 3, 4, 5])
         #expect(short.contains("truncated") && short.contains("3×2×2") && short.contains("HINT"), "\(short)")
-        #expect(message(idxHeader([2, 2]) + [1, 2, 3, 4, 5]).contains("4 values but 5 follow"))
+        #expect(message(idxTestHeader([2, 2]) + [1, 2, 3, 4, 5]).contains("4 values but 5 follow"))
         #expect(message([0, 0, 8]).contains("fewer than the 4-byte header"))
         #expect(message([0, 0, 8, 3, 0, 0]).contains("declares 3 dimensions"))
         #expect(message([0x12, 0x34, 8, 1]).contains("magic number"))
@@ -64,7 +64,7 @@ func idxHeader(_ dims: [Int]) -> [UInt8] {
         var rng = RandomGenerator(seed: 1)
         let payload = (0..<40_000).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         let full = dir.appendingPathComponent("full.gz").path
-        writeGzip(idxHeader([40_000]) + payload, to: full)
+        writeGzipForTest(idxTestHeader([40_000]) + payload, to: full)
         let compressed = try Data(contentsOf: URL(fileURLWithPath: full))
         let cut = dir.appendingPathComponent("cut.gz").path
         try compressed.prefix(compressed.count / 2).write(to: URL(fileURLWithPath: cut))
@@ -73,7 +73,7 @@ func idxHeader(_ dims: [Int]) -> [UInt8] {
     }
 
     @Test func missingFilesSayHowToInstallThePackage() {
-        let dir = temporaryDirectory("fashion-empty")
+        let dir = datasetTestDirectory("fashion-empty")
         defer { try? FileManager.default.removeItem(at: dir) }
         do {
             _ = try FashionMNIST(split: .train, directory: dir.path)
@@ -86,15 +86,15 @@ func idxHeader(_ dims: [Int]) -> [UInt8] {
     }
 
     @Test func craftedFilesSplitPadAndCaption() throws {
-        let dir = temporaryDirectory("fashion-crafted")
+        let dir = datasetTestDirectory("fashion-crafted")
         defer { try? FileManager.default.removeItem(at: dir) }
         let n = 5_003
         var images = [UInt8](repeating: 0, count: n * 784)
         for i in 0..<n { for p in 0..<784 { images[i * 784 + p] = UInt8(truncatingIfNeeded: i &+ p) | 1 } }
-        writeGzip(idxHeader([n, 28, 28]) + images, to: dir.appendingPathComponent("train-images-idx3-ubyte.gz").path)
-        writeGzip(idxHeader([n]) + (0..<n).map { UInt8($0 % 10) }, to: dir.appendingPathComponent("train-labels-idx1-ubyte.gz").path)
-        writeGzip(idxHeader([2, 28, 28]) + [UInt8](repeating: 9, count: 2 * 784), to: dir.appendingPathComponent("t10k-images-idx3-ubyte.gz").path)
-        writeGzip(idxHeader([2]) + [7, 9], to: dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz").path)
+        writeGzipForTest(idxTestHeader([n, 28, 28]) + images, to: dir.appendingPathComponent("train-images-idx3-ubyte.gz").path)
+        writeGzipForTest(idxTestHeader([n]) + (0..<n).map { UInt8($0 % 10) }, to: dir.appendingPathComponent("train-labels-idx1-ubyte.gz").path)
+        writeGzipForTest(idxTestHeader([2, 28, 28]) + [UInt8](repeating: 9, count: 2 * 784), to: dir.appendingPathComponent("t10k-images-idx3-ubyte.gz").path)
+        writeGzipForTest(idxTestHeader([2]) + [7, 9], to: dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz").path)
 
         let train = try FashionMNIST(split: .train, directory: dir.path)
         let val = try FashionMNIST(split: .val, directory: dir.path)
@@ -117,7 +117,7 @@ func idxHeader(_ dims: [Int]) -> [UInt8] {
         #expect(test.sample(at: 0).caption.hasSuffix("a sneaker") && test.sample(at: 1).caption.hasSuffix("an ankle boot"))
 
         // Labels out of range are rejected.
-        writeGzip(idxHeader([2]) + [7, 10], to: dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz").path)
+        writeGzipForTest(idxTestHeader([2]) + [7, 10], to: dir.appendingPathComponent("t10k-labels-idx1-ubyte.gz").path)
         #expect(throws: DatasetError.self) { try FashionMNIST(split: .test, directory: dir.path) }
     }
 
@@ -149,7 +149,7 @@ func idxHeader(_ dims: [Int]) -> [UInt8] {
                 perTemplate[data.templateIndex(at: i)] += 1
             }
             #expect(perClass.allSatisfy { $0 > data.count / 20 }, "\(data.split): \(perClass)")
-            for t in perTemplate { expectFrequency(t, of: data.count, near: 1.0 / Double(perTemplate.count), "\(data.split) template") }
+            for t in perTemplate { expectDatasetFrequency(t, of: data.count, near: 1.0 / Double(perTemplate.count), "\(data.split) template") }
         }
         #expect(test.label(at: 0) == 9)  // the first t10k image is an ankle boot
         let s = train.sample(at: 123)

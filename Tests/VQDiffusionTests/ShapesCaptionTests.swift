@@ -4,7 +4,7 @@ import Testing
 @Suite struct ShapesCaptionTests {
     @Test func everyCaptionAgreesWithItsAttributes() {
         for split in DatasetSplit.allCases {
-            let data = shapes(split, count: 1500)
+            let data = shapesSplit(split, count: 1500)
             for i in 0..<data.count {
                 let s = data.scene(at: i)
                 guard let parsed = ShapesCaption.parse(s.caption) else {
@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func parsedCaptionChecksScenes() {
-        let data = shapes(.train, count: 50)
+        let data = shapesSplit(.train, count: 50)
         let scenes = (0..<50).map { data.scene(at: $0) }
         // A caption is satisfied by its own scene and, with different objects, not by others.
         let parsed = ShapesCaption.parse(scenes[0].caption)!

@@ -11,7 +11,7 @@ import Testing
     }.min()!
 
     @Test func centrePixelsHaveTheObjectsColour() {
-        let data = shapes(.train, count: 300)
+        let data = shapesSplit(.train, count: 300)
         for i in 0..<data.count {
             let s = data.shapesSample(at: i)
             for o in s.objects {
@@ -29,7 +29,7 @@ import Testing
     @Test func pixelsWhollyInsideAConvexShapeAreUniform() {
         // A pixel whose four corners lie in a convex shape is fully covered: exactly the object's
         // colour, anti-aliasing only at the edges.
-        let data = shapes(.val, count: 200)
+        let data = shapesSplit(.val, count: 200)
         var checked = 0
         for i in 0..<data.count {
             let s = data.shapesSample(at: i)
@@ -53,7 +53,7 @@ import Testing
 
     @Test func edgesAreAntiAliased() {
         // Every circle has edge pixels between background and object colour in its brightest channel.
-        let data = shapes(.test, count: 300)
+        let data = shapesSplit(.test, count: 300)
         var circles = 0
         for i in 0..<data.count {
             let s = data.shapesSample(at: i)
@@ -76,7 +76,7 @@ import Testing
 
     @Test func backgroundIsDarkerThanEveryPaletteColour() {
         for size in [16, 32, 64] {
-            let data = shapes(.novel, size: size, count: 60)
+            let data = shapesSplit(.novel, size: size, count: 60)
             for i in 0..<data.count {
                 let s = data.shapesSample(at: i)
                 var sum: Float = 0, n = 0
@@ -104,7 +104,7 @@ import Testing
     @Test func backgroundNoiseHasTheSpecifiedSpread() {
         // Differences of horizontal neighbours in an empty corner: gradient ≤ 20/S per pixel,
         // noise difference σ·√2 ≈ 4.2 (slightly less after rounding and clipping).
-        let data = shapes(.train, size: 64, count: 20)
+        let data = shapesSplit(.train, size: 64, count: 20)
         var sumSquares: Double = 0, n = 0
         for i in 0..<data.count {
             let s = data.shapesSample(at: i)
@@ -159,7 +159,7 @@ import Testing
         #expect(abs(sumFourth / Double(n) - 3) < 0.1, "fourth moment \(sumFourth / Double(n))")
         for (k, p) in points.enumerated() {
             let cdf = 0.5 * erfc(-p / 2.0.squareRoot())
-            expectFrequency(below[k], of: n, near: cdf, "P(x < \(p))")
+            expectDatasetFrequency(below[k], of: n, near: cdf, "P(x < \(p))")
         }
         // The same generator state gives the same draws.
         var a = RandomGenerator(seed: 3), b = RandomGenerator(seed: 3)

@@ -4,7 +4,7 @@ import Testing
 @testable import VQDiffusion
 
 /// Expects `count` of `n` to be within four standard deviations (plus a little) of probability `p`.
-func expectFrequency(_ count: Int, of n: Int, near p: Double, _ what: String,
+func expectDatasetFrequency(_ count: Int, of n: Int, near p: Double, _ what: String,
                      sourceLocation: SourceLocation = #_sourceLocation) {
     let f = Double(count) / Double(n)
     let tolerance = 4 * (p * (1 - p) / Double(n)).squareRoot() + 0.002
@@ -12,13 +12,13 @@ func expectFrequency(_ count: Int, of n: Int, near p: Double, _ what: String,
             sourceLocation: sourceLocation)
 }
 
-func shapes(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int = 4000) -> ShapesDataset {
+func shapesSplit(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int = 4000) -> ShapesDataset {
     try! ShapesDataset(ShapesConfiguration(imageSize: size, seed: seed, split: split, count: count))
 }
 
 @Suite struct ShapesTests {
     @Test func samplesAreAPureFunctionOfSeedSplitAndIndex() {
-        let a = shapes(.train, seed: 7), b = shapes(.train, seed: 7)
+        let a = shapesSplit(.train, seed: 7), b = shapesSplit(.train, seed: 7)
         for i in [0, 1, 17, 3999] {
             let x = a.shapesSample(at: i), y = b.shapesSample(at: i)
             #expect(x == y)
@@ -26,26 +26,26 @@ func shapes(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int 
             #expect(a.scene(at: i) == x.scene, "scene(at:) must agree with the rendered sample")
         }
         #expect(a.shapesSample(at: 0).image.pixels != a.shapesSample(at: 1).image.pixels)
-        #expect(a.shapesSample(at: 0).image.pixels != shapes(.train, seed: 8).shapesSample(at: 0).image.pixels)
-        #expect(a.shapesSample(at: 0).image.pixels != shapes(.val, seed: 7).shapesSample(at: 0).image.pixels)
+        #expect(a.shapesSample(at: 0).image.pixels != shapesSplit(.train, seed: 8).shapesSample(at: 0).image.pixels)
+        #expect(a.shapesSample(at: 0).image.pixels != shapesSplit(.val, seed: 7).shapesSample(at: 0).image.pixels)
     }
 
     @Test func sampleFollowsTheDocumentedGenerator() {
         // The scene of (seed, split, index) is drawn from RandomGenerator(seed:).derived(key, index).
         var rng = RandomGenerator(seed: 3).derived(DatasetSplit.test.streamKey, 11)
         let scene = ShapesLayout.scene(size: 32, novel: false, using: &rng)
-        #expect(shapes(.test, seed: 3).scene(at: 11) == scene)
+        #expect(shapesSplit(.test, seed: 3).scene(at: 11) == scene)
     }
 
     @Test func referenceSamplesAreReproduced() throws {
         // Pinned values: the scene uses only integer and exactly rounded float arithmetic; the pixel
         // sum gets a small tolerance for last-bit differences of cos/exp/log between C libraries.
-        let train = shapes(.train, seed: 2024, count: 10).shapesSample(at: 0)
+        let train = shapesSplit(.train, seed: 2024, count: 10).shapesSample(at: 0)
         #expect(train.caption == "a small magenta cross in the bottom right corner")
         #expect(train.objects[0].centerX == 24.582424 && train.objects[0].centerY == 22.441406
                 && train.objects[0].extent == 8.728255)
         #expect(abs(train.image.pixels.reduce(0) { $0 + Int($1) } - 111_294) <= 3)
-        let novel = shapes(.novel, seed: 2024, count: 10).shapesSample(at: 5)
+        let novel = shapesSplit(.novel, seed: 2024, count: 10).shapesSample(at: 5)
         #expect(novel.caption == "there is a small white circle at the top")
         #expect(novel.objects[0].centerX == 20.383896 && novel.objects[0].extent == 7.1056013)
         #expect(abs(novel.image.pixels.reduce(0) { $0 + Int($1) } - 151_257) <= 3)
@@ -54,14 +54,14 @@ func shapes(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int 
     @Test func splitsComeFromDisjointStreams() {
         let keys = DatasetSplit.allCases.map(\.streamKey)
         #expect(Set(keys).count == keys.count)
-        let captions = DatasetSplit.allCases.map { split in (0..<50).map { shapes(split).scene(at: $0).caption } }
+        let captions = DatasetSplit.allCases.map { split in (0..<50).map { shapesSplit(split).scene(at: $0).caption } }
         for i in 0..<captions.count {
             for j in (i + 1)..<captions.count { #expect(captions[i] != captions[j]) }
         }
     }
 
     @Test func attributeFrequenciesFollowTheSpecification() {
-        let data = shapes(.train)
+        let data = shapesSplit(.train)
         let n = data.count
         var pairs = 0, singles = 0, objects = 0
         var shapeCounts = [Int](repeating: 0, count: 5), colorCounts = [Int](repeating: 0, count: 8)
@@ -82,30 +82,30 @@ func shapes(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int 
             if let r = s.relation { relationCounts[r.rawValue] += 1 }
             templateCounts[s.template.rawValue] += 1
         }
-        expectFrequency(pairs, of: n, near: 0.5, "two-object scenes")
+        expectDatasetFrequency(pairs, of: n, near: 0.5, "two-object scenes")
         // Every shape has exactly one held-out colour, so shapes stay uniform over the 35 seen pairs;
         // red, green and blue have five seen shapes, the other colours four.
-        for k in ShapeKind.allCases { expectFrequency(shapeCounts[k.rawValue], of: objects, near: 0.2, "shape \(k)") }
+        for k in ShapeKind.allCases { expectDatasetFrequency(shapeCounts[k.rawValue], of: objects, near: 0.2, "shape \(k)") }
         for c in ShapeColor.allCases {
             let seen = ShapeKind.allCases.filter { !ShapesScene.isHeldOut(c, $0) }.count
-            expectFrequency(colorCounts[c.rawValue], of: objects, near: Double(seen) / 35, "colour \(c)")
+            expectDatasetFrequency(colorCounts[c.rawValue], of: objects, near: Double(seen) / 35, "colour \(c)")
         }
-        expectFrequency(singleSmall, of: singles, near: 0.5, "small single objects")
-        for p in GridPosition.allCases { expectFrequency(positionCounts[p.rawValue], of: singles, near: 1.0 / 9, "position \(p)") }
-        for r in Relation.allCases { expectFrequency(relationCounts[r.rawValue], of: pairs, near: 0.25, "relation \(r)") }
-        for t in ShapesTemplate.singleObject { expectFrequency(templateCounts[t.rawValue], of: singles, near: 1.0 / 3, "template \(t)") }
-        for t in ShapesTemplate.pair { expectFrequency(templateCounts[t.rawValue], of: pairs, near: 0.5, "template \(t)") }
+        expectDatasetFrequency(singleSmall, of: singles, near: 0.5, "small single objects")
+        for p in GridPosition.allCases { expectDatasetFrequency(positionCounts[p.rawValue], of: singles, near: 1.0 / 9, "position \(p)") }
+        for r in Relation.allCases { expectDatasetFrequency(relationCounts[r.rawValue], of: pairs, near: 0.25, "relation \(r)") }
+        for t in ShapesTemplate.singleObject { expectDatasetFrequency(templateCounts[t.rawValue], of: singles, near: 1.0 / 3, "template \(t)") }
+        for t in ShapesTemplate.pair { expectDatasetFrequency(templateCounts[t.rawValue], of: pairs, near: 0.5, "template \(t)") }
     }
 
     @Test func heldOutPairsOccurOnlyInNovel() {
         for split in [DatasetSplit.train, .val, .test] {
-            let data = shapes(split, count: 3000)
+            let data = shapesSplit(split, count: 3000)
             for i in 0..<data.count {
                 let s = data.scene(at: i)
                 #expect(!s.containsHeldOutPair, "\(split) sample \(i): \(s.caption)")
             }
         }
-        let novel = shapes(.novel, count: 3000)
+        let novel = shapesSplit(.novel, count: 3000)
         var heldOutSingles = [Int](repeating: 0, count: ShapesScene.heldOutPairs.count), singles = 0, pairs = 0
         for i in 0..<novel.count {
             let s = novel.scene(at: i)
@@ -118,15 +118,15 @@ func shapes(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int 
                 pairs += 1
             }
         }
-        expectFrequency(pairs, of: novel.count, near: 0.5, "novel two-object scenes")
-        for k in heldOutSingles.indices { expectFrequency(heldOutSingles[k], of: singles, near: 0.2, "novel single pair \(k)") }
+        expectDatasetFrequency(pairs, of: novel.count, near: 0.5, "novel two-object scenes")
+        for k in heldOutSingles.indices { expectDatasetFrequency(heldOutSingles[k], of: singles, near: 0.2, "novel single pair \(k)") }
     }
 
     @Test func objectsRespectMarginsGridAndRelations() {
         for size in [16, 32, 64] {
             let S = Float(size)
             for split in DatasetSplit.allCases {
-                let data = shapes(split, size: size, count: 1500)
+                let data = shapesSplit(split, size: size, count: 1500)
                 for i in 0..<data.count {
                     let s = data.scene(at: i)
                     for o in s.objects {
@@ -158,7 +158,7 @@ func shapes(_ split: DatasetSplit, size: Int = 32, seed: UInt64 = 0, count: Int 
     }
 
     @Test func objectColoursStayWithinTheJitter() {
-        let data = shapes(.novel, count: 500)
+        let data = shapesSplit(.novel, count: 500)
         for i in 0..<data.count {
             for o in data.scene(at: i).objects {
                 let base = o.color.rgb
