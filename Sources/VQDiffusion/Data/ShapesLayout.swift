@@ -5,6 +5,8 @@ import Engine
 /// The draws, in order: one or two objects (1/2 each); the colour–shape pairs; for a pair the
 /// relation; sizes and extents (a pair that cannot be placed is redrawn); each object's colour
 /// jitter; the placement; the caption template. Rendering continues from the same generator.
+/// Redrawing pairs that do not fit makes large–large pairs rarer than 1/4 (at S = 32 about 53 % of
+/// the objects in pairs are small); single objects are small or large with probability 1/2.
 public enum ShapesLayout {
     /// Smallest and largest canvas side; the side must be a multiple of 8.
     public static let sizeRange = 16...128
