@@ -117,12 +117,14 @@ struct ResultsCommand: ParsableCommand {
         @Option var count = 1000
         @Option var flushEvery = 1000
         @Option(help: "Seconds to wait after writing, before finishing (to be killed meanwhile).") var hold = 0.0
+        @Option(help: "Start writing at this time (milliseconds since 1970), so that writers overlap.") var startAtMs: Int64?
 
         func run() throws {
             let db = try ResultsDatabase(path: database.db)
             let run = try db.startRun(experiment: experiment, name: runName, profile: "test", threads: 1, gitCommit: nil)
             run.flushEvery = flushEvery
             run.logParams(["count": String(count), "writer": runName])
+            if let startAtMs { Thread.sleep(forTimeInterval: max(0, Double(startAtMs - Run.nowMs()) / 1000)) }
             let start = Date()
             for step in 0..<count { run.logMetric("value", Double(step), step: step) }
             try run.flush()

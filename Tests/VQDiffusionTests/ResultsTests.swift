@@ -124,9 +124,10 @@ import Testing
     @Test func twoProcessesWritingAtOnceLoseNothing() throws {
         let folder = TemporaryFolder()
         let path = folder.file("shared.sqlite").path
-        let count = 3000
+        let count = 20_000
+        let startAt = String(Run.nowMs() + 400)   // both start writing together: 800 transactions each
         let writers = try ["a", "b"].map { name in
-            try Self.writer(["--db", path, "--run-name", name, "--count", String(count), "--flush-every", "25"])
+            try Self.writer(["--db", path, "--run-name", name, "--count", String(count), "--flush-every", "25", "--start-at-ms", startAt])
         }
         for (process, _) in writers { process.waitUntilExit() }
         #expect(writers.allSatisfy { $0.0.terminationStatus == 0 })
@@ -139,6 +140,9 @@ import Testing
             #expect(values.map(\.step) == Array(0..<count))
             #expect(values.allSatisfy { $0.value == Double($0.step) })
         }
+        // The writes really interleaved (otherwise this test shows nothing).
+        let spans = try runs.map { run in try db.metric(runID: run.id, key: "value").map(\.timestampMs) }
+        #expect(spans[0].first! <= spans[1].last! && spans[1].first! <= spans[0].last!)
     }
 
     @Test func sigkillLeavesAReadableDatabaseAndReopeningMarksTheRunKilled() throws {
