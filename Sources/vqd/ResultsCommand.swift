@@ -78,7 +78,7 @@ struct ResultsCommand: ParsableCommand {
         func run() throws {
             let rows = try database.open().lastValues(of: metric, experiment: experiment)
             guard !rows.isEmpty else {
-                throw ValidationError("no run\(experiment.map { " in experiment \($0)" } ?? "") logged metric \(metric)")
+                throw ResultsError("no run\(experiment.map { " in experiment \($0)" } ?? "") logged metric \(metric); list the keys of a run with `vqd results show RUN`")
             }
             printTable(["id", "experiment", "name", "status", "step", metric], rows.map { r in
                 [String(r.run.id.prefix(12)), r.run.experiment, r.run.name ?? "", r.run.status.rawValue,

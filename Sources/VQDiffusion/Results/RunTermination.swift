@@ -5,13 +5,15 @@ import Foundation
 /// the process as it would have.
 ///
 /// The approach: a real signal handler may only call async-signal-safe functions, and SQLite
-/// (locks, malloc) is not one. So the signals are not handled in signal context at all: they are
-/// set to SIG_IGN and observed through dispatch signal sources, whose handlers run on an ordinary
-/// thread. That thread takes each run's database lock (waiting for any write in progress on the
-/// main thread to finish), writes the buffered entries, sets status KILLED and `sys.end_reason`,
-/// restores the default action and re-raises the signal, so the exit status still says "killed
-/// by SIGTERM". A process that dies without a catchable signal (SIGKILL, a crash, power loss)
-/// leaves its run RUNNING; the next `ResultsDatabase` opened on this host marks it KILLED.
+/// (locks, malloc) is not one. So nothing is written in signal context: the signals are observed
+/// through dispatch signal sources (libdispatch's own minimal handler only records the signal;
+/// SIG_IGN is set first so that nothing happens before the source is armed). The event handler
+/// then runs on an ordinary queue thread, takes each open run's database lock (waiting for a
+/// write in progress on the training thread to finish), writes the buffered entries, sets status
+/// KILLED and the tag `sys.end_reason`, restores the default action and re-raises the signal, so
+/// the exit status still says "killed by SIGTERM" (or SIGINT). A process that dies without a
+/// catchable signal (SIGKILL, a crash, power loss) leaves its run RUNNING; the next
+/// `ResultsDatabase` opened on this host sees that the recorded pid is gone and marks it KILLED.
 ///
 /// This is the one piece of process-wide state in the results code: signals belong to the process.
 final class RunTermination: @unchecked Sendable {
