@@ -106,7 +106,8 @@ public struct Image: Equatable, Sendable {
     /// A sample sheet: `images` in rows of `columns`, left to right and top to bottom, separated
     /// and framed by `gap` pixels of `background` (one value per channel; default black, opaque).
     /// All images must have the same size; channels are unified to the largest count.
-    /// Size: width = columns·w + (columns+1)·gap, height = rows·h + (rows+1)·gap.
+    /// Size, with c = min(columns, images.count) and r = ⌈images.count / c⌉:
+    /// width = c·w + (c+1)·gap, height = r·h + (r+1)·gap.
     public static func grid(_ images: [Image], columns: Int, gap: Int = 2, background: [UInt8]? = nil) -> Image {
         precondition(!images.isEmpty, "Image.grid needs at least one image")
         precondition(columns > 0 && gap >= 0, "Image.grid needs columns > 0 and gap ≥ 0, got \(columns), \(gap)")
