@@ -17,6 +17,7 @@ struct VQD: ParsableCommand {
         subcommands: [
             InfoCommand.self,
             DatasetCommand.self,
+            ResultsCommand.self,
         ])
 }
 
