@@ -16,6 +16,7 @@ struct VQD: ParsableCommand {
         version: VQDiffusionInfo.version,
         subcommands: [
             InfoCommand.self,
+            InspectCommand.self,
         ])
 }
 
