@@ -103,7 +103,7 @@ public struct DiffusionSchedule: Equatable, Sendable {
             let g = s * (c.gammaEnd - c.gammaStart) + c.gammaStart
             att.append(a)
             ctt.append(g)
-            btt.append(max(0, (1 - a - g) / K))   // rounding can leave −1e-17 at a clamped end
+            btt.append(DiffusionSchedule.replaceRate(1 - a - g, classes: K))
         }
         var at = [1.0], bt = [0.0], ct = [0.0]
         for t in 1...T {
@@ -111,7 +111,7 @@ public struct DiffusionSchedule: Equatable, Sendable {
             let g = 1 - (1 - ctt[t]) / (1 - ctt[t - 1])
             at.append(a)
             ct.append(g)
-            bt.append(max(0, (1 - a - g) / K))
+            bt.append(DiffusionSchedule.replaceRate(1 - a - g, classes: K))
         }
         (alphaBar, betaBar, gammaBar) = (att, btt, ctt)
         (alpha, beta, gamma) = (at, bt, ct)
@@ -189,7 +189,15 @@ public struct DiffusionSchedule: Equatable, Sendable {
         if s == 0 { return cumulative(t) }
         let a = alphaBar[t] / alphaBar[s]
         let g = 1 - (1 - gammaBar[t]) / (1 - gammaBar[s])
-        return MaskReplaceTransition(classes: classes, keep: a, replace: max(0, (1 - a - g) / Double(classes)), mask: g)
+        return MaskReplaceTransition(classes: classes, keep: a, replace: DiffusionSchedule.replaceRate(1 - a - g, classes: Double(classes)), mask: g)
+    }
+
+    /// β from the total replacement mass 1 − α − γ. Masses within a few rounding errors of zero
+    /// (|·| ≤ 16 ulp(1) ≈ 3.6e−15) are set to exactly 0: they arise where the schedule makes β
+    /// vanish in exact arithmetic (mask-only after the first step) and, left as noise, would make
+    /// the posterior of a real token depend on rounding.
+    static func replaceRate(_ mass: Double, classes K: Double) -> Double {
+        mass <= 16 * Double.ulpOfOne ? 0 : mass / K
     }
 
     /// The schedule as JSON for `vqd inspect schedule`: arrays at, bt, ct (one-step α_t, β_t, γ_t)
