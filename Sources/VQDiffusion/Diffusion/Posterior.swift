@@ -57,6 +57,11 @@ public enum StepSkipping: String, Sendable, CaseIterable {
     /// The reference implementation's shortcut: the network sees x_t at time t, then one ordinary
     /// one-step posterior is taken as if the tokens were x_{s+1}, i.e. p(x_s | x_{s+1} = x_t) with
     /// q(x_{s+1} | x_s) and q(x_s | x0). Equal to `.exact` when s = t − 1.
+    ///
+    /// In the released code's 0-based step index (index = t − 1, stride Δt = skip_step + 1) this
+    /// is `q_posterior(..., t = index − skip_step)`, the one-step posterior at our time
+    /// t − Δt + 1 = s + 1. (That code falls back to the ordinary step at t once index ≤ skip_step;
+    /// choosing the visited times is the sampler's business, not this function's.)
     case referenceApproximation
 }
 

@@ -97,7 +97,9 @@ extension DiffusionSchedule {
 
     /// The semantics of `vqd inspect posterior`, in the reference implementation's layout:
     /// given x_t (B, N) with values 0…K, log x0 float32 (B, K, N) over the real codes and t (1…T),
-    /// returns float32 (B, K+1, N) = log p(x_{t−1} | x_t), floored at −70.
+    /// returns float32 (B, K+1, N) = log p(x_{t−1} | x_t), floored at −70. t is 1-based here
+    /// (the reference code's 0-based step index is t − 1). The result is normalised over the K+1
+    /// classes; for a normalised log x0 this agrees with the reference's unnormalised formula.
     public func posteriorLogProbabilitiesClassesFirst(xt: [Int32], logX0: [Float], batch B: Int, t: Int) -> [Float] {
         let K = classes
         precondition(B > 0 && xt.count % B == 0, "posterior: \(xt.count) tokens do not split into \(B) batch elements")
