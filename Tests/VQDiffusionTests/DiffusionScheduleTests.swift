@@ -77,6 +77,29 @@ import Testing
         for t in 2...100 { #expect(Double(K) * maskOnly.beta[t] < 1e-14, "t=\(t): Kβ = \(Double(K) * maskOnly.beta[t])") }
     }
 
+    /// Values of the released reference schedule (K = 512, T = 100), computed independently in
+    /// Float64 from its published formula: (t, α_t, β_t, γ_t, ᾱ_t, β̄_t, γ̄_t).
+    @Test func matchesReferenceScheduleValues() throws {
+        let paper: [(Int, [Double])] = [
+            (1, [0.99999, 1.953124999839323e-09, 9.000000000036756e-06, 0.99999, 1.9531249999111123e-09, 9e-06]),
+            (2, [0.9898990808089899, 1.9726937326015707e-06, 0.009090899999918078, 0.9898891818181819, 1.9746093749999114e-06, 0.009099818181818183]),
+            (50, [0.9803924994238224, 6.793939324947415e-06, 0.016129003641804474, 0.5050499090909091, 9.666210937500001e-05, 0.4454590909090909]),
+            (100, [0.0008902237249155092, 0.0017886273570923382, 0.08333256944380729, 9.000000000036756e-06, 0.00019529492187499988, 0.9]),
+        ]
+        let maskOnly: [(Int, [Double])] = [
+            (2, [0.9898990808089899, 1.9728535428573113e-11, 0.010100909089999943, 0.9898891818181819, 1.9531249999104737e-09, 0.010109818181818183]),
+            (50, [0.9803924994238224, 7.433906897176545e-11, 0.019607462514574237, 0.5050499090909091, 1.9531250000561634e-09, 0.4949490909090909]),
+            (100, [0.0008902237249155092, 1.9299983903728855e-07, 0.9990109603574974, 9.000000000036756e-06, 1.953124999839323e-09, 0.99999]),
+        ]
+        for (config, rows) in [(DiffusionConfiguration.paper(classes: 512), paper), (.referenceMaskOnly(classes: 512), maskOnly)] {
+            let s = try DiffusionSchedule(config)
+            for (t, v) in rows {
+                let got = [s.alpha[t], s.beta[t], s.gamma[t], s.alphaBar[t], s.betaBar[t], s.gammaBar[t]]
+                for (a, b) in zip(got, v) { #expect(abs(a - b) <= 1e-14 * abs(b), "t=\(t): \(a) vs \(b)") }
+            }
+        }
+    }
+
     @Test func impossibleEndPointsThrowWithAMessage() {
         let bad: [DiffusionConfiguration] = [
             DiffusionConfiguration(classes: 0),
