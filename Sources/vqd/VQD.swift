@@ -18,6 +18,7 @@ struct VQD: ParsableCommand {
             InfoCommand.self,
             DatasetCommand.self,
             ResultsCommand.self,
+            InspectCommand.self,
         ])
 }
 
