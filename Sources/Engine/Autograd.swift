@@ -13,16 +13,20 @@ public final class GradNode {
 }
 
 /// Grad mode. When disabled (inference), ops record nothing and outputs never require gradients.
+/// The mode is task-local (and thread-local outside tasks), so concurrent work is independent.
 public enum Autograd {
-    nonisolated(unsafe) private static var disabledDepth = 0
+    @TaskLocal private static var disabled = false
 
-    public static var isEnabled: Bool { disabledDepth == 0 }
+    public static var isEnabled: Bool { !disabled }
 
     /// Runs `body` with grad mode off: no graph is recorded.
     public static func withoutGrad<R>(_ body: () throws -> R) rethrows -> R {
-        disabledDepth += 1
-        defer { disabledDepth -= 1 }
-        return try body()
+        try $disabled.withValue(true) { try body() }
+    }
+
+    /// Runs `body` with grad mode on (e.g. a training step inside an inference context).
+    public static func withGrad<R>(_ body: () throws -> R) rethrows -> R {
+        try $disabled.withValue(false) { try body() }
     }
 }
 
