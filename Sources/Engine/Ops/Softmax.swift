@@ -1,0 +1,94 @@
+import Foundation
+
+// Softmax and log-softmax over the last axis, each one node. Rows are shifted by their maximum,
+// so inputs of any magnitude are safe; a row that is entirely −∞ gives NaN-free zeros
+// (softmax) or −∞ (log-softmax).
+
+extension Tensor {
+    /// Rows (rows, C) over the last axis.
+    private var lastAxisRows: (rows: Int, C: Int) {
+        precondition(rank >= 1, "softmax over the last axis needs rank ≥ 1, got shape \(shape)")
+        let C = shape[rank - 1]
+        return (C == 0 ? 0 : count / C, C)
+    }
+
+    /// exp(x − logsumexp(x)) over the last axis.
+    public func softmax() -> Tensor {
+        let (rows, C) = lastAxisRows
+        let out = Tensor(uninitializedShape: shape)
+        let (px, py) = (pointer, out.pointer)
+        forEachRowChunk(rows: rows, C: C) { r in
+            for row in r {
+                let x = px + row * C, y = py + row * C
+                var m = -Float.infinity
+                for j in 0..<C { m = Swift.max(m, x[j]) }
+                if m == -.infinity { for j in 0..<C { y[j] = 0 }; continue }
+                var s: Float = 0
+                for j in 0..<C { let e = Foundation.exp(x[j] - m); y[j] = e; s += e }
+                let inv = 1 / s
+                for j in 0..<C { y[j] *= inv }
+            }
+        }
+        return out.recordOp(inputs: [self]) { out in
+            // dx = y ⊙ (g − Σ g·y)
+            let (g, y) = (out.gradStorage!.pointer, out.pointer)
+            self.accumulateGrad(shape: self.shape) { gx in
+                let d = gx.baseAddress!
+                self.forEachRowChunk(rows: rows, C: C) { r in
+                    for row in r {
+                        let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
+                        var dot: Float = 0
+                        for j in 0..<C { dot += gr[j] * yr[j] }
+                        for j in 0..<C { dr[j] += yr[j] * (gr[j] - dot) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// x − logsumexp(x) over the last axis.
+    public func logSoftmax() -> Tensor {
+        let (rows, C) = lastAxisRows
+        let out = Tensor(uninitializedShape: shape)
+        let (px, py) = (pointer, out.pointer)
+        forEachRowChunk(rows: rows, C: C) { r in
+            for row in r {
+                let x = px + row * C, y = py + row * C
+                var m = -Float.infinity
+                for j in 0..<C { m = Swift.max(m, x[j]) }
+                if m == -.infinity { for j in 0..<C { y[j] = -.infinity }; continue }
+                var s: Float = 0
+                for j in 0..<C { s += Foundation.exp(x[j] - m) }
+                let lse = m + Foundation.log(s)
+                for j in 0..<C { y[j] = x[j] - lse }
+            }
+        }
+        return out.recordOp(inputs: [self]) { out in
+            // dx = g − softmax · Σ g
+            let (g, y) = (out.gradStorage!.pointer, out.pointer)
+            self.accumulateGrad(shape: self.shape) { gx in
+                let d = gx.baseAddress!
+                self.forEachRowChunk(rows: rows, C: C) { r in
+                    for row in r {
+                        let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
+                        var s: Float = 0
+                        for j in 0..<C { s += gr[j] }
+                        for j in 0..<C { dr[j] += gr[j] - Foundation.exp(yr[j]) * s }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `body` over ranges of rows, concurrently when the tensor is large.
+    @inline(__always)
+    fileprivate func forEachRowChunk(rows: Int, C: Int, _ body: (Range<Int>) -> Void) {
+        let threads = rows * C >= ElementwiseParallel.threshold && rows > 1 ? BLAS.threads : 1
+        if threads <= 1 { body(0..<rows); return }
+        let chunk = (rows + threads - 1) / threads
+        DispatchQueue.concurrentPerform(iterations: threads) { c in
+            let lo = c * chunk, hi = Swift.min(rows, lo + chunk)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}
