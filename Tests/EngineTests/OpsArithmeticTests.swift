@@ -128,6 +128,30 @@ extension OpsTests {
             #expect((a * c).gradNode != nil)
         }
 
+        @Test func largeBroadcastsTakeTheParallelPath() {
+            // [B, T, C] * [B, 1, C] and + [C] above the threading threshold, against serial loops.
+            let (B, T, C) = (4, 520, 512)
+            let x = opsUniform([B, T, C], seed: 11), s = opsUniform([B, 1, C], seed: 12), bias = opsUniform([C], seed: 13)
+            for t in [x, s, bias] { t.requiresGrad = true }
+            let y = x * s + bias
+            let seed = opsUniform([B, T, C], seed: 14)
+            y.backward(seed: seed)
+            let (px, ps, pbias, py, pg) = (x.pointer, s.pointer, bias.pointer, y.pointer, seed.pointer)
+            let (gx, gs, gbias) = (x.grad!.pointer, s.grad!.pointer, bias.grad!.pointer)
+            var worstY: Float = 0, worstX: Float = 0
+            var refS = [Double](repeating: 0, count: B * C), refBias = [Double](repeating: 0, count: C)
+            for b in 0..<B { for t in 0..<T { for c in 0..<C {
+                let i = (b * T + t) * C + c
+                worstY = max(worstY, abs(py[i] - (px[i] * ps[b * C + c] + pbias[c])))
+                worstX = max(worstX, abs(gx[i] - pg[i] * ps[b * C + c]))
+                refS[b * C + c] += Double(pg[i] * px[i])
+                refBias[c] += Double(pg[i])
+            } } }
+            #expect(worstY == 0 && worstX == 0)
+            #expect(opsMaxDiff((0..<(B * C)).map { gs[$0] }, refS.map { Float($0) }) < 1e-3)
+            #expect(opsMaxDiff((0..<C).map { gbias[$0] }, refBias.map { Float($0) }) < 1e-3)
+        }
+
         @Test func largeTensorsTakeTheParallelPath() {
             // Above the threading threshold the results must equal the serial reference.
             let n = 1 << 20 + 3

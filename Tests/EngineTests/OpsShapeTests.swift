@@ -36,6 +36,21 @@ extension OpsTests {
                 let err = gradientError([x.copy()]) { $0[0].permute(axes) }
                 #expect(err < 1e-2, "permute \(axes): error \(err)")
             }
+            // Transposes spanning several 32×32 tiles, with ragged edges.
+            for shape in [[70, 45], [3, 40, 33]] {
+                let m = opsUniform(shape, seed: 10)
+                let r = shape.count
+                let tr = m.transpose(r - 2, r - 1)
+                let (P, Q) = (shape[r - 1], shape[r - 2])
+                var worst: Float = 0
+                for i in 0..<tr.count {
+                    let (b, p, q) = (i / (P * Q), (i / Q) % P, i % Q)
+                    worst = max(worst, abs(tr.pointer[i] - m.pointer[b * P * Q + q * P + p]))
+                }
+                #expect(worst == 0, "transpose of \(shape)")
+                #expect(tr.transpose(r - 2, r - 1).values == m.values)
+            }
+            #expect(gradientError([opsUniform([2, 40, 35], seed: 11)]) { $0[0].transpose(1, 2) } < 1e-2)
             let t = x.transpose(1, -1)
             #expect(t.shape == [2, 5, 4, 3])
             #expect(t.values == x.permute([0, 3, 2, 1]).values)

@@ -61,16 +61,29 @@ struct BroadcastLayout {
     var innerStrideA: Int { strideA[strideA.count - 1] }
     var innerStrideB: Int { strideB[strideB.count - 1] }
 
-    /// Calls `row(outOffset, aOffset, bOffset)` for every innermost row, in order.
+    /// Number of innermost rows.
+    var rows: Int { dims.dropLast().reduce(1, *) }
+
+    /// Calls `row(outOffset, aOffset, bOffset)` for every innermost row in `range` (all by
+    /// default), in order.
     @inline(__always)
-    func forEachRow(_ row: (Int, Int, Int) -> Void) {
+    func forEachRow(in range: Range<Int>? = nil, _ row: (Int, Int, Int) -> Void) {
         let outer = dims.count - 1
+        let range = range ?? 0..<rows
+        if range.isEmpty { return }
         if outer == 0 { row(0, 0, 0); return }
+        // Odometer position of the first row.
         var index = [Int](repeating: 0, count: outer)
         var oa = 0, ob = 0
-        let rows = dims[0..<outer].reduce(1, *)
+        var rest = range.lowerBound
+        for d in stride(from: outer - 1, through: 0, by: -1) {
+            index[d] = rest % dims[d]
+            rest /= dims[d]
+            oa += index[d] * strideA[d]
+            ob += index[d] * strideB[d]
+        }
         let n = inner
-        for r in 0..<rows {
+        for r in range {
             row(r * n, oa, ob)
             var d = outer - 1
             while d >= 0 {
@@ -83,6 +96,19 @@ struct BroadcastLayout {
                 index[d] = 0
                 d -= 1
             }
+        }
+    }
+
+    /// Like `forEachRow`, with the rows split across threads when the output is large.
+    @inline(__always)
+    func forEachRowConcurrently(_ row: (Int, Int, Int) -> Void) {
+        let rows = self.rows
+        let threads = rows * inner >= ElementwiseParallel.threshold && rows > 1 ? BLAS.threads : 1
+        if threads <= 1 { forEachRow(row); return }
+        let chunk = (rows + threads - 1) / threads
+        DispatchQueue.concurrentPerform(iterations: threads) { c in
+            let lo = c * chunk, hi = Swift.min(rows, lo + chunk)
+            if lo < hi { forEachRow(in: lo..<hi, row) }
         }
     }
 }

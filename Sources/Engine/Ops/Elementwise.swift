@@ -72,19 +72,19 @@ func broadcastBinary<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _ kernel: K.Type
     let n = layout.inner
     switch (layout.innerStrideA, layout.innerStrideB) {
     case (1, 1):
-        layout.forEachRow { o, oa, ob in for k in 0..<n { po[o + k] = K.value(pa[oa + k], pb[ob + k]) } }
+        layout.forEachRowConcurrently { o, oa, ob in for k in 0..<n { po[o + k] = K.value(pa[oa + k], pb[ob + k]) } }
     case (1, _):
-        layout.forEachRow { o, oa, ob in
+        layout.forEachRowConcurrently { o, oa, ob in
             let vb = pb[ob]
             for k in 0..<n { po[o + k] = K.value(pa[oa + k], vb) }
         }
     case (_, 1):
-        layout.forEachRow { o, oa, ob in
+        layout.forEachRowConcurrently { o, oa, ob in
             let va = pa[oa]
             for k in 0..<n { po[o + k] = K.value(va, pb[ob + k]) }
         }
     default:
-        layout.forEachRow { o, oa, ob in
+        layout.forEachRowConcurrently { o, oa, ob in
             let v = K.value(pa[oa], pb[ob])
             for k in 0..<n { po[o + k] = v }
         }
@@ -96,29 +96,38 @@ func broadcastBinary<K: BinaryKernel>(_ a: Tensor, _ b: Tensor, _ kernel: K.Type
         if a.requiresGrad {
             a.accumulateGrad(shape: shapeA) { ga in
                 let d = ga.baseAddress!
-                layout.forEachRow { o, oa, ob in
-                    if sa == 1 {
-                        for k in 0..<n { d[oa + k] += K.gradA(g[o + k], pa[oa + k], pb[ob + k * sb]) }
+                func row(_ o: Int, _ oa: Int, _ ob: Int) {
+                    if sa == 1 && sb == 1 {
+                        for k in 0..<n { d[oa + k] += K.gradA(g[o + k], pa[oa + k], pb[ob + k]) }
+                    } else if sa == 1 {
+                        let vb = pb[ob]
+                        for k in 0..<n { d[oa + k] += K.gradA(g[o + k], pa[oa + k], vb) }
                     } else {
                         var s: Float = 0
                         for k in 0..<n { s += K.gradA(g[o + k], pa[oa], pb[ob + k * sb]) }
                         d[oa] += s
                     }
                 }
+                // Rows write disjoint parts of the gradient unless `a` was broadcast.
+                if ga.count == out.count { layout.forEachRowConcurrently(row) } else { layout.forEachRow(row) }
             }
         }
         if b.requiresGrad {
             b.accumulateGrad(shape: shapeB) { gb in
                 let d = gb.baseAddress!
-                layout.forEachRow { o, oa, ob in
-                    if sb == 1 {
-                        for k in 0..<n { d[ob + k] += K.gradB(g[o + k], pa[oa + k * sa], pb[ob + k]) }
+                func row(_ o: Int, _ oa: Int, _ ob: Int) {
+                    if sb == 1 && sa == 1 {
+                        for k in 0..<n { d[ob + k] += K.gradB(g[o + k], pa[oa + k], pb[ob + k]) }
+                    } else if sb == 1 {
+                        let va = pa[oa]
+                        for k in 0..<n { d[ob + k] += K.gradB(g[o + k], va, pb[ob + k]) }
                     } else {
                         var s: Float = 0
                         for k in 0..<n { s += K.gradB(g[o + k], pa[oa + k * sa], pb[ob]) }
                         d[ob] += s
                     }
                 }
+                if gb.count == out.count { layout.forEachRowConcurrently(row) } else { layout.forEachRow(row) }
             }
         }
     }

@@ -165,6 +165,10 @@ func permuteCopy(from src: UnsafePointer<Float>, shape: [Int], axes: [Int],
     let total = shape.reduce(1, *)
     if total == 0 { return }
     if dims.isEmpty { dims = [1]; strides = [1] }
+    if dims.count >= 2, strides[dims.count - 2] == 1, strides[dims.count - 1] == dims[dims.count - 2] {
+        batchedTransposeCopy(from: src, dims: dims, strides: strides, to: dst, accumulate: accumulate)
+        return
+    }
     let inner = dims[dims.count - 1], innerStride = strides[strides.count - 1]
     let outer = dims.count - 1
     var index = [Int](repeating: 0, count: Swift.max(outer, 1))
@@ -183,6 +187,43 @@ func permuteCopy(from src: UnsafePointer<Float>, shape: [Int], axes: [Int],
             offset += strides[d]
             if index[d] < dims[d] { break }
             offset -= strides[d] * dims[d]
+            index[d] = 0
+            d -= 1
+        }
+    }
+}
+
+/// The permutation case where each batch entry is a 2-D transpose: output (…, P, Q) from input
+/// (…, Q, P). Copies in square tiles so reads and writes both stay within cache lines.
+private func batchedTransposeCopy(from src: UnsafePointer<Float>, dims: [Int], strides: [Int],
+                                  to dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+    let (P, Q) = (dims[dims.count - 2], dims[dims.count - 1])
+    let batchDims = Array(dims.dropLast(2)), batchStrides = Array(strides.dropLast(2))
+    let tile = 32
+    var index = [Int](repeating: 0, count: batchDims.count)
+    var offset = 0
+    for b in 0..<batchDims.reduce(1, *) {
+        let s = src + offset, o = dst + b * P * Q
+        for p0 in stride(from: 0, to: P, by: tile) {
+            let p1 = Swift.min(p0 + tile, P)
+            for q0 in stride(from: 0, to: Q, by: tile) {
+                let q1 = Swift.min(q0 + tile, Q)
+                for p in p0..<p1 {
+                    let row = o + p * Q
+                    if accumulate {
+                        for q in q0..<q1 { row[q] += s[q * P + p] }
+                    } else {
+                        for q in q0..<q1 { row[q] = s[q * P + p] }
+                    }
+                }
+            }
+        }
+        var d = batchDims.count - 1
+        while d >= 0 {
+            index[d] += 1
+            offset += batchStrides[d]
+            if index[d] < batchDims[d] { break }
+            offset -= batchStrides[d] * batchDims[d]
             index[d] = 0
             d -= 1
         }

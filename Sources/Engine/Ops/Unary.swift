@@ -87,14 +87,18 @@ struct ReluKernel: UnaryKernel {
     @inline(__always) func derivative(x: Float, y: Float) -> Float { x > 0 ? 1 : 0 }
 }
 
+/// tanh(u) = 1 − 2/(e^{2u} + 1): one exp, several times faster than `tanhf`, exact at ±∞ and
+/// within a few 1e-8 in absolute terms elsewhere (enough where it feeds 0.5·x·(1 + tanh)).
+@inline(__always) func fastTanh(_ u: Float) -> Float { 1 - 2 / (Foundation.exp(2 * u) + 1) }
+
 struct GeluTanhKernel: UnaryKernel {
     static let c: Float = 0.797_884_560_802_865_4  // √(2/π)
     static let k: Float = 0.044715
     @inline(__always) func value(_ x: Float) -> Float {
-        0.5 * x * (1 + Foundation.tanh(Self.c * (x + Self.k * x * x * x)))
+        0.5 * x * (1 + fastTanh(Self.c * (x + Self.k * x * x * x)))
     }
     @inline(__always) func derivative(x: Float, y: Float) -> Float {
-        let t = Foundation.tanh(Self.c * (x + Self.k * x * x * x))
+        let t = fastTanh(Self.c * (x + Self.k * x * x * x))
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * Self.c * (1 + 3 * Self.k * x * x)
     }
 }
