@@ -29,6 +29,22 @@ extension OpsTests {
             #expect(abs(one.gelu().item - 0.841_192_0) < 1e-6)
         }
 
+        @Test func expIsAccurateOverTheFloatRange() {
+            // exp (and softmax, logsumexp, sigmoid, gelu through it) uses a vectorizable polynomial.
+            let n = 20_001
+            let x = Tensor(shape: [n], values: (0..<n).map { -87 + 175 * Float($0) / Float(n - 1) })
+            let y = x.exp()
+            var worst = 0.0
+            for i in 0..<n {
+                let exact = Foundation.exp(Double(x.pointer[i]))
+                worst = max(worst, abs(Double(y.pointer[i]) - exact) / exact)
+            }
+            #expect(worst < 5e-7, "largest relative error \(worst)")
+            let edges = Tensor(shape: [5], values: [-.infinity, -1000, 0, 1000, .infinity]).exp().values
+            #expect(edges == [0, 0, 1, .infinity, .infinity])
+            #expect(Tensor(shape: [1], values: [.nan]).exp().item.isNaN)
+        }
+
         @Test func sigmoidIsStableForLargeInputs() {
             let x = Tensor(shape: [4], values: [-1000, -100, 100, 1000])
             let y = x.sigmoid().values

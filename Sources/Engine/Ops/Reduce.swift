@@ -53,12 +53,7 @@ extension Tensor {
         let out = Tensor(zeros: outShape)
         let (px, po) = (pointer, out.pointer)
         if inner == 1 {
-            for o in 0..<outer {
-                var s: Float = 0
-                let row = px + o * n
-                for j in 0..<n { s += row[j] }
-                po[o] = scale * s
-            }
+            for o in 0..<outer { po[o] = scale * RowMath.sum(px + o * n, n) }
         } else {
             for o in 0..<outer {
                 let dst = po + o * inner
@@ -124,14 +119,11 @@ extension Tensor {
         let out = Tensor(uninitializedShape: outShape)
         let (px, po) = (pointer, out.pointer)
         if inner == 1 {
+            let scratch = Storage(uninitializedCount: n)  // e^(x − m) for one row
             for o in 0..<outer {
                 let row = px + o * n
-                var m = -Float.infinity
-                for j in 0..<n { m = Swift.max(m, row[j]) }
-                if m == -.infinity { po[o] = m; continue }
-                var s: Float = 0
-                for j in 0..<n { s += Foundation.exp(row[j] - m) }
-                po[o] = m + Foundation.log(s)
+                let m = RowMath.max(row, n)
+                po[o] = m == -.infinity ? m : m + Foundation.log(RowMath.expShifted(row, shift: m, into: scratch.pointer, n))
             }
         } else {
             var m = [Float](repeating: 0, count: inner)
@@ -144,7 +136,7 @@ extension Tensor {
                 }
                 for j in 0..<n {
                     let src = px + (o * n + j) * inner
-                    for k in 0..<inner where m[k] > -.infinity { s[k] += Foundation.exp(src[k] - m[k]) }
+                    for k in 0..<inner where m[k] > -.infinity { s[k] += vectorExp(src[k] - m[k]) }
                 }
                 for k in 0..<inner { po[o * inner + k] = m[k] == -.infinity ? m[k] : m[k] + Foundation.log(s[k]) }
             }
@@ -158,7 +150,7 @@ extension Tensor {
                         let base = (o * n + j) * inner
                         for k in 0..<inner {
                             let lse = y[o * inner + k]
-                            if lse > -.infinity { d[base + k] += g[o * inner + k] * Foundation.exp(px[base + k] - lse) }
+                            if lse > -.infinity { d[base + k] += g[o * inner + k] * vectorExp(px[base + k] - lse) }
                         }
                     }
                 }

@@ -20,12 +20,9 @@ extension Tensor {
         forEachRowChunk(rows: rows, C: C) { r in
             for row in r {
                 let x = px + row * C, y = py + row * C
-                var m = -Float.infinity
-                for j in 0..<C { m = Swift.max(m, x[j]) }
+                let m = RowMath.max(x, C)
                 if m == -.infinity { for j in 0..<C { y[j] = 0 }; continue }
-                var s: Float = 0
-                for j in 0..<C { let e = Foundation.exp(x[j] - m); y[j] = e; s += e }
-                let inv = 1 / s
+                let inv = 1 / RowMath.expShifted(x, shift: m, into: y, C)
                 for j in 0..<C { y[j] *= inv }
             }
         }
@@ -37,8 +34,7 @@ extension Tensor {
                 self.forEachRowChunk(rows: rows, C: C) { r in
                     for row in r {
                         let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
-                        var dot: Float = 0
-                        for j in 0..<C { dot += gr[j] * yr[j] }
+                        let dot = RowMath.dot(gr, yr, C)
                         for j in 0..<C { dr[j] += yr[j] * (gr[j] - dot) }
                     }
                 }
@@ -54,12 +50,10 @@ extension Tensor {
         forEachRowChunk(rows: rows, C: C) { r in
             for row in r {
                 let x = px + row * C, y = py + row * C
-                var m = -Float.infinity
-                for j in 0..<C { m = Swift.max(m, x[j]) }
+                let m = RowMath.max(x, C)
                 if m == -.infinity { for j in 0..<C { y[j] = -.infinity }; continue }
-                var s: Float = 0
-                for j in 0..<C { s += Foundation.exp(x[j] - m) }
-                let lse = m + Foundation.log(s)
+                // The row of y holds e^(x − m) until it is overwritten with the result.
+                let lse = m + Foundation.log(RowMath.expShifted(x, shift: m, into: y, C))
                 for j in 0..<C { y[j] = x[j] - lse }
             }
         }
@@ -71,9 +65,8 @@ extension Tensor {
                 self.forEachRowChunk(rows: rows, C: C) { r in
                     for row in r {
                         let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
-                        var s: Float = 0
-                        for j in 0..<C { s += gr[j] }
-                        for j in 0..<C { dr[j] += gr[j] - Foundation.exp(yr[j]) * s }
+                        let s = RowMath.sum(gr, C)
+                        for j in 0..<C { dr[j] += gr[j] - vectorExp(yr[j]) * s }
                     }
                 }
             }
