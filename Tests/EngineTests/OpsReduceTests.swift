@@ -31,6 +31,10 @@ extension OpsTests {
                 #expect(x.sum(axis: axis).shape == dropped)
             }
             #expect(x.sum(axis: -1).values == x.sum(axis: 2).values)
+            // Across several 4096-element blocks and a ragged tail.
+            let ones = Tensor(shape: [3, 4099], repeating: 1)
+            #expect(ones.sum().item == 12_297)
+            #expect(ones.sum(axis: 1).values == [4099, 4099, 4099])
         }
 
         @Test func maxValuesAndTiesGoToFirst() {

@@ -14,11 +14,13 @@ extension Tensor {
         return (outer, shape[a], inner, outShape)
     }
 
-    /// The sum of all elements (shape []), accumulated in Double.
+    /// The sum of all elements (shape []): Float within blocks of 4096, Double across blocks.
     public func sum() -> Tensor {
         let px = pointer
         var s = 0.0
-        for i in 0..<count { s += Double(px[i]) }
+        for start in stride(from: 0, to: count, by: 4096) {
+            s += Double(RowMath.sum(px + start, Swift.min(4096, count - start)))
+        }
         let out = Tensor(scalar: Float(s))
         return out.recordOp(inputs: [self]) { out in
             let g = out.gradStorage!.pointer[0]
