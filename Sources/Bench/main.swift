@@ -1,6 +1,6 @@
 // vqd-bench: the engine's throughput against this machine's sgemm peak, measured in the same run.
 //
-//   swift run -c release vqd-bench [--threads N]      (make bench)
+//   swift run -c release vqd-bench [--threads N] [--only TEXT]      (make bench)
 //
 // Each case is forward + backward through the engine's Tensor API, median of 10 timed repetitions
 // after 3 warm-ups. FLOP counts are analytic: 2·m·n·k per GEMM, backward counted as twice the
@@ -8,10 +8,16 @@
 import Engine
 import Foundation
 
+// OpenBLAS before 0.3.22 runs its AVX2 kernels on AVX-512 CPUs it does not know (AMD Zen 4/5);
+// relaunch with the AVX-512 ones there (OPENBLAS_CORETYPE, when set, is respected).
+BLASKernels.relaunchWithAVX512KernelsIfMisdetected()
+
 // MARK: - Options
 
 /// OpenBLAS threads (and kernel workers); `--threads N` overrides.
 var threads = 2
+/// Run only the cases whose name contains this text (`--only TEXT`).
+var only: String? = nil
 var arguments = CommandLine.arguments.dropFirst()
 while let arg = arguments.popFirst() {
     switch arg {
@@ -21,11 +27,17 @@ while let arg = arguments.popFirst() {
             exit(2)
         }
         threads = n
+    case "--only":
+        guard let value = arguments.popFirst() else {
+            fputs("vqd-bench: --only needs a text that case names contain, e.g. --only conv\n", stderr)
+            exit(2)
+        }
+        only = value
     case "-h", "--help":
-        print("usage: vqd-bench [--threads N]   (default 2)")
+        print("usage: vqd-bench [--threads N] [--only TEXT]   (default: 2 threads, every case)")
         exit(0)
     default:
-        fputs("vqd-bench: unknown argument '\(arg)'; the only option is --threads N\n", stderr)
+        fputs("vqd-bench: unknown argument '\(arg)'; the options are --threads N and --only TEXT\n", stderr)
         exit(2)
     }
 }
@@ -106,7 +118,7 @@ func crossEntropyCase() -> BenchCase {
 
 // MARK: - Run
 
-print("vqd-bench: \(threads) thread\(threads == 1 ? "" : "s")")
+print("vqd-bench: \(threads) thread\(threads == 1 ? "" : "s"), OpenBLAS \(BLASKernels.coreName) kernels")
 let peak = measureSgemmPeak()
 print(String(format: "(0) sgemm 1024³ peak (best of 10)              %7.1f GFLOP/s", peak))
 
@@ -118,5 +130,6 @@ let cases: [BenchCase] = [
     layerNormCase(),
     crossEntropyCase(),
 ]
-for c in cases { report(measure(c, peak: peak)) }
+for c in cases where only.map({ c.name.contains($0) }) ?? true { report(measure(c, peak: peak)) }
 print(String(format: "peak memory (max RSS)                        %9.1f MiB", peakMemoryMiB()))
+

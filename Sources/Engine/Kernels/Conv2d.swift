@@ -86,7 +86,11 @@ func col2im(_ dx: UnsafeMutablePointer<Float>, _ dcol: UnsafePointer<Float>, ldc
                     if iy < 0 || iy >= g.H { continue }
                     let src = row + oy * Wo
                     let dst = dxc + iy * g.W - p + kj
-                    for ox in lo..<hi { dst[ox * s] += src[ox] }
+                    if s == 1 {
+                        for ox in lo..<hi { dst[ox] += src[ox] }
+                    } else {
+                        for ox in lo..<hi { dst[ox * s] += src[ox] }
+                    }
                 }
             }
         }
@@ -239,3 +243,4 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
                        dout: out.gradStorage!.pointer, x: x.pointer, weight: weight.pointer, g)
     }
 }
+

@@ -15,14 +15,15 @@ public func crossEntropyForward(lse: UnsafeMutablePointer<Float>, logits: Unsafe
     var partial = [Double](repeating: 0, count: max(chunkCount, 1))
     partial.withUnsafeMutableBufferPointer { partial in
         Parallel.chunks(N, count: chunkCount) { chunk, rows in
+            let scratch = ScratchPool.shared.take(C)
+            defer { ScratchPool.shared.give(scratch) }
+            let e = scratch.pointer                // (C) one row's exponentials
             var total = 0.0
             for r in rows {
                 let z = logits + r * C
-                var mx = -Float.infinity
-                for j in 0..<C { mx = max(mx, z[j]) }
-                var s: Float = 0
-                for j in 0..<C { s += FastMath.exp(z[j] - mx) }
-                let l = mx + log(s)
+                let mx = FastMath.max(z, C)
+                for j in 0..<C { e[j] = FastMath.exp(z[j] - mx) }
+                let l = mx + log(FastMath.sum(e, C))
                 lse[r] = l
                 let t = Int(targets[r])
                 guard t >= 0 else { continue }

@@ -66,7 +66,9 @@ public enum FastMath {
         var acc = SIMD16<Float>(repeating: -.infinity)
         var i = 0
         while i + 16 <= n {
-            acc = pointwiseMax(acc, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self))
+            // (`pointwiseMax` compiles to scalar code here; a masked replace vectorises.)
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            acc.replace(with: v, where: v .> acc)
             i += 16
         }
         var m = acc.max()
