@@ -8,10 +8,6 @@
 import Engine
 import Foundation
 
-// OpenBLAS before 0.3.22 runs its AVX2 kernels on AVX-512 CPUs it does not know (AMD Zen 4/5);
-// relaunch with the AVX-512 ones there (OPENBLAS_CORETYPE, when set, is respected).
-BLASKernels.relaunchWithAVX512KernelsIfMisdetected()
-
 // MARK: - Options
 
 /// OpenBLAS threads (and kernel workers); `--threads N` overrides.
