@@ -95,7 +95,8 @@ private enum BLASThreadScope {
 /// attention scratch), so big temporaries are not allocated and faulted in on every call.
 ///
 /// `take` hands out a buffer of at least the requested size, exclusively, until it is given back;
-/// contents are unspecified. The pool is thread-safe and keeps at most `capacity` idle buffers.
+/// contents are unspecified. The pool is thread-safe and keeps at most `capacity` idle buffers,
+/// none larger than `largestPooled`.
 /// It is a cache: using it or not changes no result.
 public final class ScratchPool: @unchecked Sendable {
     /// The pool the kernels use.
@@ -119,8 +120,13 @@ public final class ScratchPool: @unchecked Sendable {
         return found ?? Storage(uninitializedCount: count)
     }
 
+    /// Buffers larger than this (in floats, 64 MiB) are not kept: the pool is for repeated
+    /// working sizes, not for holding on to one-off large allocations.
+    public static let largestPooled = 16 << 20
+
     /// Returns a buffer to the pool (dropping the smallest idle one when full).
     public func give(_ storage: Storage) {
+        guard storage.count <= ScratchPool.largestPooled else { return }
         lock.lock()
         idle.append(storage)
         if idle.count > capacity, let smallest = idle.indices.min(by: { idle[$0].count < idle[$1].count }) {
