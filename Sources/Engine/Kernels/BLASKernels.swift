@@ -1,0 +1,12 @@
+import CLibs
+
+/// Which GEMM kernels OpenBLAS runs.
+///
+/// OpenBLAS picks its kernel family (AVX2 "Haswell", AVX-512 "SkylakeX"/"Cooperlake", …) once,
+/// when the library loads, from the CPU's features — or from the `OPENBLAS_CORETYPE` environment
+/// variable when it is set. On CPUs with AVX-512 the AVX-512 kernels are about twice as fast as
+/// the AVX2 ones, so benchmarks report which family ran.
+public enum BLASKernels {
+    /// The kernel family OpenBLAS chose ("Haswell", "SkylakeX", "Cooperlake", …).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+}
