@@ -1,0 +1,99 @@
+/// Parameterised layers: small `final class`es built from a configuration, called with
+/// `callAsFunction`, listing their parameters for optimizers and checkpoints.
+/// Initialisation follows common practice (PyTorch defaults for Linear and Conv2d, N(0, 0.02) for
+/// embeddings) and draws only from the generator passed in.
+
+/// y = activation(x·Wᵀ + b). Weight [out, in], bias [out].
+public final class Linear: Module {
+    public let weight: Tensor   // (out, in)
+    public let bias: Tensor?    // (out)
+    public let activation: Activation
+
+    public init(_ inputs: Int, _ outputs: Int, bias: Bool = true, activation: Activation = .none,
+                initStd: Float? = nil, using rng: inout RandomGenerator) {
+        let bound = 1 / Float(inputs).squareRoot()
+        if let std = initStd {
+            weight = Tensor.randn([outputs, inputs], std: std, requiresGrad: true, using: &rng)
+        } else {
+            weight = Tensor.uniform([outputs, inputs], low: -bound, high: bound, requiresGrad: true, using: &rng)
+        }
+        self.bias = bias ? Tensor(zeros: [outputs], requiresGrad: true) : nil
+        self.activation = activation
+    }
+
+    public var inputs: Int { weight.shape[1] }
+    public var outputs: Int { weight.shape[0] }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight, bias, activation: activation) }
+
+    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
+        visit(prefix + "weight", weight)
+        if let bias { visit(prefix + "bias", bias) }
+    }
+}
+
+/// Layer normalisation over the last axis, with optional affine parameters.
+public final class LayerNorm: Module {
+    public let weight: Tensor?  // (C)
+    public let bias: Tensor?    // (C)
+    public let eps: Float
+
+    public init(_ channels: Int, affine: Bool = true, eps: Float = 1e-5) {
+        weight = affine ? Tensor(shape: [channels], repeating: 1, requiresGrad: true) : nil
+        bias = affine ? Tensor(zeros: [channels], requiresGrad: true) : nil
+        self.eps = eps
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { layerNorm(x, weight: weight, bias: bias, eps: eps) }
+
+    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
+        if let weight { visit(prefix + "weight", weight) }
+        if let bias { visit(prefix + "bias", bias) }
+    }
+}
+
+/// A table of `count` learned vectors of width `dimension`.
+public final class Embedding: Module {
+    public let weight: Tensor   // (count, dimension)
+
+    public init(_ count: Int, _ dimension: Int, std: Float = 0.02, using rng: inout RandomGenerator) {
+        weight = Tensor.randn([count, dimension], std: std, requiresGrad: true, using: &rng)
+    }
+
+    public var count: Int { weight.shape[0] }
+    public var dimension: Int { weight.shape[1] }
+
+    /// Rows for `ids` laid out with `shape`; the result has shape `shape + [dimension]`.
+    public func callAsFunction(_ ids: [Int32], shape: [Int]) -> Tensor { embedding(weight, ids, shape: shape) }
+
+    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
+        visit(prefix + "weight", weight)
+    }
+}
+
+/// 2-D convolution over [N, C, H, W] with a square kernel.
+public final class Conv2d: Module {
+    public let weight: Tensor   // (O, C, k, k)
+    public let bias: Tensor?    // (O)
+    public let stride: Int
+    public let padding: Int
+
+    public init(_ inputs: Int, _ outputs: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                bias: Bool = true, using rng: inout RandomGenerator) {
+        let bound = 1 / Float(inputs * kernel * kernel).squareRoot()
+        weight = Tensor.uniform([outputs, inputs, kernel, kernel], low: -bound, high: bound,
+                                requiresGrad: true, using: &rng)
+        self.bias = bias ? Tensor(zeros: [outputs], requiresGrad: true) : nil
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
+        visit(prefix + "weight", weight)
+        if let bias { visit(prefix + "bias", bias) }
+    }
+}
