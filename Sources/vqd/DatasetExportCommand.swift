@@ -82,8 +82,7 @@ struct DatasetExportCommand: ParsableCommand {
 
     func run() throws {
         let data = try source.open(count: count)
-        let n = min(count, data.count)
-        let names = try DatasetExport.export(data, count: n, to: URL(fileURLWithPath: out), force: force)
+        let names = try DatasetExport.export(data, count: count, to: URL(fileURLWithPath: out), force: force)
         print("wrote \(names.count) images (\(data.imageSize)×\(data.imageSize), \(data.channels == 3 ? "RGB" : "grey")) "
             + "and \(FolderDataset.captionsFileName) to \(out)")
     }

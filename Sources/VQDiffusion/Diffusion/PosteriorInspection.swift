@@ -4,7 +4,7 @@ import Foundation
 /// the reference implementation's classes-first layout (see
 /// `DiffusionSchedule.posteriorLogProbabilitiesClassesFirst`).
 ///
-///   x_t     int64 [B, N], values 0…K (K = [MASK])
+///   x_t     int64 [B, N] (int32 also accepted), values 0…K (K = [MASK])
 ///   log x0  float32 [B, K, N], log-probabilities of x0 over the K real codes (−∞ allowed)
 ///   result  float32 [B, K+1, N]
 public enum PosteriorInspection {
