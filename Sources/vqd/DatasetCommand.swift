@@ -4,12 +4,12 @@ import VQDiffusion
 
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "dataset", abstract: "Inspect the captioned datasets.",
-        subcommands: [DatasetStatsCommand.self])
+        commandName: "dataset", abstract: "Inspect, export and preview the captioned datasets.",
+        subcommands: [DatasetStatsCommand.self, DatasetExportCommand.self, DatasetSheetCommand.self])
 }
 
 enum DatasetName: String, CaseIterable, ExpressibleByArgument {
-    case shapes, fashion
+    case shapes, fashion, folder
 }
 
 extension DatasetSplit: ExpressibleByArgument {}
@@ -20,11 +20,19 @@ struct DatasetStatsCommand: ParsableCommand {
         abstract: "Count the samples per attribute value, caption template, relation and split.",
         discussion: """
             Shapes: scenes with one or two objects, shapes, colours, sizes, grid positions, relations, \
-            templates and held-out pairs, and the generation rate. Fashion-MNIST: classes and templates.
+            templates and held-out pairs, and the generation rate. Fashion-MNIST: classes and templates. \
+            A folder (--dataset folder --folder DIR: PNG files plus captions.jsonl): samples, image \
+            sizes as stored, channels, and caption lengths in characters and words.
             """)
 
-    @Option(help: "The dataset: shapes or fashion.")
+    @Option(help: "The dataset: shapes, fashion or folder.")
     var dataset: DatasetName = .shapes
+
+    @Option(help: "With --dataset folder: the folder holding the PNG files and captions.jsonl.")
+    var folder: String?
+
+    @Flag(help: "With --dataset folder: resize images of another size to --size (area averaging) instead of rejecting them.")
+    var resize = false
 
     @Option(help: "One split (train, val, test, novel); all splits of the dataset when left out.")
     var split: DatasetSplit?
@@ -32,8 +40,8 @@ struct DatasetStatsCommand: ParsableCommand {
     @Option(help: "Samples per split (Shapes: default 5000; Fashion-MNIST: default the whole split, otherwise its first N).")
     var count: Int?
 
-    @Option(help: "Shapes canvas side: a multiple of 8 from 16 to 128.")
-    var size: Int = 32
+    @Option(help: "Image side. Shapes: a multiple of 8 from 16 to 128 (default 32); folder: default the first image's side.")
+    var size: Int?
 
     @Option(help: "Dataset seed.")
     var seed: UInt64 = 0
@@ -43,8 +51,20 @@ struct DatasetStatsCommand: ParsableCommand {
         if dataset == .fashion && split == .novel {
             throw ValidationError("Fashion-MNIST has no novel split: use train, val or test.")
         }
-        if dataset == .shapes && !ShapesLayout.isValidSize(size) {
-            throw ValidationError("--size \(size) is not supported: use a multiple of 8 from 16 to 128.")
+        if dataset == .shapes && !ShapesLayout.isValidSize(size ?? 32) {
+            throw ValidationError("--size \(size ?? 32) is not supported: use a multiple of 8 from 16 to 128.")
+        }
+        if dataset == .fashion, let size, size != FashionMNIST.paddedSize {
+            throw ValidationError("Fashion-MNIST images are \(FashionMNIST.paddedSize)×\(FashionMNIST.paddedSize): leave out --size.")
+        }
+        if dataset == .folder && folder == nil {
+            throw ValidationError("--dataset folder needs --folder DIR (a folder of PNG files plus captions.jsonl).")
+        }
+        if dataset != .folder && (folder != nil || resize) {
+            throw ValidationError("--folder and --resize apply to --dataset folder only.")
+        }
+        if dataset == .folder && split != nil {
+            throw ValidationError("a folder is a single split: leave out --split.")
         }
     }
 
@@ -52,7 +72,13 @@ struct DatasetStatsCommand: ParsableCommand {
         switch dataset {
         case .shapes: try shapesStats()
         case .fashion: try fashionStats()
+        case .folder: try folderStats()
         }
+    }
+
+    func folderStats() throws {
+        let data = try FolderDataset(directory: URL(fileURLWithPath: folder!), size: size, resize: resize)
+        print(FolderStatistics(data).report)
     }
 
     /// A table of counts: one row per (attribute, value), one column per split.
@@ -91,6 +117,7 @@ struct DatasetStatsCommand: ParsableCommand {
     func shapesStats() throws {
         let splits = split.map { [$0] } ?? DatasetSplit.allCases
         let n = count ?? 5_000
+        let size = self.size ?? 32
         print("Shapes: \(size)×\(size), seed \(seed), \(n) samples per split")
         var table = CountTable(columns: splits.map(\.rawValue))
         // Row order: every value of every attribute, so that zero counts show.
