@@ -71,7 +71,7 @@ func peakMemoryMiB() -> Double {
 /// Prints one result line.
 func report(_ r: BenchResult) {
     let ms = String(format: "%9.2f ms", r.medianSeconds * 1e3)
-    var line = r.name.padding(toLength: 48, withPad: " ", startingAt: 0) + ms
+    var line = r.name.padding(toLength: 52, withPad: " ", startingAt: 0) + ms
     if let g = r.gflops, let f = r.fractionOfPeak {
         line += String(format: "  %7.1f GFLOP/s  %5.1f %% of peak", g, 100 * f)
         if let target = r.target {
