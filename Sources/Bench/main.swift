@@ -125,7 +125,7 @@ func crossEntropyCase() -> BenchCase {
 
 print("vqd-bench: \(threads) thread\(threads == 1 ? "" : "s"), OpenBLAS \(BLASKernels.coreName) kernels")
 let peak = measureSgemmPeak()
-print(String(format: "(0) sgemm 1024³ peak (best of 10)                  %7.1f GFLOP/s", peak))
+print(padded("(0) sgemm 1024³ peak (best of 10)") + String(format: "  %7.1f GFLOP/s", peak))
 
 let cases: [BenchCase] = [
     linearCase(),
@@ -139,9 +139,9 @@ let cases: [BenchCase] = [
 for c in cases where only.map({ c.name.contains($0) }) ?? true { report(measure(c, peak: peak)) }
 // Other work on the machine skews every ratio: measure the peak again and say so if it moved.
 let peakAfter = measureSgemmPeak()
-print(String(format: "sgemm 1024³ peak again at the end                    %7.1f GFLOP/s", peakAfter))
+print(padded("sgemm 1024³ peak again at the end") + String(format: "  %7.1f GFLOP/s", peakAfter))
 if abs(peakAfter - peak) > 0.15 * peak {
     print("note: the peak moved by more than 15 % during the run (other load on the machine?); rerun for reliable ratios")
 }
-print(String(format: "peak memory (max RSS)                            %9.1f MiB", peakMemoryMiB()))
+print(padded("peak memory (max RSS)", 52) + String(format: "%9.1f MiB", peakMemoryMiB()))
 
