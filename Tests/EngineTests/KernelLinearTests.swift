@@ -127,6 +127,9 @@ extension KernelTests {
                 #expect(seen.allSatisfy { $0 == 1 })
                 let ranges = (0..<count).map { Parallel.chunkRange(n, chunks: count, index: $0) }
                 #expect(ranges.first?.lowerBound == 0 && ranges.last?.upperBound == n)
+                var hits = [Int](repeating: 0, count: n)
+                hits.withUnsafeMutableBufferPointer { hits in Parallel.parallelFor(n) { hits[$0] += 1 } }
+                #expect(hits.allSatisfy { $0 == 1 })
             }
         }
     }
