@@ -116,8 +116,8 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, cau
     let Lk = key.shape[1]
     precondition(key.shape == [B, Lk, D] && value.shape == key.shape,
                  "attention: key \(key.shape) and value \(value.shape) must be [\(B), Lk, \(D)] for query \(query.shape)")
-    return attentionNode(q: ColumnBlock(query, column: 0, rowStride: D), k: ColumnBlock(key, column: 0, rowStride: D),
-                         v: ColumnBlock(value, column: 0, rowStride: D), B: B, Lq: Lq, Lk: Lk, D: D,
+    return attentionNode(q: AttentionOperand(query, column: 0, rowStride: D), k: AttentionOperand(key, column: 0, rowStride: D),
+                         v: AttentionOperand(value, column: 0, rowStride: D), B: B, Lq: Lq, Lk: Lk, D: D,
                          heads: heads, causal: causal, keyPaddingMask: keyPaddingMask)
 }
 
@@ -127,8 +127,8 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, cau
 public func selfAttention(qkv: Tensor, heads: Int, causal: Bool = false, keyPaddingMask: [Bool]? = nil) -> Tensor {
     precondition(qkv.rank == 3 && qkv.shape[2] % 3 == 0, "selfAttention: qkv \(qkv.shape) must be [B, L, 3·D]")
     let (B, L, D) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
-    return attentionNode(q: ColumnBlock(qkv, column: 0, rowStride: 3 * D), k: ColumnBlock(qkv, column: D, rowStride: 3 * D),
-                         v: ColumnBlock(qkv, column: 2 * D, rowStride: 3 * D), B: B, Lq: L, Lk: L, D: D,
+    return attentionNode(q: AttentionOperand(qkv, column: 0, rowStride: 3 * D), k: AttentionOperand(qkv, column: D, rowStride: 3 * D),
+                         v: AttentionOperand(qkv, column: 2 * D, rowStride: 3 * D), B: B, Lq: L, Lk: L, D: D,
                          heads: heads, causal: causal, keyPaddingMask: keyPaddingMask)
 }
 
@@ -139,13 +139,13 @@ public func crossAttention(query: Tensor, keyValue: Tensor, heads: Int, keyPaddi
                  && keyValue.shape[2] == 2 * query.shape[2],
                  "crossAttention: query \(query.shape) and keyValue \(keyValue.shape) must be [B, Lq, D] and [B, Lk, 2·D]")
     let (B, Lq, D, Lk) = (query.shape[0], query.shape[1], query.shape[2], keyValue.shape[1])
-    return attentionNode(q: ColumnBlock(query, column: 0, rowStride: D), k: ColumnBlock(keyValue, column: 0, rowStride: 2 * D),
-                         v: ColumnBlock(keyValue, column: D, rowStride: 2 * D), B: B, Lq: Lq, Lk: Lk, D: D,
+    return attentionNode(q: AttentionOperand(query, column: 0, rowStride: D), k: AttentionOperand(keyValue, column: 0, rowStride: 2 * D),
+                         v: AttentionOperand(keyValue, column: D, rowStride: 2 * D), B: B, Lq: Lq, Lk: Lk, D: D,
                          heads: heads, causal: false, keyPaddingMask: keyPaddingMask)
 }
 
 /// A (B, L, D) operand stored as columns column..<column+D of rows `rowStride` wide.
-struct ColumnBlock {
+struct AttentionOperand {
     let tensor: Tensor
     let column: Int
     let rowStride: Int
@@ -153,11 +153,11 @@ struct ColumnBlock {
 
     var pointer: UnsafePointer<Float> { UnsafePointer(tensor.pointer + column) }
     /// Where this block's gradient goes (allocating the tensor's gradient, zeroed, on first use).
-    func gradPointer() -> UnsafeMutablePointer<Float>? { tensor.requiresGrad ? tensor.gradPointer() + column : nil }
+    func gradAccumulationPointer() -> UnsafeMutablePointer<Float>? { tensor.requiresGrad ? tensor.gradAccumulationPointer() + column : nil }
 }
 
 /// The one attention node behind `attention`, `selfAttention` and `crossAttention`.
-private func attentionNode(q: ColumnBlock, k: ColumnBlock, v: ColumnBlock, B: Int, Lq: Int, Lk: Int, D: Int,
+private func attentionNode(q: AttentionOperand, k: AttentionOperand, v: AttentionOperand, B: Int, Lq: Int, Lk: Int, D: Int,
                            heads: Int, causal: Bool, keyPaddingMask: [Bool]?) -> Tensor {
     precondition(heads > 0 && D % heads == 0, "attention: width \(D) is not divisible by \(heads) heads")
     precondition(!causal || Lq == Lk, "attention: causal attention needs query and key lengths equal, got \(Lq) and \(Lk)")
@@ -182,7 +182,7 @@ private func attentionNode(q: ColumnBlock, k: ColumnBlock, v: ColumnBlock, B: In
         return out
     }
     return out.recordOp(inputs: inputs) { out in
-        attentionBackward(dq: q.gradPointer(), dk: k.gradPointer(), dv: v.gradPointer(),
+        attentionBackward(dq: q.gradAccumulationPointer(), dk: k.gradAccumulationPointer(), dv: v.gradAccumulationPointer(),
                           dout: out.gradStorage!.pointer, probs: probs.pointer,
                           q: q.pointer, ldq: q.rowStride, k: k.pointer, ldk: k.rowStride,
                           v: v.pointer, ldv: v.rowStride, B: B, Lq: Lq, Lk: Lk, D: D, H: H)

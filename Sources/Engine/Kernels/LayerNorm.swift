@@ -97,9 +97,9 @@ public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, e
     return out.recordOp(inputs: inputs) { out in
         let dy = out.gradStorage!.pointer
         let wantsWeight = weight?.requiresGrad ?? false, wantsBias = bias?.requiresGrad ?? false
-        layerNormBackward(dx: x.requiresGrad ? x.gradPointer() : nil,
-                          dweight: wantsWeight ? weight!.gradPointer() : nil,
-                          dbias: wantsBias ? bias!.gradPointer() : nil,
+        layerNormBackward(dx: x.requiresGrad ? x.gradAccumulationPointer() : nil,
+                          dweight: wantsWeight ? weight!.gradAccumulationPointer() : nil,
+                          dbias: wantsBias ? bias!.gradAccumulationPointer() : nil,
                           dy: dy, x: x.pointer, mean: mean.pointer, rstd: rstd.pointer,
                           weight: weight?.pointer, N: N, C: C)
     }

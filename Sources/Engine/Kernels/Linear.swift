@@ -100,7 +100,7 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, activat
         if x.requiresGrad { dx = x.gradForOverwriteOrAdd() }
         // x and weight may be one tensor (x·xᵀ): then the second gradient must add to the first.
         if weight.requiresGrad { dw = weight === x ? (x.gradStorage!.pointer, 1) : weight.gradForOverwriteOrAdd() }
-        let db: UnsafeMutablePointer<Float>? = (bias?.requiresGrad ?? false) ? bias!.gradPointer() : nil
+        let db: UnsafeMutablePointer<Float>? = (bias?.requiresGrad ?? false) ? bias!.gradAccumulationPointer() : nil
         linearBackward(dx: dx?.pointer, dxBeta: dx?.beta ?? 0, dweight: dw?.pointer, dweightBeta: dw?.beta ?? 0,
                        dbias: db, dy: dy, dzScratch: dzScratch?.pointer, preact: preact.map { UnsafePointer($0.pointer) },
                        out: out.pointer, x: x.pointer, weight: weight.pointer,
