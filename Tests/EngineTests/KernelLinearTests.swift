@@ -13,8 +13,8 @@ func referenceActivation(_ a: Activation, _ x: Double) -> Double {
     }
 }
 
-/// All kernel suites, run one test at a time: grad mode (`Autograd.withoutGrad`, used by
-/// `gradientError`) is process-wide, so a gradient check must not overlap another test's.
+/// All kernel suites, run one test at a time (they are small): keeps the gradient checks'
+/// no-grad sections and the kernels' OpenBLAS thread-count changes from overlapping.
 @Suite("Kernel", .serialized)
 struct KernelTests {}
 
