@@ -68,10 +68,13 @@ func peakMemoryMiB() -> Double {
     return Double(usage.ru_maxrss) / 1024   // Linux reports KiB
 }
 
+/// `text` padded with spaces (or cut) to `width` characters: the label column of the report.
+func padded(_ text: String, _ width: Int = 64) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+
 /// Prints one result line.
 func report(_ r: BenchResult) {
     let ms = String(format: "%9.2f ms", r.medianSeconds * 1e3)
-    var line = r.name.padding(toLength: 48, withPad: " ", startingAt: 0) + ms
+    var line = padded(r.name, 52) + ms
     if let g = r.gflops, let f = r.fractionOfPeak {
         line += String(format: "  %7.1f GFLOP/s  %5.1f %% of peak", g, 100 * f)
         if let target = r.target {

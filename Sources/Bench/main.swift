@@ -75,19 +75,26 @@ func convCase() -> BenchCase {
 }
 
 /// Attention at the transformer block's shape: B = 64, Lq = 64, D = 256, 4 heads, forward +
-/// backward. Lk = 64 is self-attention; Lk = 16 is cross-attention to text with a padding mask.
+/// backward, reading the fused projections the block produces: self-attention from (B, 64, 3D),
+/// cross-attention to 16 text tokens from (B, 16, 2D) with a padding mask.
 func attentionCase(Lk: Int) -> BenchCase {
     let (B, Lq, D, H) = (64, 64, 256, 4)
-    let q = Tensor.randn([B, Lq, D], requiresGrad: true, using: &rng)
-    let k = Tensor.randn([B, Lk, D], requiresGrad: true, using: &rng)
-    let v = Tensor.randn([B, Lk, D], requiresGrad: true, using: &rng)
-    let mask: [Bool]? = Lk == Lq ? nil : (0..<(B * Lk)).map { $0 % Lk < Lk - $0 / Lk % 4 }
     let seed = ones([B, Lq, D])
     // Q·Kᵀ and P·V: 2·(2·B·Lq·Lk·D) forward, twice that backward.
-    let name = "attention B64 Lq64 Lk\(Lk) D256 h4 fwd+bwd" + (mask == nil ? "" : " (mask)")
-    return BenchCase(name: name, flops: 3 * 4 * Double(B * Lq * Lk * D)) {
-        for t in [q, k, v] { t.zeroGrad() }
-        attention(query: q, key: k, value: v, heads: H, keyPaddingMask: mask).backward(seed: seed)
+    let flops = 3 * 4 * Double(B * Lq * Lk * D)
+    if Lk == Lq {
+        let qkv = Tensor.randn([B, Lq, 3 * D], requiresGrad: true, using: &rng)
+        return BenchCase(name: "selfAttention B64 L64 D256 h4 fwd+bwd", flops: flops) {
+            qkv.zeroGrad()
+            selfAttention(qkv: qkv, heads: H).backward(seed: seed)
+        }
+    }
+    let q = Tensor.randn([B, Lq, D], requiresGrad: true, using: &rng)
+    let kv = Tensor.randn([B, Lk, 2 * D], requiresGrad: true, using: &rng)
+    let mask = (0..<(B * Lk)).map { $0 % Lk < Lk - $0 / Lk % 4 }   // 0–3 padding tokens per row
+    return BenchCase(name: "crossAttention B64 Lq64 Lk\(Lk) D256 h4 mask fwd+bwd", flops: flops) {
+        for t in [q, kv] { t.zeroGrad() }
+        crossAttention(query: q, keyValue: kv, heads: H, keyPaddingMask: mask).backward(seed: seed)
     }
 }
 
@@ -118,7 +125,7 @@ func crossEntropyCase() -> BenchCase {
 
 print("vqd-bench: \(threads) thread\(threads == 1 ? "" : "s"), OpenBLAS \(BLASKernels.coreName) kernels")
 let peak = measureSgemmPeak()
-print(String(format: "(0) sgemm 1024³ peak (best of 10)              %7.1f GFLOP/s", peak))
+print(padded("(0) sgemm 1024³ peak (best of 10)") + String(format: "  %7.1f GFLOP/s", peak))
 
 let cases: [BenchCase] = [
     linearCase(),
@@ -132,9 +139,9 @@ let cases: [BenchCase] = [
 for c in cases where only.map({ c.name.contains($0) }) ?? true { report(measure(c, peak: peak)) }
 // Other work on the machine skews every ratio: measure the peak again and say so if it moved.
 let peakAfter = measureSgemmPeak()
-print(String(format: "sgemm 1024³ peak again at the end                %7.1f GFLOP/s", peakAfter))
+print(padded("sgemm 1024³ peak again at the end") + String(format: "  %7.1f GFLOP/s", peakAfter))
 if abs(peakAfter - peak) > 0.15 * peak {
     print("note: the peak moved by more than 15 % during the run (other load on the machine?); rerun for reliable ratios")
 }
-print(String(format: "peak memory (max RSS)                        %9.1f MiB", peakMemoryMiB()))
+print(padded("peak memory (max RSS)", 52) + String(format: "%9.1f MiB", peakMemoryMiB()))
 

@@ -130,6 +130,42 @@ extension KernelTests {
             #expect(err < 5e-3, "gradient error \(err)")
         }
 
+        /// Columns c0..<c0+D of x (B, L, W) as a new (B, L, D) tensor.
+        func columns(_ x: Tensor, _ c0: Int, _ D: Int) -> Tensor {
+            let (B, L, W) = (x.shape[0], x.shape[1], x.shape[2])
+            let out = Tensor(zeros: [B, L, D])
+            for r in 0..<(B * L) { for c in 0..<D { out.pointer[r * D + c] = x.pointer[r * W + c0 + c] } }
+            return out
+        }
+
+        @Test("selfAttention on a fused (B, L, 3D) projection equals attention on its three blocks")
+        func fusedSelf() {
+            var rng = RandomGenerator(seed: 38)
+            let (B, L, D) = (2, 5, 8)
+            let qkv = Tensor.randn([B, L, 3 * D], using: &rng)
+            let mask = (0..<(B * L)).map { $0 != 3 }
+            let fused = selfAttention(qkv: qkv, heads: 2, causal: true, keyPaddingMask: mask)
+            let split = attention(query: columns(qkv, 0, D), key: columns(qkv, D, D), value: columns(qkv, 2 * D, D),
+                                  heads: 2, causal: true, keyPaddingMask: mask)
+            #expect(fused.values == split.values)
+            let err = gradientError([qkv]) { selfAttention(qkv: $0[0], heads: 2, causal: true, keyPaddingMask: mask) }
+            #expect(err < 5e-3, "gradient error \(err)")
+        }
+
+        @Test("crossAttention on a fused (B, Lk, 2D) key/value projection matches and has correct gradients")
+        func fusedCross() {
+            var rng = RandomGenerator(seed: 39)
+            let (B, Lq, Lk, D) = (3, 4, 5, 6)
+            let q = Tensor.randn([B, Lq, D], using: &rng)
+            let kv = Tensor.randn([B, Lk, 2 * D], using: &rng)
+            let mask = paddingMask(B: B, Lk: Lk)
+            let fused = crossAttention(query: q, keyValue: kv, heads: 3, keyPaddingMask: mask)
+            let split = attention(query: q, key: columns(kv, 0, D), value: columns(kv, D, D), heads: 3, keyPaddingMask: mask)
+            #expect(fused.values == split.values)
+            let err = gradientError([q, kv]) { crossAttention(query: $0[0], keyValue: $0[1], heads: 3, keyPaddingMask: mask) }
+            #expect(err < 5e-3, "gradient error \(err)")
+        }
+
         @Test("many (batch, head) pairs split over workers match the naive reference")
         func manyPairs() {
             let (q, k, v) = inputs(B: 9, Lq: 7, Lk: 3, D: 12, seed: 37)

@@ -42,6 +42,7 @@ extension KernelTests {
             [3, 4, 3, 3, 5, 1, 1, 1, 0],   // 1×1 (no im2col)
             [2, 2, 5, 5, 3, 1, 1, 2, 0],   // 1×1 with stride 2 (im2col)
             [5, 2, 6, 6, 3, 3, 3, 1, 2],   // padding larger than needed, many small images (grouped)
+            [1, 3, 6, 6, 4, 3, 3, 1, 1],   // one image: no split over workers
         ]
 
         @Test("forward matches a naive direct convolution", arguments: geometries)

@@ -13,8 +13,8 @@ func referenceActivation(_ a: Activation, _ x: Double) -> Double {
     }
 }
 
-/// All kernel suites, run one test at a time: grad mode (`Autograd.withoutGrad`, used by
-/// `gradientError`) is process-wide, so a gradient check must not overlap another test's.
+/// All kernel suites, run one test at a time (they are small): keeps the gradient checks'
+/// no-grad sections and the kernels' OpenBLAS thread-count changes from overlapping.
 @Suite("Kernel", .serialized)
 struct KernelTests {}
 
@@ -127,6 +127,9 @@ extension KernelTests {
                 #expect(seen.allSatisfy { $0 == 1 })
                 let ranges = (0..<count).map { Parallel.chunkRange(n, chunks: count, index: $0) }
                 #expect(ranges.first?.lowerBound == 0 && ranges.last?.upperBound == n)
+                var hits = [Int](repeating: 0, count: n)
+                hits.withUnsafeMutableBufferPointer { hits in Parallel.parallelFor(n) { hits[$0] += 1 } }
+                #expect(hits.allSatisfy { $0 == 1 })
             }
         }
     }

@@ -21,40 +21,44 @@ private let invSqrt2Pi: Float = 0.398_942_280_4  // 1/√(2π)
 
 /// Elementwise activation forward and backward over flat buffers.
 enum ActivationKernel {
-    /// out[i] = f(z[i]) for i < n. `out` may equal `z`.
+    @inline(__always) static func gelu(_ x: Float) -> Float {
+        let u = geluK * (x + geluC * x * x * x)
+        let t = 1 - 2 / (1 + FastMath.exp(2 * u))          // tanh(u)
+        return 0.5 * x * (1 + t)
+    }
+
+    @inline(__always) static func geluErf(_ x: Float) -> Float { 0.5 * x * (1 + erf(x * invSqrt2)) }
+
+    @inline(__always) static func silu(_ x: Float) -> Float { x / (1 + FastMath.exp(-x)) }
+
+    @inline(__always) static func relu(_ x: Float) -> Float { max(x, 0) }
+
+    /// out[i] = f(z[i]) for i < n. `out` may equal `z`. (The in-place case gets its own loop:
+    /// the vectoriser's overlap check would send an `out[i] = f(z[i])` loop with out == z down
+    /// its scalar path.)
     static func forward(_ activation: Activation, out: UnsafeMutablePointer<Float>,
                         z: UnsafePointer<Float>, n: Int) {
+        let inPlace = UnsafePointer(out) == z
         switch activation {
         case .none:
-            if UnsafePointer(out) != z { out.update(from: z, count: n) }
+            if !inPlace { out.update(from: z, count: n) }
         case .gelu:
-            for i in 0..<n {
-                let x = z[i]
-                let u = geluK * (x + geluC * x * x * x)
-                let t = 1 - 2 / (1 + FastMath.exp(2 * u))          // tanh(u)
-                out[i] = 0.5 * x * (1 + t)
-            }
+            if inPlace { for i in 0..<n { out[i] = gelu(out[i]) } } else { for i in 0..<n { out[i] = gelu(z[i]) } }
         case .geluErf:
-            for i in 0..<n {
-                let x = z[i]
-                out[i] = 0.5 * x * (1 + erf(x * invSqrt2))
-            }
+            if inPlace { for i in 0..<n { out[i] = geluErf(out[i]) } } else { for i in 0..<n { out[i] = geluErf(z[i]) } }
         case .silu:
-            for i in 0..<n {
-                let x = z[i]
-                out[i] = x / (1 + FastMath.exp(-x))
-            }
+            if inPlace { for i in 0..<n { out[i] = silu(out[i]) } } else { for i in 0..<n { out[i] = silu(z[i]) } }
         case .relu:
-            for i in 0..<n { out[i] = max(z[i], 0) }
+            if inPlace { for i in 0..<n { out[i] = relu(out[i]) } } else { for i in 0..<n { out[i] = relu(z[i]) } }
         }
     }
 
-    /// dz[i] = dy[i] · f′(z[i]) for i < n. `dz` may equal `dy`.
+    /// dz[i] = dy[i] · f′(z[i]) for i < n; `dz` must not overlap `dy` or `z`.
     static func backward(_ activation: Activation, dz: UnsafeMutablePointer<Float>,
                          dy: UnsafePointer<Float>, z: UnsafePointer<Float>, n: Int) {
         switch activation {
         case .none:
-            if UnsafePointer(dz) != dy { dz.update(from: dy, count: n) }
+            dz.update(from: dy, count: n)
         case .gelu:
             for i in 0..<n {
                 let x = z[i]
@@ -67,7 +71,7 @@ enum ActivationKernel {
             for i in 0..<n {
                 let x = z[i]
                 let cdf = 0.5 * (1 + erf(x * invSqrt2))
-                let pdf = invSqrt2Pi * exp(-0.5 * x * x)
+                let pdf = invSqrt2Pi * FastMath.exp(-0.5 * x * x)
                 dz[i] = dy[i] * (cdf + x * pdf)
             }
         case .silu:

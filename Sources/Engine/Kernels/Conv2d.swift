@@ -237,9 +237,9 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
     return out.recordOp(inputs: inputs) { out in
         let wantsBias = bias?.requiresGrad ?? false
-        conv2dBackward(dx: x.requiresGrad ? x.gradPointer() : nil,
-                       dweight: weight.requiresGrad ? weight.gradPointer() : nil,
-                       dbias: wantsBias ? bias!.gradPointer() : nil,
+        conv2dBackward(dx: x.requiresGrad ? x.gradAccumulationPointer() : nil,
+                       dweight: weight.requiresGrad ? weight.gradAccumulationPointer() : nil,
+                       dbias: wantsBias ? bias!.gradAccumulationPointer() : nil,
                        dout: out.gradStorage!.pointer, x: x.pointer, weight: weight.pointer, g)
     }
 }

@@ -78,7 +78,7 @@ public func crossEntropy(logits: Tensor, targets: [Int32], weights: [Float]? = n
         let dloss = out.gradStorage!.pointer[0]
         targets.withUnsafeBufferPointer { t in
             withOptionalPointer(weights) { w in
-                crossEntropyBackward(dlogits: logits.gradPointer(), dloss: dloss, lse: lse.pointer,
+                crossEntropyBackward(dlogits: logits.gradAccumulationPointer(), dloss: dloss, lse: lse.pointer,
                                      logits: logits.pointer, targets: t.baseAddress!, weights: w, N: N, C: C)
             }
         }

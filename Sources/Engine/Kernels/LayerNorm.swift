@@ -48,27 +48,22 @@ public func layerNormBackward(dx: UnsafeMutablePointer<Float>?, dweight: UnsafeM
     Parallel.chunks(N, count: chunkCount) { chunk, rows in
         let pw = partials + 2 * C * chunk     // (C) this chunk's dweight
         let pb = pw + C                       // (C) this chunk's dbias
+        let rowScratch = ScratchPool.shared.take(2 * C)
+        defer { ScratchPool.shared.give(rowScratch) }
+        let g = rowScratch.pointer, xh = g + C   // (C) dy·weight and x̂ of the current row
         for r in rows {
             let xr = x + r * C, gr = dy + r * C
             let m = mean[r], rs = rstd[r]
-            // mean(g) and mean(g·x̂), g = dy·weight
-            var sumG: Float = 0, sumGX: Float = 0
             for j in 0..<C {
-                let xh = (xr[j] - m) * rs
-                let g = gr[j] * w[j]
-                sumG += g
-                sumGX += g * xh
-                pw[j] += gr[j] * xh
+                xh[j] = (xr[j] - m) * rs
+                g[j] = gr[j] * w[j]
+                pw[j] += gr[j] * xh[j]
                 pb[j] += gr[j]
             }
             guard let dx else { continue }
-            let meanG = sumG / Float(C), meanGX = sumGX / Float(C)
+            let meanG = FastMath.sum(g, C) / Float(C), meanGX = FastMath.dot(g, xh, C) / Float(C)
             let dxr = dx + r * C
-            for j in 0..<C {
-                let xh = (xr[j] - m) * rs
-                let g = gr[j] * w[j]
-                dxr[j] += rs * (g - meanG - xh * meanGX)
-            }
+            for j in 0..<C { dxr[j] += rs * (g[j] - meanG - xh[j] * meanGX) }
         }
     }
     for chunk in 0..<chunkCount {
@@ -97,9 +92,9 @@ public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, e
     return out.recordOp(inputs: inputs) { out in
         let dy = out.gradStorage!.pointer
         let wantsWeight = weight?.requiresGrad ?? false, wantsBias = bias?.requiresGrad ?? false
-        layerNormBackward(dx: x.requiresGrad ? x.gradPointer() : nil,
-                          dweight: wantsWeight ? weight!.gradPointer() : nil,
-                          dbias: wantsBias ? bias!.gradPointer() : nil,
+        layerNormBackward(dx: x.requiresGrad ? x.gradAccumulationPointer() : nil,
+                          dweight: wantsWeight ? weight!.gradAccumulationPointer() : nil,
+                          dbias: wantsBias ? bias!.gradAccumulationPointer() : nil,
                           dy: dy, x: x.pointer, mean: mean.pointer, rstd: rstd.pointer,
                           weight: weight?.pointer, N: N, C: C)
     }

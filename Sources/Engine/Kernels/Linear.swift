@@ -4,6 +4,9 @@
 /// pre-activation z = x·Wᵀ + b when f needs it for its derivative (GELU, SiLU); ReLU reads its own
 /// output, and `.none` saves nothing.
 
+/// Elementwise loops are split over the workers in parts of at least this many elements.
+let elementwiseGrain = 1 << 15
+
 /// z = x·Wᵀ (+ b), then out = f(z). `preact` receives z when non-nil (it may equal `out` only for
 /// `.none`).
 ///
@@ -12,18 +15,20 @@ public func linearForward(out: UnsafeMutablePointer<Float>, preact: UnsafeMutabl
                           x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           activation: Activation, N: Int, IN: Int, OUT: Int) {
     let z = preact ?? out
-    if let bias {
-        for r in 0..<N { (z + r * OUT).update(from: bias, count: OUT) }
-    }
-    BLAS.gemm(transB: true, m: N, n: OUT, k: IN, a: x, lda: IN, b: weight, ldb: IN,
-              beta: bias == nil ? 0 : 1, c: z, ldc: OUT)
-    if activation != .none || preact != nil {
-        ActivationKernel.forward(activation, out: out, z: z, n: N * OUT)
+    BLAS.gemm(transB: true, m: N, n: OUT, k: IN, a: x, lda: IN, b: weight, ldb: IN, c: z, ldc: OUT)
+    guard bias != nil || activation != .none || preact != nil else { return }
+    // One parallel pass over the rows: z += b, out = f(z).
+    Parallel.chunks(N, minimumPerChunk: max(1, elementwiseGrain / max(OUT, 1))) { _, rows in
+        for r in rows {
+            let zr = z + r * OUT
+            if let bias { for j in 0..<OUT { zr[j] += bias[j] } }
+            ActivationKernel.forward(activation, out: out + r * OUT, z: zr, n: OUT)
+        }
     }
 }
 
-/// Backward of `linearForward`. `dy` (N, OUT) is turned in place into dz = dy·f′(z) unless a
-/// separate `dzScratch` (N, OUT) is given; then dx (+)= dz·W, dW (+)= dzᵀ·x, db += Σ_rows dz.
+/// Backward of `linearForward`: dz = dy·f′(z) goes into `dzScratch` (N, OUT; unused, and may be
+/// nil, for `.none`, where dz is dy itself); then dx (+)= dz·W, dW (+)= dzᵀ·x, db += Σ_rows dz.
 ///
 /// `preact` is z (for GELU and SiLU); `out` is f(z) (for ReLU). Each gradient pointer may be nil
 /// when not needed; `dxBeta`/`dweightBeta` are 0 to overwrite or 1 to accumulate.
@@ -38,7 +43,10 @@ public func linearBackward(dx: UnsafeMutablePointer<Float>?, dxBeta: Float,
     if activation != .none {
         guard let dzScratch else { preconditionFailure("linearBackward: \(activation) needs a dz scratch buffer") }
         let z = activation == .relu ? out : preact!
-        ActivationKernel.backward(activation, dz: dzScratch, dy: dy, z: z, n: N * OUT)
+        Parallel.chunks(N * OUT, minimumPerChunk: elementwiseGrain) { _, range in
+            let i = range.lowerBound
+            ActivationKernel.backward(activation, dz: dzScratch + i, dy: dy + i, z: z + i, n: range.count)
+        }
         dz = UnsafePointer(dzScratch)
     }
     if let dx {       // (N, IN) = (N, OUT)·(OUT, IN)
@@ -48,10 +56,13 @@ public func linearBackward(dx: UnsafeMutablePointer<Float>?, dxBeta: Float,
         BLAS.gemm(transA: true, m: OUT, n: IN, k: N, a: dz, lda: OUT, b: x, ldb: IN,
                   beta: dweightBeta, c: dweight, ldc: IN)
     }
-    if let dbias {
-        for r in 0..<N {
-            let row = dz + r * OUT
-            for j in 0..<OUT { dbias[j] += row[j] }
+    if let dbias {   // each worker sums a block of columns over all rows
+        Parallel.chunks(OUT, minimumPerChunk: max(16, elementwiseGrain / max(N, 1))) { _, columns in
+            let (j0, width) = (columns.lowerBound, columns.count)
+            for r in 0..<N {
+                let row = dz + r * OUT + j0
+                for j in 0..<width { dbias[j0 + j] += row[j] }
+            }
         }
     }
 }
@@ -82,13 +93,14 @@ public func linear(_ x: Tensor, _ weight: Tensor, _ bias: Tensor? = nil, activat
     let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
     return out.recordOp(inputs: inputs) { out in
         let dy = out.gradStorage!.pointer
-        let dzScratch: Storage? = activation == .none ? nil : Storage(uninitializedCount: N * OUT)
+        let dzScratch: Storage? = activation == .none ? nil : ScratchPool.shared.take(N * OUT)
+        defer { if let dzScratch { ScratchPool.shared.give(dzScratch) } }
         var dx: (pointer: UnsafeMutablePointer<Float>, beta: Float)? = nil
         var dw: (pointer: UnsafeMutablePointer<Float>, beta: Float)? = nil
         if x.requiresGrad { dx = x.gradForOverwriteOrAdd() }
         // x and weight may be one tensor (x·xᵀ): then the second gradient must add to the first.
         if weight.requiresGrad { dw = weight === x ? (x.gradStorage!.pointer, 1) : weight.gradForOverwriteOrAdd() }
-        let db: UnsafeMutablePointer<Float>? = (bias?.requiresGrad ?? false) ? bias!.gradPointer() : nil
+        let db: UnsafeMutablePointer<Float>? = (bias?.requiresGrad ?? false) ? bias!.gradAccumulationPointer() : nil
         linearBackward(dx: dx?.pointer, dxBeta: dx?.beta ?? 0, dweight: dw?.pointer, dweightBeta: dw?.beta ?? 0,
                        dbias: db, dy: dy, dzScratch: dzScratch?.pointer, preact: preact.map { UnsafePointer($0.pointer) },
                        out: out.pointer, x: x.pointer, weight: weight.pointer,

@@ -157,7 +157,7 @@ extension Tensor {
     }
 
     /// Pointer to this tensor's gradient, allocated zeroed on first use (kernels then add into it).
-    func gradPointer() -> UnsafeMutablePointer<Float> {
+    func gradAccumulationPointer() -> UnsafeMutablePointer<Float> {
         if let g = gradStorage { return g.pointer }
         let g = Storage(count: count)
         gradStorage = g
