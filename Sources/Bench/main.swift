@@ -129,6 +129,7 @@ print(padded("(0) sgemm 1024³ peak (best of 10)") + String(format: "  %7.1f GFL
 
 let cases: [BenchCase] = [
     linearCase(),
+    blockCase(),
     convCase(),
     linearCase(activation: .gelu),
     attentionCase(Lk: 64),
