@@ -92,7 +92,7 @@ struct SampleCommand: ParsableCommand {
 /// The text encoder a checkpoint was trained with (a trainable encoder's weights come from the file).
 func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> TextEncoder {
     guard let choice = TextEncoderChoice(rawValue: file.configuration.textEncoder) else {
-        throw ValidationError("The model was trained with the \"\(file.configuration.textEncoder)\" text features, "
+        throw GeneratorCommandError("The model was trained with the \"\(file.configuration.textEncoder)\" text features, "
             + "which cannot encode prompts; train with --text-encoder minilm or tiny.")
     }
     let encoder = try makeTextEncoder(choice, maxLength: maxLength)
@@ -102,5 +102,5 @@ func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> T
 
 /// Images from token grids (count, h, w) through the VQ-VAE decoder in `vqvae`.
 func decodeTokens(_ tokens: [Int32], count: Int, height: Int, width: Int, vqvae: String) throws -> [Image] {
-    throw ValidationError("Decoding tokens into images arrives with the VQ-VAE decoder; use --tokens-out for now.")
+    throw GeneratorCommandError("Decoding tokens into images arrives with the VQ-VAE decoder; use --tokens-out for now.")
 }

@@ -152,12 +152,12 @@ struct TrainCommand: ParsableCommand {
 
 /// The token grids and captions of a dataset split, tokenized by the VQ-VAE in `vqvae`.
 func tokenizedDataset(dataset: String, split: String, count: Int?, vqvae: String) throws -> TokenizedDataset {
-    throw ValidationError("Tokenizing \(dataset) arrives with the VQ-VAE token cache; this build cannot tokenize yet (use --synthetic).")
+    throw GeneratorCommandError("Tokenizing \(dataset) arrives with the VQ-VAE token cache; this build cannot tokenize yet (use --synthetic).")
 }
 
 /// The text encoder for `vqd train` and `vqd sample`: frozen MiniLM or the small trainable encoder.
 func makeTextEncoder(_ choice: TextEncoderChoice, maxLength: Int) throws -> TextEncoder {
-    throw ValidationError("The \(choice.rawValue) text encoder arrives with the text encoders; this build has none yet (use --synthetic).")
+    throw GeneratorCommandError("The \(choice.rawValue) text encoder arrives with the text encoders; this build has none yet (use --synthetic).")
 }
 
 // MARK: - Synthetic data for speed runs
@@ -193,4 +193,10 @@ enum SyntheticDiffusionData {
                                 mask: [Bool](repeating: true, count: B * L))
         }
     }
+}
+
+/// A failure of `vqd train` or `vqd sample` that is not a usage mistake (printed without the usage text).
+struct GeneratorCommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
