@@ -20,6 +20,8 @@ struct VQD: ParsableCommand {
             ResultsCommand.self,
             InspectCommand.self,
             FIDCommand.self,
+            TrainCommand.self,
+            SampleCommand.self,
         ])
 }
 

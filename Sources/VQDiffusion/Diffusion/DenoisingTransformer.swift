@@ -1,0 +1,155 @@
+import Engine
+
+// The denoising network of VQ-Diffusion (DESIGN.md §2): x_t (B, N) tokens in 0…K, the time t and
+// the text features in; logits out.
+//
+//   x = TokenEmbedding(x_t) + RowEmbedding(i) + ColumnEmbedding(j)            (B, N, C)
+//   context = Linear(text features)                                           (B, L, C)
+//   x = Block_1…Block_depth(x, SiLU(emb(t)), context)                         (B, N, C)
+//   logits = Linear(LayerNorm(x))                                             (B, N, K) or (B, N, K+1)
+//
+// With the x0 reparameterization the K logits give log p_θ(x0 | x_t) by log-softmax (no [MASK]
+// output); with the direct parameterization K+1 logits give log p_θ(x_{t−1} | x_t) itself.
+
+/// What the network's output means.
+public enum DiffusionParameterization: String, Codable, Sendable, CaseIterable {
+    /// K logits: log p_θ(x0 | x_t); p_θ(x_{t−1} | x_t) comes from the posterior (Eq. 11).
+    case reparameterized
+    /// K+1 logits: log p_θ(x_{t−1} | x_t) directly; no auxiliary loss, no exact step skipping.
+    case direct
+}
+
+/// The shape of the denoising transformer.
+public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
+    /// K real codes; the input vocabulary is K+1 with [MASK] = K.
+    public var classes: Int
+    /// Token grid h×w (N = h·w).
+    public var gridHeight: Int
+    public var gridWidth: Int
+    /// T, the number of diffusion steps (rows of the time-embedding table).
+    public var steps: Int
+    /// Width D of the text features the model reads.
+    public var textWidth: Int
+    /// Model width C.
+    public var width: Int
+    /// Number of transformer blocks.
+    public var depth: Int
+    /// Attention heads per block.
+    public var heads: Int
+    /// MLP hidden width as a multiple of C.
+    public var mlpRatio: Int = 4
+    /// Output meaning (the reparameterization study).
+    public var parameterization: DiffusionParameterization = .reparameterized
+
+    public init(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int, width: Int, depth: Int,
+                heads: Int, mlpRatio: Int = 4, parameterization: DiffusionParameterization = .reparameterized) {
+        self.classes = classes
+        self.gridHeight = gridHeight
+        self.gridWidth = gridWidth
+        self.steps = steps
+        self.textWidth = textWidth
+        self.width = width
+        self.depth = depth
+        self.heads = heads
+        self.mlpRatio = mlpRatio
+        self.parameterization = parameterization
+    }
+
+    /// For tests: width 32, 2 blocks, 4 heads.
+    public static func tiny(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int) -> Self {
+        Self(classes: classes, gridHeight: gridHeight, gridWidth: gridWidth, steps: steps, textWidth: textWidth,
+             width: 32, depth: 2, heads: 4)
+    }
+
+    /// For the studies on 2 cores: width 256, 4 blocks, 8 heads (about 4.8 M parameters with
+    /// K = 512, 8×8 tokens and 384-wide text features).
+    public static func small(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int) -> Self {
+        Self(classes: classes, gridHeight: gridHeight, gridWidth: gridWidth, steps: steps, textWidth: textWidth,
+             width: 256, depth: 4, heads: 8)
+    }
+
+    /// A named preset ("tiny" or "small"), or nil.
+    public static func preset(_ name: String, classes: Int, gridHeight: Int, gridWidth: Int, steps: Int,
+                              textWidth: Int) -> Self? {
+        switch name {
+        case "tiny": tiny(classes: classes, gridHeight: gridHeight, gridWidth: gridWidth, steps: steps, textWidth: textWidth)
+        case "small": small(classes: classes, gridHeight: gridHeight, gridWidth: gridWidth, steps: steps, textWidth: textWidth)
+        default: nil
+        }
+    }
+
+    public var tokens: Int { gridHeight * gridWidth }
+    /// Width of the output: K (reparameterized) or K+1 (direct).
+    public var outputClasses: Int { parameterization == .direct ? classes + 1 : classes }
+
+    public var block: TransformerBlockConfiguration {
+        TransformerBlockConfiguration(width: width, heads: heads, mlpRatio: mlpRatio, causal: false,
+                                      timeConditioned: true, contextWidth: width)
+    }
+
+    /// FLOPs (2 per multiply-add) of one forward pass at batch B with text length L; a training
+    /// step (forward + backward) costs about 3× this.
+    public func forwardFLOPs(batch B: Int, textLength L: Int) -> Double {
+        let (b, n, c) = (Double(B), Double(tokens), Double(width))
+        let blocks = Double(depth) * block.forwardFLOPs(batch: B, length: tokens, contextLength: L)
+        let text = 2 * b * Double(L) * Double(textWidth) * c
+        let head = 2 * b * n * c * Double(outputClasses)
+        return blocks + text + head
+    }
+}
+
+public final class DenoisingTransformer: Module {
+    public let configuration: DiffusionModelConfiguration
+    public let tokenEmbedding: Embedding          // (K+1, C)
+    public let positionEmbedding: PositionEmbedding2D
+    public let timeEmbedding: TimestepEmbedding   // (T, C)
+    public let textProjection: Linear             // (C, D)
+    public let blocks: [TransformerBlock]
+    public let headNorm: LayerNorm
+    public let head: Linear                       // (K or K+1, C)
+
+    public init(_ c: DiffusionModelConfiguration, using rng: inout RandomGenerator) {
+        precondition(c.classes >= 1 && c.width >= 1 && c.depth >= 1 && c.steps >= 1 && c.textWidth >= 1,
+                     "DenoisingTransformer: invalid configuration \(c)")
+        configuration = c
+        tokenEmbedding = Embedding(c.classes + 1, c.width, using: &rng)
+        positionEmbedding = PositionEmbedding2D(height: c.gridHeight, width: c.gridWidth, dimension: c.width, using: &rng)
+        timeEmbedding = TimestepEmbedding(steps: c.steps, width: c.width, using: &rng)
+        textProjection = Linear(c.textWidth, c.width, using: &rng)
+        blocks = (0..<c.depth).map { _ in TransformerBlock(c.block, using: &rng) }
+        headNorm = LayerNorm(c.width)
+        head = Linear(c.width, c.outputClasses, using: &rng)
+    }
+
+    /// Logits (B, N, K) — or (B, N, K+1) with the direct parameterization — for tokens x_t
+    /// (B·N, values 0…K, raster order), one time t_b in 1…T per batch element, and text features
+    /// (B, L, D) with their padding mask.
+    public func logits(_ xt: [Int32], t: [Int], text: TextFeatures) -> Tensor {
+        let c = configuration
+        let (B, N) = (t.count, c.tokens)
+        precondition(xt.count == B * N, "DenoisingTransformer: \(xt.count) tokens for \(B) grids of \(N)")
+        precondition(text.batch == B && text.width == c.textWidth,
+                     "DenoisingTransformer: text features \(text.features.shape) do not match batch \(B) and width \(c.textWidth)")
+        var x = tokenEmbedding(xt, shape: [B, N]) + positionEmbedding()   // (B, N, C)
+        let time = timeEmbedding(t)                                        // (B, C)
+        let context = textProjection(text.features)                        // (B, L, C)
+        for block in blocks { x = block(x, time: time, context: context, contextMask: text.mask) }
+        return head(headNorm(x))                                           // (B, N, K or K+1)
+    }
+
+    /// Log-probabilities: log p_θ(x0 | x_t) (B, N, K), or log p_θ(x_{t−1} | x_t) (B, N, K+1) with
+    /// the direct parameterization.
+    public func callAsFunction(_ xt: [Int32], t: [Int], text: TextFeatures) -> Tensor {
+        logits(xt, t: t, text: text).logSoftmax()
+    }
+
+    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
+        tokenEmbedding.visitParameters(prefix: childPrefix(prefix, "tokenEmbedding"), visit)
+        positionEmbedding.visitParameters(prefix: childPrefix(prefix, "positionEmbedding"), visit)
+        timeEmbedding.visitParameters(prefix: childPrefix(prefix, "timeEmbedding"), visit)
+        textProjection.visitParameters(prefix: childPrefix(prefix, "textProjection"), visit)
+        for (i, block) in blocks.enumerated() { block.visitParameters(prefix: childPrefix(prefix, "blocks.\(i)"), visit) }
+        headNorm.visitParameters(prefix: childPrefix(prefix, "headNorm"), visit)
+        head.visitParameters(prefix: childPrefix(prefix, "head"), visit)
+    }
+}

@@ -1,0 +1,163 @@
+import Engine
+import Foundation
+
+// Sampling (Sec. 3.3 and 4.4 of the paper): start from an all-[MASK] grid at t = T and walk down
+// a grid of times T = t_0 > t_1 > … > t_S = 0. At each visited t the network gives p_θ(x0 | x_t);
+// it is optionally truncated (keep the most likely codes whose cumulative probability before them
+// is below r, the top one always), turned into p_θ(x_s | x_t) by the posterior — exactly, from the
+// s→t transition, or by the reference code's one-step shortcut — and x_s is drawn with Gumbel-max
+// from the seeded generator. The last step (s = 0) draws from p_θ(x0 | x_t) over the real codes.
+//
+// With the direct parameterization the network gives p_θ(x_{t−1} | x_t) for one step only; when
+// steps are skipped its draw is used as x_s (the naive shortcut the reparameterization study
+// compares against).
+
+public struct DiffusionSamplingOptions: Equatable, Sendable {
+    /// Number of network evaluations S (1…T); Δt = T/S (times rounded to integers).
+    public var steps: Int
+    /// Truncation rate r in (0, 1]; nil (or 1) keeps every code.
+    public var truncation: Double?
+    /// How a skip from t to s < t − 1 is taken.
+    public var skipping: StepSkipping
+
+    public init(steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact) {
+        self.steps = steps
+        self.truncation = truncation
+        self.skipping = skipping
+    }
+}
+
+public enum DiffusionSampling {
+    /// The visited times T = t_0 > … > t_S = 0 for S steps: t_i = round(T·(S − i)/S).
+    public static func timeGrid(diffusionSteps T: Int, samplingSteps S: Int) -> [Int] {
+        precondition(S >= 1 && S <= T, "sampling steps \(S) must lie in 1…\(T)")
+        return (0...S).map { i in Int((Double(T) * Double(S - i) / Double(S)).rounded()) }
+    }
+
+    /// Truncates each of `rows` rows of `classes` log-probabilities (need not be normalised) in
+    /// place: with the probabilities sorted in decreasing order, the codes whose cumulative
+    /// probability before them is below `rate` are kept (the most likely always) and the rest set
+    /// to −∞. Codes tied with the last kept one are kept too.
+    public static func truncate(_ logP: UnsafeMutablePointer<Float>, rows: Int, classes C: Int, rate: Double) {
+        precondition(rate > 0 && rate <= 1, "truncation rate must lie in (0, 1], got \(rate)")
+        var sorted = UnsafeMutableBufferPointer<Float>.allocate(capacity: C)   // (C) probabilities, descending
+        defer { sorted.deallocate() }
+        for r in 0..<rows {
+            let row = logP + r * C
+            var m = -Float.infinity
+            for k in 0..<C { m = max(m, row[k]) }
+            guard m > -Float.infinity else { continue }
+            var total = 0.0
+            for k in 0..<C {
+                let p = Foundation.exp(row[k] - m)
+                sorted[k] = p
+                total += Double(p)
+            }
+            sorted.sort(by: >)
+            var cumulative = 0.0, threshold = sorted[0]
+            for j in 0..<C {
+                if cumulative / total >= rate { break }
+                threshold = sorted[j]
+                cumulative += Double(sorted[j])
+            }
+            for k in 0..<C where Foundation.exp(row[k] - m) < threshold { row[k] = -.infinity }
+        }
+    }
+
+    /// Gumbel-max draws from the first `classes` of each row of `stride` log-probabilities.
+    static func draw(_ logP: UnsafePointer<Float>, rows: Int, stride: Int, classes C: Int,
+                     using rng: inout RandomGenerator) -> [Int32] {
+        var out = [Int32](repeating: 0, count: rows)
+        for r in 0..<rows {
+            let row = logP + r * stride
+            var best = -Float.infinity, arg = 0
+            for c in 0..<C {
+                let v = row[c] + rng.gumbel()
+                if v > best { best = v; arg = c }
+            }
+            out[r] = Int32(arg)
+        }
+        return out
+    }
+
+    /// The sampling loop for any predictor. `predict(x_t, t)` returns log p_θ(x0 | x_t) (B, N, K)
+    /// — or log p_θ(x_{t−1} | x_t) (B, N, K+1) for the direct parameterization — for tokens
+    /// (B·N). `observe(x, t)` (optional) sees the tokens at every visited time, from the initial
+    /// all-[MASK] grid at T to the final grid at 0. Returns x0 (B·N) in 0…K−1.
+    public static func run(batch B: Int, tokens N: Int, schedule: DiffusionSchedule,
+                           parameterization: DiffusionParameterization = .reparameterized,
+                           options: DiffusionSamplingOptions, using rng: inout RandomGenerator,
+                           observe: (([Int32], Int) -> Void)? = nil,
+                           predict: ([Int32], Int) throws -> Tensor) rethrows -> [Int32] {
+        let K = schedule.classes
+        let times = timeGrid(diffusionSteps: schedule.steps, samplingSteps: options.steps)
+        var x = [Int32](repeating: Int32(K), count: B * N)     // (B·N) all [MASK]
+        observe?(x, times[0])
+        for i in 0..<(times.count - 1) {
+            let (t, s) = (times[i], times[i + 1])
+            let prediction = try Autograd.withoutGrad { try predict(x, t) }
+            let width = parameterization == .direct ? K + 1 : K
+            precondition(prediction.shape == [B, N, width],
+                         "sampling: the predictor returned \(prediction.shape), expected [\(B), \(N), \(width)]")
+            if let r = options.truncation, r < 1 {
+                truncate(prediction.pointer, rows: B * N, classes: width, rate: r)
+            }
+            let next: Tensor                                     // (B, N, K+1) log p(x_s | x_t)
+            switch parameterization {
+            case .reparameterized:
+                next = Autograd.withoutGrad {
+                    schedule.posteriorLogProbabilities(logX0: prediction, xt: x, from: t, to: s, skipping: options.skipping)
+                }
+            case .direct:
+                next = prediction
+            }
+            // The last step draws a real code; before it [MASK] is a legitimate state.
+            x = draw(next.pointer, rows: B * N, stride: K + 1, classes: s == 0 ? K : K + 1, using: &rng)
+            observe?(x, s)
+        }
+        return x
+    }
+}
+
+/// Text-to-tokens sampling with a trained model.
+public final class DiffusionSampler {
+    public let model: DenoisingTransformer
+    public let schedule: DiffusionSchedule
+    public let textEncoder: TextEncoder
+
+    public init(model: DenoisingTransformer, schedule: DiffusionSchedule, textEncoder: TextEncoder) {
+        precondition(model.configuration.classes == schedule.classes && model.configuration.steps == schedule.steps,
+                     "DiffusionSampler: model (K = \(model.configuration.classes), T = \(model.configuration.steps)) and schedule (K = \(schedule.classes), T = \(schedule.steps)) differ")
+        self.model = model
+        self.schedule = schedule
+        self.textEncoder = textEncoder
+    }
+
+    /// Token grids (B, N) row-major, one per caption, with S network evaluations (`steps`), an
+    /// optional truncation rate r and the chosen way of skipping steps.
+    public func sample(captions: [String], steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact,
+                       using rng: inout RandomGenerator) throws -> [Int32] {
+        guard !captions.isEmpty else { return [] }
+        guard steps >= 1 && steps <= schedule.steps else {
+            throw DiffusionSamplingError("the number of sampling steps must lie in 1…\(schedule.steps), got \(steps)")
+        }
+        if let r = truncation, !(r > 0 && r <= 1) {
+            throw DiffusionSamplingError("the truncation rate must lie in (0, 1], got \(r)")
+        }
+        let text = try Autograd.withoutGrad { try textEncoder.encode(captions) }
+        let B = captions.count
+        let options = DiffusionSamplingOptions(steps: steps, truncation: truncation, skipping: skipping)
+        return DiffusionSampling.run(batch: B, tokens: model.configuration.tokens, schedule: schedule,
+                                     parameterization: model.configuration.parameterization,
+                                     options: options, using: &rng) { x, t in
+            model(x, t: [Int](repeating: t, count: B), text: text)
+        }
+    }
+}
+
+public struct DiffusionSamplingError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}

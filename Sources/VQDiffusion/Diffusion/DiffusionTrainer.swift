@@ -1,0 +1,342 @@
+import Engine
+import Foundation
+
+// Training of the denoising transformer (Sec. 4.1 of the paper): AdamW (β = 0.9, 0.96, weight
+// decay 0.045) with linear warm-up and cosine decay, gradient-norm clipping, EMA weights for
+// sampling, t drawn uniformly or by importance sampling. One step:
+//
+//   batch (x0, captions) → t ~ p(t) → x_t ~ q(x_t | x0) → text features → logits →
+//   loss (bound + λ·auxiliary) → backward → clip → AdamW → EMA → record L_t for p(t).
+//
+// Everything a resumed run needs is in the checkpoint: weights, optimizer moments, EMA, the
+// generator, the step and the loss history. The data order is a pure function of the seed and
+// the step, so a resumed run sees the same batches as an uninterrupted one.
+
+public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
+    /// Images per step.
+    public var batchSize: Int = 32
+    /// Length of the learning-rate schedule (the cosine reaches its floor here).
+    public var totalSteps: Int = 10_000
+    /// Peak learning rate after warm-up.
+    public var learningRate: Float = 5e-4
+    /// Linear warm-up steps.
+    public var warmupSteps: Int = 500
+    /// Floor of the cosine decay.
+    public var minimumLearningRate: Float = 1e-5
+    /// Decoupled weight decay of weight matrices (the paper's 0.045).
+    public var weightDecay: Float = 0.045
+    /// AdamW's second-moment decay (the paper's 0.96).
+    public var beta2: Float = 0.96
+    /// Largest global gradient norm.
+    public var gradientClip: Float = 1
+    /// EMA decay of the sampling weights (with the (1+n)/(10+n) warm-up).
+    public var emaDecay: Float = 0.999
+    /// How t is drawn.
+    public var timeSampling: TimeSampling = .importance
+    /// Loss weights.
+    public var loss: DiffusionLossConfiguration = DiffusionLossConfiguration()
+    /// Seed of initialisation, data order and noise.
+    public var seed: UInt64 = 0
+
+    public init(batchSize: Int = 32, totalSteps: Int = 10_000, learningRate: Float = 5e-4, warmupSteps: Int = 500,
+                minimumLearningRate: Float = 1e-5, weightDecay: Float = 0.045, beta2: Float = 0.96,
+                gradientClip: Float = 1, emaDecay: Float = 0.999, timeSampling: TimeSampling = .importance,
+                loss: DiffusionLossConfiguration = DiffusionLossConfiguration(), seed: UInt64 = 0) {
+        self.batchSize = batchSize
+        self.totalSteps = totalSteps
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.minimumLearningRate = minimumLearningRate
+        self.weightDecay = weightDecay
+        self.beta2 = beta2
+        self.gradientClip = gradientClip
+        self.emaDecay = emaDecay
+        self.timeSampling = timeSampling
+        self.loss = loss
+        self.seed = seed
+    }
+}
+
+/// What a diffusion checkpoint's `configuration` metadata holds: enough to rebuild the model,
+/// the schedule and the text encoder.
+public struct DiffusionRunConfiguration: Equatable, Codable, Sendable {
+    public var model: DiffusionModelConfiguration
+    public var diffusion: DiffusionConfiguration
+    public var training: DiffusionTrainingConfiguration
+    /// Name of the text encoder (e.g. "minilm", "tiny"); a trainable encoder's weights are stored
+    /// with the model's under `textEncoder.`.
+    public var textEncoder: String
+
+    public init(model: DiffusionModelConfiguration, diffusion: DiffusionConfiguration,
+                training: DiffusionTrainingConfiguration, textEncoder: String) {
+        self.model = model
+        self.diffusion = diffusion
+        self.training = training
+        self.textEncoder = textEncoder
+    }
+}
+
+/// The figures of one training step.
+public struct DiffusionStepMetrics {
+    public var step: Int
+    public var loss: Double
+    public var bound: Double
+    public var auxiliary: Double
+    public var maskedAccuracy: Double
+    public var gradientNorm: Double
+    public var learningRate: Double
+    public var seconds: Double
+}
+
+public final class DiffusionTrainer {
+    public static let checkpointKind = "diffusion"
+    public static let timeSamplerKey = "time_sampler"
+
+    public let configuration: DiffusionRunConfiguration
+    public let model: DenoisingTransformer
+    public let schedule: DiffusionSchedule
+    public let dataset: TokenizedDataset
+    public let textEncoder: TextEncoder
+    public let optimizer: AdamW
+    public private(set) var ema: EMA
+    public private(set) var timeSampler: DiffusionTimeSampler
+    /// Noise and time draws; saved in checkpoints.
+    public private(set) var generator: RandomGenerator
+    /// Steps taken so far.
+    public private(set) var step = 0
+    /// Parameters trained: the model's, then a trainable text encoder's under `textEncoder.`.
+    public let trainedParameters: [(name: String, tensor: Tensor)]
+    let learningRateSchedule: WarmupCosineSchedule
+    private let dataOrder: RandomGenerator
+    private var epochOrder: (epoch: Int, order: [Int]) = (-1, [])
+
+    public init(configuration: DiffusionRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder) throws {
+        let m = configuration.model, tc = configuration.training
+        guard dataset.codes == m.classes, dataset.height == m.gridHeight, dataset.width == m.gridWidth else {
+            throw DiffusionTrainingError("the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
+                + "the model expects \(m.gridHeight)×\(m.gridWidth) grids of \(m.classes) codes; tokenize with the matching VQ-VAE")
+        }
+        guard textEncoder.width == m.textWidth else {
+            throw DiffusionTrainingError("the text encoder gives \(textEncoder.width)-wide features, the model reads \(m.textWidth)")
+        }
+        guard configuration.diffusion.classes == m.classes, configuration.diffusion.steps == m.steps else {
+            throw DiffusionTrainingError("the diffusion schedule (K = \(configuration.diffusion.classes), T = \(configuration.diffusion.steps)) "
+                + "does not match the model (K = \(m.classes), T = \(m.steps))")
+        }
+        guard dataset.count >= 1, tc.batchSize >= 1 else {
+            throw DiffusionTrainingError("need a non-empty dataset and a batch size ≥ 1")
+        }
+        self.configuration = configuration
+        self.dataset = dataset
+        self.textEncoder = textEncoder
+        schedule = try DiffusionSchedule(configuration.diffusion)
+        let root = RandomGenerator(seed: tc.seed)
+        var initGenerator = root.derived(1)
+        model = DenoisingTransformer(m, using: &initGenerator)
+        dataOrder = root.derived(2)
+        generator = root.derived(3)
+        var named = model.namedParameters
+        if textEncoder.isTrainable, let encoder = textEncoder as? Module {
+            named += encoder.namedParameters.map { (name: "textEncoder." + $0.name, tensor: $0.tensor) }
+        }
+        trainedParameters = named
+        optimizer = AdamW(groups: ParameterGroup.standard(named, weightDecay: tc.weightDecay),
+                          configuration: AdamWConfiguration(learningRate: tc.learningRate, beta1: 0.9, beta2: tc.beta2,
+                                                            weightDecay: tc.weightDecay))
+        ema = EMA(decay: tc.emaDecay, warmup: true, parameters: named)
+        timeSampler = DiffusionTimeSampler(method: tc.timeSampling, steps: m.steps)
+        learningRateSchedule = WarmupCosineSchedule(peak: tc.learningRate, warmupSteps: min(tc.warmupSteps, tc.totalSteps),
+                                                    totalSteps: tc.totalSteps,
+                                                    minimum: min(tc.minimumLearningRate, tc.learningRate))
+    }
+
+    /// Dataset indices of the batch at `step`: consecutive slices of a per-epoch permutation.
+    func batchIndices(at step: Int) -> [Int] {
+        let (B, count) = (configuration.training.batchSize, dataset.count)
+        return (0..<B).map { i in
+            let position = step * B + i
+            let epoch = position / count
+            if epochOrder.epoch != epoch {
+                var g = dataOrder.derived(UInt64(epoch))
+                epochOrder = (epoch, g.permutation(count))
+            }
+            return epochOrder.order[position % count]
+        }
+    }
+
+    /// One optimisation step.
+    @discardableResult
+    public func trainStep() throws -> DiffusionStepMetrics {
+        let start = Run.monotonicSeconds()
+        let tc = configuration.training
+        let (B, N) = (tc.batchSize, dataset.sequenceLength)
+        let indices = batchIndices(at: step)
+        var x0 = [Int32]()
+        x0.reserveCapacity(B * N)
+        for i in indices { x0.append(contentsOf: dataset.grid(i)) }
+        let captions = indices.map { dataset.captions[$0] }
+        let (t, weights) = timeSampler.draw(count: B, using: &generator)
+        let xt = schedule.noised(x0, t: t, using: &generator)
+        let text = try textEncoder.encode(captions)
+        let logits = model.logits(xt, t: t, text: text)
+        let terms = DiffusionLoss.compute(logits: logits, x0: x0, xt: xt, t: t, timeWeights: weights, schedule: schedule,
+                                          parameterization: configuration.model.parameterization,
+                                          configuration: tc.loss)
+        let loss = Double(terms.loss.item)
+        guard loss.isFinite else {
+            throw DiffusionTrainingError("the loss became \(loss) at step \(step); lower the learning rate or check the data")
+        }
+        terms.loss.backward()
+        let norm = clipGradientNorm(optimizer.parameters, maxNorm: tc.gradientClip)
+        let lr = learningRateSchedule.learningRate(at: step)
+        optimizer.learningRate = lr
+        optimizer.step()
+        optimizer.zeroGrad()
+        ema.update(from: trainedParameters)
+        for b in 0..<B { timeSampler.record(t: t[b], loss: terms.boundPerElement[b]) }
+        generator.discardSpare()
+        step += 1
+        return DiffusionStepMetrics(step: step, loss: loss, bound: terms.bound, auxiliary: terms.auxiliary,
+                                    maskedAccuracy: terms.maskedAccuracy, gradientNorm: Double(norm),
+                                    learningRate: Double(lr), seconds: Run.monotonicSeconds() - start)
+    }
+
+    /// FLOPs of one training step (forward + backward ≈ 3× forward), text encoder excluded.
+    public func stepFLOPs(textLength: Int) -> Double {
+        3 * configuration.model.forwardFLOPs(batch: configuration.training.batchSize, textLength: textLength)
+    }
+
+    /// Trains until `step == steps`, logging to `run` every `logEvery` steps and writing a
+    /// checkpoint to `checkpoint` every `checkpointEvery` steps and at the end.
+    public func train(until steps: Int, run: Run? = nil, showProgress: Bool = true, logEvery: Int = 10,
+                      checkpoint: URL? = nil, checkpointEvery: Int = 500) throws {
+        guard steps > step else { return }
+        let progress = showProgress ? ProgressBar(total: steps - step, label: "train diffusion") : nil
+        let first = step
+        let tokensPerStep = Double(configuration.training.batchSize * dataset.sequenceLength)
+        var window = (seconds: 0.0, steps: 0, loss: 0.0, bound: 0.0, auxiliary: 0.0, correct: 0.0, counted: 0)
+        while step < steps {
+            let m = try trainStep()
+            window.seconds += m.seconds
+            window.steps += 1
+            window.loss += m.loss
+            window.bound += m.bound
+            window.auxiliary += m.auxiliary
+            if m.maskedAccuracy.isFinite { window.correct += m.maskedAccuracy; window.counted += 1 }
+            progress?.update(step - first, ["loss": m.loss, "acc": m.maskedAccuracy])
+            if step % logEvery == 0 || step == steps, let run {
+                let n = Double(window.steps)
+                let tokensPerSecond = tokensPerStep * n / window.seconds
+                let flops = stepFLOPs(textLength: textEncoder.maxLength) * n / window.seconds
+                run.logMetric("loss", window.loss / n, step: step)
+                run.logMetric("loss_bound", window.bound / n, step: step)
+                run.logMetric("loss_aux", window.auxiliary / n, step: step)
+                if window.counted > 0 { run.logMetric("x0_accuracy_masked", window.correct / Double(window.counted), step: step) }
+                run.logMetric("grad_norm", m.gradientNorm, step: step)
+                run.logMetric("lr", m.learningRate, step: step)
+                run.logMetric("tokens_per_s", tokensPerSecond, step: step)
+                run.logMetric("gflops", flops / 1e9, step: step)
+                for (i, v) in timeSampler.rootMeanSquareSummary(buckets: 10).enumerated() where v.isFinite {
+                    run.logMetric("lt_rms_decile_\(i)", v, step: step)
+                }
+                window = (0, 0, 0, 0, 0, 0, 0)
+            }
+            if let checkpoint, step % checkpointEvery == 0 || step == steps { try save(to: checkpoint) }
+        }
+        progress?.finish()
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes everything needed to resume (or to sample) atomically.
+    public func save(to url: URL) throws {
+        let contents = try TrainingCheckpoint.Contents(
+            kind: DiffusionTrainer.checkpointKind, configuration: configuration, model: trainedParameters,
+            optimizer: optimizer, ema: ema, generator: generator, step: step,
+            extra: [DiffusionTrainer.timeSamplerKey: try timeSampler.json()])
+        try TrainingCheckpoint.save(contents, to: url)
+    }
+
+    /// Continues from a checkpoint written by `save(to:)` for the same configuration.
+    public func resume(from url: URL) throws {
+        let loaded = try TrainingCheckpoint.read(url, expectingKind: DiffusionTrainer.checkpointKind)
+        let stored = try loaded.configuration(as: DiffusionRunConfiguration.self)
+        guard stored.model == configuration.model, stored.diffusion == configuration.diffusion else {
+            throw DiffusionTrainingError("\(url.path) was trained with a different model or schedule; "
+                + "resume with the options it was started with")
+        }
+        guard let history = loaded.metadata[DiffusionTrainer.timeSamplerKey] else {
+            throw DiffusionTrainingError("\(url.path) holds no loss history (\(DiffusionTrainer.timeSamplerKey)); it was not written by this trainer")
+        }
+        let sampler = try DiffusionTimeSampler.fromJSON(history)
+        try loaded.loadModel(into: trainedParameters)
+        try loaded.loadOptimizer(optimizer)
+        var restored = ema
+        try loaded.loadEMA(&restored)
+        ema = restored
+        generator = try loaded.generator
+        step = try loaded.step
+        timeSampler = sampler
+        timeSampler.method = configuration.training.timeSampling
+    }
+
+    /// A sampler using the EMA weights of the transformer, on a copy of the model (training
+    /// continues unaffected). A trainable text encoder is used with its live weights.
+    public func emaSampler() -> DiffusionSampler {
+        var rng = RandomGenerator(seed: 0)
+        let copy = DenoisingTransformer(configuration.model, using: &rng)
+        ema.copy(into: copy.namedParameters)
+        return DiffusionSampler(model: copy, schedule: schedule, textEncoder: textEncoder)
+    }
+}
+
+/// Loads a diffusion checkpoint for sampling: the model built from the stored configuration with
+/// its EMA weights (the raw weights with `useEMA: false`). A trainable text encoder's weights are
+/// under `textEncoder.` and are restored by `loadTextEncoder`.
+public struct DiffusionModelFile {
+    public let configuration: DiffusionRunConfiguration
+    public let model: DenoisingTransformer
+    public let schedule: DiffusionSchedule
+    let loaded: TrainingCheckpoint.Loaded
+
+    public init(_ url: URL, useEMA: Bool = true) throws {
+        loaded = try TrainingCheckpoint.read(url, expectingKind: DiffusionTrainer.checkpointKind)
+        configuration = try loaded.configuration(as: DiffusionRunConfiguration.self)
+        var rng = RandomGenerator(seed: 0)
+        model = DenoisingTransformer(configuration.model, using: &rng)
+        schedule = try DiffusionSchedule(configuration.diffusion)
+        let prefix = useEMA ? "ema.shadow." : "model."
+        let hasEncoder = loaded.file.names.contains { $0.hasPrefix(prefix + "textEncoder.") }
+        // loadModel is strict; a stored text encoder is loaded separately, so list its names too.
+        var wanted = model.namedParameters
+        if hasEncoder {
+            for name in loaded.file.names where name.hasPrefix(prefix + "textEncoder.") {
+                let shape = loaded.file[name]!.shape
+                wanted.append((name: String(name.dropFirst(prefix.count)), tensor: Tensor(zeros: shape)))
+            }
+        }
+        try loaded.loadModel(into: wanted, useEMA: useEMA)
+        encoderWeights = Dictionary(uniqueKeysWithValues: wanted.filter { $0.name.hasPrefix("textEncoder.") }
+            .map { (String($0.name.dropFirst("textEncoder.".count)), $0.tensor) })
+    }
+
+    /// Weights of a trainable text encoder stored with the model, by the encoder's own names.
+    public let encoderWeights: [String: Tensor]
+
+    /// Copies the stored weights into a trainable text encoder (strict: every name must match).
+    public func loadTextEncoder(_ encoder: Module) throws {
+        let named = encoder.namedParameters
+        let missing = named.filter { encoderWeights[$0.name]?.shape != $0.tensor.shape }.map(\.name)
+        guard missing.isEmpty, named.count == encoderWeights.count else {
+            throw FileError(loaded.path, "its text-encoder weights do not match the encoder (\(missing.prefix(3).joined(separator: ", ")))")
+        }
+        for p in named { p.tensor.pointer.update(from: encoderWeights[p.name]!.pointer, count: p.tensor.count) }
+    }
+}
+
+public struct DiffusionTrainingError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Engine
+import Foundation
+import VQDiffusion
+
+struct SampleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Generate images for a caption with a trained diffusion model.",
+        discussion: """
+            Starts from an all-[MASK] token grid and denoises in --steps network evaluations \
+            (exact multi-step posterior, or the reference code's shortcut with --skipping \
+            referenceApproximation), with optional truncation. Writes a contact sheet (--out), one \
+            PNG per image (--out-dir) and/or the token grids as an int32 .npy of shape \
+            [count, h, w] (--tokens-out). Images need the VQ-VAE decoder (--vqvae).
+            """)
+
+    @Option(help: "Diffusion checkpoint written by vqd train.")
+    var model: String
+    @Option(help: "The caption to draw.")
+    var prompt: String
+    @Option(help: "Number of images.")
+    var count: Int = 8
+    @Option(help: "Network evaluations S (T/Δt), e.g. 100, 50, 25 or 10.")
+    var steps: Int = 25
+    @Option(help: "Truncation rate r in (0, 1]; 1 keeps every code.")
+    var truncation: Double = 0.86
+    @Option(help: "How skipped steps are taken: exact or referenceApproximation.")
+    var skipping: StepSkipping = .exact
+    @Option(help: "Seed of the sampling noise.")
+    var seed: UInt64 = 1
+    @Flag(name: .customLong("raw-weights"), help: "Use the raw weights instead of the EMA weights.")
+    var rawWeights = false
+    @Option(name: .customLong("text-length"), help: "Padded caption length in tokens (as in training).")
+    var textLength: Int = 32
+    @Option(help: "VQ-VAE checkpoint whose decoder turns tokens into images.")
+    var vqvae: String?
+    @Option(help: "Contact sheet PNG.")
+    var out: String?
+    @Option(name: .customLong("out-dir"), help: "Folder for one PNG per image.")
+    var outDir: String?
+    @Option(name: .customLong("tokens-out"), help: "Token grids as an int32 .npy [count, h, w].")
+    var tokensOut: String?
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps).") }
+        guard truncation > 0 && truncation <= 1 else { throw ValidationError("--truncation must lie in (0, 1], got \(truncation).") }
+        guard out != nil || outDir != nil || tokensOut != nil else {
+            throw ValidationError("Nothing to write: give --out, --out-dir and/or --tokens-out.")
+        }
+        if (out != nil || outDir != nil) && vqvae == nil {
+            throw ValidationError("Images need the VQ-VAE decoder: give --vqvae FILE (or only --tokens-out).")
+        }
+    }
+
+    func run() throws {
+        let file = try DiffusionModelFile(URL(fileURLWithPath: model), useEMA: !rawWeights)
+        let encoder = try sampleTextEncoder(for: file, maxLength: textLength)
+        let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
+        var rng = RandomGenerator(seed: seed)
+        let start = Date()
+        let tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), steps: steps,
+                                        truncation: truncation < 1 ? truncation : nil, skipping: skipping, using: &rng)
+        let seconds = Date().timeIntervalSince(start)
+        let c = file.configuration.model
+        print(String(format: "sampled %d grids of %d×%d tokens in %.2f s (%.2f images/s)", count, c.gridHeight, c.gridWidth,
+                     seconds, Double(count) / seconds))
+        if let tokensOut {
+            try Npy.save(TensorData(shape: [count, c.gridHeight, c.gridWidth], .i32(tokens)), to: URL(fileURLWithPath: tokensOut))
+            print("wrote \(tokensOut)")
+        }
+        guard out != nil || outDir != nil, let vqvae else { return }
+        let images = try decodeTokens(tokens, count: count, height: c.gridHeight, width: c.gridWidth, vqvae: vqvae)
+        if let out {
+            try PNG.write(Image.grid(images, columns: min(count, 8)), to: URL(fileURLWithPath: out))
+            print("wrote \(out)")
+        }
+        if let outDir {
+            let folder = URL(fileURLWithPath: outDir)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            for (i, image) in images.enumerated() {
+                try PNG.write(image, to: folder.appendingPathComponent(String(format: "%04d.png", i)))
+            }
+            print("wrote \(images.count) images to \(outDir)")
+        }
+    }
+}
+
+// MARK: - Providers connected at merge
+
+/// The text encoder a checkpoint was trained with (a trainable encoder's weights come from the file).
+func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> TextEncoder {
+    guard let choice = TextEncoderChoice(rawValue: file.configuration.textEncoder) else {
+        throw GeneratorCommandError("The model was trained with the \"\(file.configuration.textEncoder)\" text features, "
+            + "which cannot encode prompts; train with --text-encoder minilm or tiny.")
+    }
+    let encoder = try makeTextEncoder(choice, maxLength: maxLength)
+    if encoder.isTrainable, let module = encoder as? Module { try file.loadTextEncoder(module) }
+    return encoder
+}
+
+/// Images from token grids (count, h, w) through the VQ-VAE decoder in `vqvae`.
+func decodeTokens(_ tokens: [Int32], count: Int, height: Int, width: Int, vqvae: String) throws -> [Image] {
+    throw GeneratorCommandError("Decoding tokens into images arrives with the VQ-VAE decoder; use --tokens-out for now.")
+}

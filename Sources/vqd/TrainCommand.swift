@@ -1,0 +1,202 @@
+import ArgumentParser
+import Engine
+import Foundation
+import VQDiffusion
+
+extension DiffusionParameterization: ExpressibleByArgument {}
+extension TimeSampling: ExpressibleByArgument {}
+extension StepSkipping: ExpressibleByArgument {}
+
+enum TextEncoderChoice: String, CaseIterable, ExpressibleByArgument {
+    case minilm, tiny
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the text-conditioned VQ-Diffusion model on VQ-VAE tokens.",
+        discussion: """
+            The dataset is tokenized once with the VQ-VAE (--vqvae) and cached; the model learns to \
+            reverse the mask-and-replace diffusion conditioned on the captions' text features. \
+            Checkpoints hold everything needed to resume (--resume) or to sample (vqd sample). \
+            --synthetic trains on random tokens and random text features (K = 512, 8×8 tokens, \
+            32 × 384 features) to measure speed without a VQ-VAE.
+            """)
+
+    @Option(help: "The dataset: shapes, fashion, or a folder of PNGs with captions.jsonl.")
+    var dataset: String = "shapes"
+    @Option(help: "Dataset split to train on.")
+    var split: String = "train"
+    @Option(help: "Images to use (default: the whole split; Shapes: 20000).")
+    var count: Int?
+    @Option(help: "The VQ-VAE checkpoint that tokenizes the images.")
+    var vqvae: String?
+    @Option(name: .customLong("text-encoder"), help: "Text encoder: minilm (frozen, pretrained) or tiny (trained jointly).")
+    var textEncoder: TextEncoderChoice = .minilm
+    @Option(name: .customLong("text-length"), help: "Padded caption length in tokens.")
+    var textLength: Int = 32
+    @Flag(help: "Random tokens and text features instead of a dataset (speed measurements).")
+    var synthetic = false
+
+    @Option(help: "Model preset: tiny or small.")
+    var preset: String = "small"
+    @Option(help: "Output meaning: reparameterized (predict x0) or direct (predict x_{t-1}).")
+    var parameterization: DiffusionParameterization = .reparameterized
+    @Option(name: .customLong("diffusion-steps"), help: "T, the number of diffusion steps.")
+    var diffusionSteps: Int = 100
+    @Option(name: .customLong("gamma-final"), help: "Final mask rate γ̄_T (paper 0.9; 0 replace-only; 1 mask-only).")
+    var gammaFinal: Double = 0.9
+    @Flag(name: .customLong("reference-schedule"), help: "The released code's schedule (γ̄_T = 0.99999, effectively mask-only); overrides --gamma-final.")
+    var referenceSchedule = false
+
+    @Option(help: "Total training steps (a resumed run continues to this total).")
+    var steps: Int
+    @Option(name: .customLong("batch-size"), help: "Images per step.")
+    var batchSize: Int = 32
+    @Option(name: .customLong("lr"), help: "Peak learning rate.")
+    var learningRate: Float = 5e-4
+    @Option(help: "Warm-up steps.")
+    var warmup: Int = 500
+    @Option(name: .customLong("min-lr"), help: "Learning rate at the end of the cosine decay.")
+    var minimumLearningRate: Float = 1e-5
+    @Option(name: .customLong("weight-decay"), help: "AdamW weight decay of weight matrices.")
+    var weightDecay: Float = 0.045
+    @Option(help: "Gradient-norm clipping threshold.")
+    var clip: Float = 1
+    @Option(name: .customLong("ema-decay"), help: "EMA decay of the sampling weights.")
+    var emaDecay: Float = 0.999
+    @Option(name: .customLong("time-sampling"), help: "How t is drawn: importance or uniform.")
+    var timeSampling: TimeSampling = .importance
+    @Option(name: .customLong("aux-weight"), help: "λ, the auxiliary loss weight.")
+    var auxiliaryWeight: Double = 5e-4
+    @Flag(name: .customLong("adaptive-aux"), help: "Scale the auxiliary loss by 2 − t/T.")
+    var adaptiveAuxiliary = false
+    @Option(name: .customLong("masked-weight"), help: "Loss weight of positions where x_t is [MASK].")
+    var maskedWeight: Double = 1
+    @Option(name: .customLong("unmasked-weight"), help: "Loss weight of positions where x_t is a real code.")
+    var unmaskedWeight: Double = 1
+    @Option(help: "Seed of initialisation, data order and noise.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Checkpoint file to write (.safetensors).")
+    var out: String
+    @Flag(help: "Continue from --out if it exists.")
+    var resume = false
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints.")
+    var checkpointEvery: Int = 500
+    @Option(name: .customLong("log-every"), help: "Steps between metric rows in the results database.")
+    var logEvery: Int = 10
+    @Option(help: "Results database.")
+    var db: String = ResultsDatabase.defaultPath
+    @Option(help: "Experiment name in the results database.")
+    var experiment: String = "train-diffusion"
+    @Option(name: .customLong("run-name"), help: "Run name in the results database.")
+    var runName: String?
+
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps).") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
+        guard ["tiny", "small"].contains(preset) else { throw ValidationError("--preset must be tiny or small, got \(preset).") }
+        guard diffusionSteps >= 2 else { throw ValidationError("--diffusion-steps must be at least 2, got \(diffusionSteps).") }
+        guard synthetic || vqvae != nil else {
+            throw ValidationError("--vqvae FILE is needed to tokenize the dataset (or use --synthetic for a speed run).")
+        }
+        guard checkpointEvery >= 1 && logEvery >= 1 else { throw ValidationError("--checkpoint-every and --log-every must be at least 1.") }
+    }
+
+    func run() throws {
+        let (data, encoder, encoderName): (TokenizedDataset, TextEncoder, String)
+        if synthetic {
+            data = SyntheticDiffusionData.dataset(count: 1024, codes: 512, height: 8, width: 8, seed: seed)
+            encoder = SyntheticDiffusionData.TextFeatureEncoder(width: 384, maxLength: textLength)
+            encoderName = "synthetic"
+        } else {
+            data = try tokenizedDataset(dataset: dataset, split: split, count: count, vqvae: vqvae!)
+            encoder = try makeTextEncoder(textEncoder, maxLength: textLength)
+            encoderName = textEncoder.rawValue
+        }
+        var diffusion = DiffusionConfiguration.paper(classes: data.codes, steps: diffusionSteps)
+        if referenceSchedule {
+            diffusion = .referenceMaskOnly(classes: data.codes, steps: diffusionSteps)
+        } else if gammaFinal != 0.9 {
+            diffusion = try diffusion.withGammaFinal(gammaFinal)
+        }
+        var model = DiffusionModelConfiguration.preset(preset, classes: data.codes, gridHeight: data.height,
+                                                       gridWidth: data.width, steps: diffusionSteps, textWidth: encoder.width)!
+        model.parameterization = parameterization
+        let training = DiffusionTrainingConfiguration(
+            batchSize: batchSize, totalSteps: steps, learningRate: learningRate, warmupSteps: warmup,
+            minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
+            emaDecay: emaDecay, timeSampling: timeSampling,
+            loss: DiffusionLossConfiguration(auxiliaryWeight: auxiliaryWeight, adaptiveAuxiliaryWeight: adaptiveAuxiliary,
+                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight),
+            seed: seed)
+        let configuration = DiffusionRunConfiguration(model: model, diffusion: diffusion, training: training,
+                                                      textEncoder: encoderName)
+        let outURL = URL(fileURLWithPath: out)
+        let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
+        let database = try ResultsDatabase(path: db)
+        try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
+                                 output: DiffusionTrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery,
+                                                                 resume: resumeURL, database: database,
+                                                                 experiment: experiment, runName: runName,
+                                                                 logEvery: logEvery))
+        print("wrote \(out)")
+    }
+}
+
+// MARK: - Providers connected at merge
+//
+// The VQ-VAE token cache and the text encoders are built in their own parts of the project.
+// These two functions are the only places the command reaches them.
+
+/// The token grids and captions of a dataset split, tokenized by the VQ-VAE in `vqvae`.
+func tokenizedDataset(dataset: String, split: String, count: Int?, vqvae: String) throws -> TokenizedDataset {
+    throw GeneratorCommandError("Tokenizing \(dataset) arrives with the VQ-VAE token cache; this build cannot tokenize yet (use --synthetic).")
+}
+
+/// The text encoder for `vqd train` and `vqd sample`: frozen MiniLM or the small trainable encoder.
+func makeTextEncoder(_ choice: TextEncoderChoice, maxLength: Int) throws -> TextEncoder {
+    throw GeneratorCommandError("The \(choice.rawValue) text encoder arrives with the text encoders; this build has none yet (use --synthetic).")
+}
+
+// MARK: - Synthetic data for speed runs
+
+enum SyntheticDiffusionData {
+    /// Uniformly random token grids with numbered captions.
+    static func dataset(count: Int, codes: Int, height: Int, width: Int, seed: UInt64) -> TokenizedDataset {
+        var rng = RandomGenerator(seed: seed).derived(99)
+        let tokens = (0..<(count * height * width)).map { _ in Int32(rng.int(below: codes)) }
+        return TokenizedDataset(tokens: tokens, count: count, height: height, width: width, codes: codes,
+                                captions: (0..<count).map { "caption \($0)" })
+    }
+
+    /// Random features of a fixed length per caption (a pure function of the caption), no padding.
+    final class TextFeatureEncoder: TextEncoder {
+        let width: Int
+        let maxLength: Int
+        var isTrainable: Bool { false }
+
+        init(width: Int, maxLength: Int) {
+            self.width = width
+            self.maxLength = maxLength
+        }
+
+        func encode(_ captions: [String]) throws -> TextFeatures {
+            let (B, L, D) = (captions.count, maxLength, width)
+            var values = [Float](repeating: 0, count: B * L * D)
+            for (b, caption) in captions.enumerated() {
+                var rng = RandomGenerator(seed: UInt64(truncatingIfNeeded: caption.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) }))
+                for i in 0..<(L * D) { values[b * L * D + i] = rng.normal() }
+            }
+            return TextFeatures(features: Tensor(shape: [B, L, D], values: values),
+                                mask: [Bool](repeating: true, count: B * L))
+        }
+    }
+}
+
+/// A failure of `vqd train` or `vqd sample` that is not a usage mistake (printed without the usage text).
+struct GeneratorCommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,142 @@
+import Engine
+import Foundation
+import Testing
+@testable import VQDiffusion
+
+/// A test-only text encoder: each word gets a fixed random vector (seeded by its bytes), padded to
+/// `maxLength` with a key-padding mask. Frozen: no parameters.
+final class WordVectorTextEncoder: TextEncoder {
+    let width: Int
+    let maxLength: Int
+    var isTrainable: Bool { false }
+
+    init(width: Int = 8, maxLength: Int = 6) {
+        self.width = width
+        self.maxLength = maxLength
+    }
+
+    func encode(_ captions: [String]) throws -> TextFeatures {
+        let (B, L, D) = (captions.count, maxLength, width)
+        var values = [Float](repeating: 0, count: B * L * D)
+        var mask = [Bool](repeating: false, count: B * L)
+        for (b, caption) in captions.enumerated() {
+            for (l, word) in caption.split(separator: " ").prefix(L).enumerated() {
+                var seed: UInt64 = 1469598103934665603
+                for byte in word.utf8 { seed = (seed ^ UInt64(byte)) &* 1099511628211 }
+                var rng = RandomGenerator(seed: seed)
+                for d in 0..<D { values[(b * L + l) * D + d] = rng.normal() }
+                mask[b * L + l] = true
+            }
+        }
+        return TextFeatures(features: Tensor(shape: [B, L, D], values: values), mask: mask)
+    }
+}
+
+/// Worst relative error between analytic and central-difference gradients of Σ w ⊙ f(inputs).
+func diffusionGradientError(_ inputs: [Tensor], epsilon: Float = 1e-2, seed: UInt64 = 3,
+                            _ f: ([Tensor]) -> Tensor) -> Float {
+    for x in inputs { x.requiresGrad = true; x.zeroGrad() }
+    let out = f(inputs)
+    var rng = RandomGenerator(seed: seed)
+    let weights = (0..<out.count).map { _ in rng.uniform(-1, 1) }
+    func loss() -> Double {
+        let y = Autograd.withoutGrad { f(inputs) }
+        var s = 0.0
+        for i in 0..<y.count { s += Double(weights[i]) * Double(y.pointer[i]) }
+        return s
+    }
+    out.backward(seed: Tensor(shape: out.shape, values: weights))
+    var worst: Float = 0
+    for x in inputs {
+        let analytic = x.grad?.values ?? [Float](repeating: 0, count: x.count)
+        var numeric = [Float](repeating: 0, count: x.count)
+        var scale: Float = 1
+        for i in 0..<x.count {
+            let old = x.pointer[i]
+            x.pointer[i] = old + epsilon
+            let up = loss()
+            x.pointer[i] = old - epsilon
+            let down = loss()
+            x.pointer[i] = old
+            numeric[i] = Float((up - down) / (2 * Double(epsilon)))
+            scale = max(scale, abs(numeric[i]))
+        }
+        for i in 0..<x.count { worst = max(worst, abs(analytic[i] - numeric[i]) / scale) }
+    }
+    return worst
+}
+
+@Suite struct DiffusionModelTests {
+    @Test func blockGradientMatchesFiniteDifferences() {
+        var rng = RandomGenerator(seed: 11)
+        let config = TransformerBlockConfiguration(width: 8, heads: 2, mlpRatio: 2, contextWidth: 6)
+        let block = TransformerBlock(config, using: &rng)
+        // Non-zero AdaLN projections so the time path is exercised.
+        for p in block.namedParameters where p.name.contains("projection.weight") {
+            for i in 0..<p.tensor.count { p.tensor.pointer[i] = 0.3 * rng.normal() }
+        }
+        let x = Tensor.randn([2, 3, 8], using: &rng)
+        let time = Tensor.randn([2, 8], using: &rng)
+        let context = Tensor.randn([2, 4, 6], using: &rng)
+        let mask = [true, true, true, false, true, true, false, false]
+        let inputs = [x, time, context] + block.parameters
+        let error = diffusionGradientError(inputs, epsilon: 1e-2) { v in
+            block(v[0], time: v[1], context: v[2], contextMask: mask)
+        }
+        #expect(error < 2e-2, "block gradient error \(error)")
+    }
+
+    @Test func causalBlockIgnoresLaterTokens() {
+        var rng = RandomGenerator(seed: 5)
+        let config = TransformerBlockConfiguration(width: 8, heads: 2, causal: true, timeConditioned: false, contextWidth: nil)
+        let block = TransformerBlock(config, using: &rng)
+        let x = Tensor.randn([1, 5, 8], using: &rng)
+        let y = x.copy()
+        for i in (3 * 8)..<(5 * 8) { y.pointer[i] += 1 }
+        let (a, b) = Autograd.withoutGrad { (block(x, time: nil, context: nil, contextMask: nil), block(y, time: nil, context: nil, contextMask: nil)) }
+        for i in 0..<(3 * 8) { #expect(a.pointer[i] == b.pointer[i]) }
+        #expect(a.pointer[4 * 8] != b.pointer[4 * 8])
+    }
+
+    @Test func adaptiveNormStartsAsLayerNormAndDependsOnTime() {
+        var rng = RandomGenerator(seed: 2)
+        let norm = BlockNorm(width: 6, timeConditioned: true, using: &rng)
+        let x = Tensor.randn([2, 3, 6], using: &rng)
+        let time = Tensor.randn([2, 6], using: &rng)
+        let plain = layerNorm(x)
+        let adaptive = norm(x, time: time)
+        for i in 0..<x.count { #expect(abs(plain.pointer[i] - adaptive.pointer[i]) < 1e-6) }
+        norm.projection!.weight.storage.fill(0.1)
+        let moved = norm(x, time: time)
+        #expect((0..<x.count).contains { abs(plain.pointer[$0] - moved.pointer[$0]) > 1e-3 })
+    }
+
+    @Test func shapesParameterCountsAndPresets() throws {
+        let encoder = WordVectorTextEncoder()
+        for parameterization in DiffusionParameterization.allCases {
+            var c = DiffusionModelConfiguration.tiny(classes: 10, gridHeight: 2, gridWidth: 3, steps: 7, textWidth: 8)
+            c.parameterization = parameterization
+            var rng = RandomGenerator(seed: 1)
+            let model = DenoisingTransformer(c, using: &rng)
+            let text = try encoder.encode(["a red circle", "a blue square on the left"])
+            let xt: [Int32] = [0, 10, 3, 10, 10, 9, 1, 2, 10, 4, 5, 6]
+            let out = model(xt, t: [1, 7], text: text)
+            #expect(out.shape == [2, 6, parameterization == .direct ? 11 : 10])
+            // Rows are normalised log-probabilities.
+            for r in 0..<12 {
+                var s = 0.0
+                for k in 0..<out.shape[2] { s += Foundation.exp(Double(out.pointer[r * out.shape[2] + k])) }
+                #expect(abs(s - 1) < 1e-4)
+            }
+        }
+        let small = DiffusionModelConfiguration.small(classes: 512, gridHeight: 8, gridWidth: 8, steps: 100, textWidth: 384)
+        var rng = RandomGenerator(seed: 1)
+        let model = DenoisingTransformer(small, using: &rng)
+        print("small preset: \(model.parameterCount) parameters, \(small.forwardFLOPs(batch: 32, textLength: 32) / 1e9) GFLOP per forward at batch 32")
+        #expect(model.parameterCount > 3_000_000 && model.parameterCount < 8_000_000)
+        // Decay groups: AdaLN projections and embeddings are not decayed.
+        let decayed = ParameterGroup.standard(model.namedParameters, weightDecay: 0.045)[0].parameters.map(\.name)
+        #expect(!decayed.contains { $0.contains("Norm") || $0.contains("Embedding") })
+        #expect(decayed.contains("blocks.0.selfAttention.query.weight"))
+    }
+}

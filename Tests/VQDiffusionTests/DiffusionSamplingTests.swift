@@ -1,0 +1,97 @@
+import Engine
+import Foundation
+import Testing
+@testable import VQDiffusion
+
+@Suite struct DiffusionSamplingTests {
+    /// An oracle p(x0 | x_t) that is one-hot at the truth (−∞ elsewhere).
+    static func oracle(_ x0: [Int32], batch B: Int, classes K: Int) -> Tensor {
+        let N = x0.count / B
+        var v = [Float](repeating: -.infinity, count: x0.count * K)
+        for r in 0..<x0.count { v[r * K + Int(x0[r])] = 0 }
+        return Tensor(shape: [B, N, K], values: v)
+    }
+
+    @Test func oracleSamplingReturnsTheTruthForEveryStepsSetting() throws {
+        let (K, T, B, N) = (12, 100, 3, 16)
+        var rng = RandomGenerator(seed: 21)
+        let x0: [Int32] = (0..<(B * N)).map { _ in Int32(rng.int(below: K)) }
+        for config in [DiffusionConfiguration.paper(classes: K, steps: T), .referenceMaskOnly(classes: K, steps: T)] {
+            let schedule = try DiffusionSchedule(config)
+            for steps in [100, 50, 25, 10] {
+                for truncation in [nil, 0.86] as [Double?] {
+                    for skipping in StepSkipping.allCases {
+                        var g = RandomGenerator(seed: UInt64(steps))
+                        let options = DiffusionSamplingOptions(steps: steps, truncation: truncation, skipping: skipping)
+                        var visited: [Int] = []
+                        let out = DiffusionSampling.run(batch: B, tokens: N, schedule: schedule, options: options,
+                                                        using: &g, observe: { _, t in visited.append(t) }) { _, _ in
+                            DiffusionSamplingTests.oracle(x0, batch: B, classes: K)
+                        }
+                        #expect(out == x0, "steps \(steps), truncation \(String(describing: truncation)), \(skipping)")
+                        #expect(visited == DiffusionSampling.timeGrid(diffusionSteps: T, samplingSteps: steps))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Under the exact posterior a real token never becomes [MASK] again on the way down, and in
+    /// the forward process [MASK] is absorbing.
+    @Test func maskedTokensStayMaskedGoingForward() throws {
+        let (K, T, B, N) = (10, 40, 4, 25)
+        let schedule = try DiffusionSchedule(.paper(classes: K, steps: T))
+        var rng = RandomGenerator(seed: 5)
+        // Forward: x_{t} from x_{t−1} one step at a time.
+        var x: [Int32] = (0..<(B * N)).map { _ in Int32(rng.int(below: K)) }
+        for t in 1...T {
+            let previous = x
+            for r in 0..<x.count { x[r] = schedule.oneStep(t).sample(from: x[r], using: &rng) }
+            for r in 0..<x.count where previous[r] == Int32(K) { #expect(x[r] == Int32(K)) }
+        }
+        // Reverse with a random (untrained) predictor: masked positions only shrink.
+        var previous: [Int32]? = nil
+        var g = RandomGenerator(seed: 6)
+        var predictorRNG = RandomGenerator(seed: 7)
+        _ = DiffusionSampling.run(batch: B, tokens: N, schedule: schedule, options: DiffusionSamplingOptions(steps: 20),
+                                  using: &g, observe: { x, _ in
+            if let previous {
+                for r in 0..<x.count where previous[r] != Int32(K) { #expect(x[r] != Int32(K)) }
+            }
+            previous = x
+        }) { _, _ in Tensor.randn([B, N, K], std: 2, using: &predictorRNG).logSoftmax() }
+        #expect(previous!.allSatisfy { $0 >= 0 && $0 < Int32(K) })
+    }
+
+    @Test func truncationKeepsTheTopCodesBelowTheRate() {
+        // Probabilities 0.5, 0.3, 0.15, 0.05 (shuffled): r = 0.86 keeps 0.5, 0.3 and 0.15
+        // (cumulative before them 0, 0.5, 0.8 < 0.86) and drops 0.05 (before it: 0.95).
+        var row: [Float] = [0.15, 0.05, 0.5, 0.3].map { Foundation.log($0) }
+        row.withUnsafeMutableBufferPointer { DiffusionSampling.truncate($0.baseAddress!, rows: 1, classes: 4, rate: 0.86) }
+        #expect(row[1] == -.infinity && row[0].isFinite && row[2].isFinite && row[3].isFinite)
+        var small: [Float] = [0.15, 0.05, 0.5, 0.3].map { Foundation.log($0) }
+        small.withUnsafeMutableBufferPointer { DiffusionSampling.truncate($0.baseAddress!, rows: 1, classes: 4, rate: 0.1) }
+        #expect(small[2].isFinite && [0, 1, 3].allSatisfy { small[$0] == -.infinity }, "the top code is always kept")
+    }
+
+    @Test func timeGrids() {
+        #expect(DiffusionSampling.timeGrid(diffusionSteps: 100, samplingSteps: 25).prefix(3) == [100, 96, 92])
+        #expect(DiffusionSampling.timeGrid(diffusionSteps: 100, samplingSteps: 10).last == 0)
+        #expect(DiffusionSampling.timeGrid(diffusionSteps: 100, samplingSteps: 100).count == 101)
+        let odd = DiffusionSampling.timeGrid(diffusionSteps: 7, samplingSteps: 3)
+        #expect(odd.first == 7 && odd.last == 0 && zip(odd, odd.dropFirst()).allSatisfy { $0 > $1 })
+    }
+
+    @Test func samplingIsSeededAndBatched() throws {
+        var rng = RandomGenerator(seed: 1)
+        let config = DiffusionModelConfiguration.tiny(classes: 6, gridHeight: 2, gridWidth: 2, steps: 10, textWidth: 8)
+        let model = DenoisingTransformer(config, using: &rng)
+        let sampler = DiffusionSampler(model: model, schedule: try DiffusionSchedule(.paper(classes: 6, steps: 10)),
+                                       textEncoder: WordVectorTextEncoder())
+        var a = RandomGenerator(seed: 3), b = RandomGenerator(seed: 3)
+        let first = try sampler.sample(captions: ["a red circle", "a blue cross"], steps: 5, truncation: 0.86, using: &a)
+        let second = try sampler.sample(captions: ["a red circle", "a blue cross"], steps: 5, truncation: 0.86, using: &b)
+        #expect(first == second && first.count == 8 && first.allSatisfy { $0 >= 0 && $0 < 6 })
+        #expect(throws: DiffusionSamplingError.self) { try sampler.sample(captions: ["x"], steps: 11, using: &a) }
+    }
+}

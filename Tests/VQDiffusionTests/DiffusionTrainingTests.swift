@@ -1,0 +1,94 @@
+import Engine
+import Foundation
+import Testing
+@testable import VQDiffusion
+
+@Suite struct DiffusionTrainingTests {
+    /// Four distinct captioned 4×4 grids over K = 16 codes.
+    static func dataset() -> TokenizedDataset {
+        var rng = RandomGenerator(seed: 77)
+        let tokens: [Int32] = (0..<(4 * 16)).map { _ in Int32(rng.int(below: 16)) }
+        return TokenizedDataset(tokens: tokens, count: 4, height: 4, width: 4, codes: 16,
+                                captions: ["a red circle", "a blue square", "two green crosses", "a small white diamond"])
+    }
+
+    static func configuration(_ parameterization: DiffusionParameterization = .reparameterized, steps: Int = 300,
+                              timeSampling: TimeSampling = .importance) -> DiffusionRunConfiguration {
+        var model = DiffusionModelConfiguration.tiny(classes: 16, gridHeight: 4, gridWidth: 4, steps: 20, textWidth: 8)
+        model.parameterization = parameterization
+        let training = DiffusionTrainingConfiguration(batchSize: 4, totalSteps: steps, learningRate: 3e-3, warmupSteps: 20,
+                                                      minimumLearningRate: 1e-4, weightDecay: 0, emaDecay: 0.99,
+                                                      timeSampling: timeSampling,
+                                                      loss: DiffusionLossConfiguration(auxiliaryWeight: 0.05), seed: 4)
+        return DiffusionRunConfiguration(model: model, diffusion: .paper(classes: 16, steps: 20), training: training,
+                                         textEncoder: "test-words")
+    }
+
+    @Test func tinyModelOverfitsOneBatchAndSamplesIt() throws {
+        let data = DiffusionTrainingTests.dataset()
+        let trainer = try DiffusionTrainer(configuration: DiffusionTrainingTests.configuration(), dataset: data,
+                                           textEncoder: WordVectorTextEncoder())
+        var accuracies: [Double] = []
+        var first = 0.0, last = 0.0
+        for s in 0..<300 {
+            let m = try trainer.trainStep()
+            if s == 0 { first = m.loss }
+            if s >= 280 { accuracies.append(m.maskedAccuracy); last = m.loss }
+        }
+        let accuracy = accuracies.filter(\.isFinite).reduce(0, +) / Double(accuracies.filter(\.isFinite).count)
+        #expect(accuracy > 0.95, "x0 accuracy on masked positions \(accuracy)")
+        #expect(last < 0.2 * first, "loss \(first) → \(last)")
+        #expect(trainer.timeSampler.isWarm)
+        let sampler = DiffusionSampler(model: trainer.model, schedule: trainer.schedule, textEncoder: trainer.textEncoder)
+        var rng = RandomGenerator(seed: 9)
+        let samples = try sampler.sample(captions: data.captions, steps: 20, truncation: 0.86, using: &rng)
+        let exact = zip(samples, data.tokens).filter { $0 == $1 }.count
+        #expect(Double(exact) / Double(data.tokens.count) > 0.9, "\(exact) of \(data.tokens.count) tokens reproduced")
+    }
+
+    @Test func directParameterizationTrains() throws {
+        let trainer = try DiffusionTrainer(configuration: DiffusionTrainingTests.configuration(.direct, timeSampling: .uniform),
+                                           dataset: DiffusionTrainingTests.dataset(), textEncoder: WordVectorTextEncoder())
+        var early = 0.0, late = 0.0
+        for s in 0..<150 {
+            let m = try trainer.trainStep()
+            #expect(m.auxiliary == 0)
+            if s < 10 { early += m.bound / 10 }
+            if s >= 140 { late += m.bound / 10 }
+        }
+        #expect(late < 0.5 * early, "direct bound \(early) → \(late)")
+        let sampler = DiffusionSampler(model: trainer.model, schedule: trainer.schedule, textEncoder: trainer.textEncoder)
+        var rng = RandomGenerator(seed: 1)
+        let out = try sampler.sample(captions: ["a red circle"], steps: 5, using: &rng)
+        #expect(out.count == 16 && out.allSatisfy { $0 >= 0 && $0 < 16 })
+    }
+
+    @Test func resumeEqualsUninterruptedTraining() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("diffusion-resume-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("checkpoint.safetensors")
+        let config = DiffusionTrainingTests.configuration(steps: 100)
+        let data = DiffusionTrainingTests.dataset()
+        // Importance sampling starts after 10 sightings of each of T = 20 times (about 50 steps of
+        // batch 4, more with uneven draws), so the resumed part uses both samplings.
+        let whole = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
+        var losses: [Double] = []
+        for _ in 0..<100 { losses.append(try whole.trainStep().loss) }
+        let first = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
+        for _ in 0..<40 { _ = try first.trainStep() }
+        try first.save(to: url)
+        let resumed = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
+        try resumed.resume(from: url)
+        #expect(resumed.step == 40 && resumed.timeSampler == first.timeSampler && resumed.generator == first.generator)
+        var resumedLosses: [Double] = []
+        for _ in 40..<100 { resumedLosses.append(try resumed.trainStep().loss) }
+        #expect(resumedLosses == Array(losses[40...]))
+        #expect(resumed.timeSampler.isWarm)
+        for (a, b) in zip(whole.trainedParameters, resumed.trainedParameters) { #expect(a.tensor.values == b.tensor.values, "\(a.name)") }
+        // The checkpoint also serves sampling, with its EMA weights.
+        let file = try DiffusionModelFile(url)
+        #expect(file.configuration == config)
+        #expect(file.model.namedParameters.map(\.name) == whole.model.namedParameters.map(\.name))
+    }
+}
