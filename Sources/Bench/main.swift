@@ -14,6 +14,8 @@ import Foundation
 var threads = 2
 /// Run only the cases whose name contains this text (`--only TEXT`).
 var only: String? = nil
+/// Results database the run is recorded in (`--db PATH`; `--no-db` skips it).
+var databasePath: String? = "results/results.sqlite"
 var arguments = CommandLine.arguments.dropFirst()
 while let arg = arguments.popFirst() {
     switch arg {
@@ -29,8 +31,16 @@ while let arg = arguments.popFirst() {
             exit(2)
         }
         only = value
+    case "--db":
+        guard let value = arguments.popFirst() else {
+            fputs("vqd-bench: --db needs a path, e.g. --db results/results.sqlite\n", stderr)
+            exit(2)
+        }
+        databasePath = value
+    case "--no-db":
+        databasePath = nil
     case "-h", "--help":
-        print("usage: vqd-bench [--threads N] [--only TEXT]   (default: 2 threads, every case)")
+        print("usage: vqd-bench [--threads N] [--only TEXT] [--db PATH | --no-db]   (default: 2 threads, every case, results/results.sqlite)")
         exit(0)
     default:
         fputs("vqd-bench: unknown argument '\(arg)'; the options are --threads N and --only TEXT\n", stderr)
@@ -137,7 +147,14 @@ let cases: [BenchCase] = [
     layerNormCase(),
     crossEntropyCase(),
 ]
-for c in cases where only.map({ c.name.contains($0) }) ?? true { report(measure(c, peak: peak)) }
+var results: [BenchResult] = []
+for c in cases where only.map({ c.name.contains($0) }) ?? true {
+    let r = measure(c, peak: peak)
+    report(r)
+    results.append(r)
+}
+/// Figures from benchmarks that are not GFLOP/s cases (e.g. decoding tokens/s), for the database.
+var extraFigures: [(name: String, value: Double)] = []
 // Other work on the machine skews every ratio: measure the peak again and say so if it moved.
 let peakAfter = measureSgemmPeak()
 print(padded("sgemm 1024³ peak again at the end") + String(format: "  %7.1f GFLOP/s", peakAfter))
@@ -145,4 +162,8 @@ if abs(peakAfter - peak) > 0.15 * peak {
     print("note: the peak moved by more than 15 % during the run (other load on the machine?); rerun for reliable ratios")
 }
 print(padded("peak memory (max RSS)", 52) + String(format: "%9.1f MiB", peakMemoryMiB()))
+if let databasePath {
+    logBenchRun(databasePath: databasePath, threads: threads, peak: peak, peakAfter: peakAfter, results: results,
+                extra: extraFigures, peakMemoryMiB: peakMemoryMiB())
+}
 
