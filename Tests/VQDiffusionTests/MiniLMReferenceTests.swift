@@ -101,6 +101,19 @@ struct MiniLMReferenceTests {
         }
     }
 
+    @Test func fastExactGeluMatchesTheErfFormula() {
+        var xs = stride(from: -12.0 as Float, through: 12, by: 0.001).map { $0 }
+        xs += [0, -0, 1e-8, -1e-8, 40, -40, 88, -88]
+        var ys = xs
+        ys.withUnsafeMutableBufferPointer { MiniLM.geluErfInPlace($0.baseAddress!, count: $0.count) }
+        var worst: Double = 0
+        for (x, y) in zip(xs, ys) {
+            let exact = 0.5 * Double(x) * (1 + erf(Double(x) / 2.0.squareRoot()))
+            worst = max(worst, abs(Double(y) - exact) / max(1, abs(exact)))
+        }
+        #expect(worst < 1e-6, "GELU error \(worst)")
+    }
+
     @Test func loaderIgnoresOnlyThePoolerAndPositionIds() throws {
         #expect(MiniLM.ignoredKeys == ["embeddings.position_ids", "pooler.dense.weight", "pooler.dense.bias"])
         let model = try Self.model()

@@ -100,7 +100,7 @@ struct TinyTextEncoderTests {
         }
         encoder.zeroGrad()
         try encoder.encode(captions).features.backward(seed: Tensor(shape: shape, values: weights))
-        let epsilon: Float = 1e-2
+        let epsilon: Float = 4e-3
         var worst: Float = 0
         for (name, p) in encoder.namedParameters {
             let analytic = p.grad!.values
@@ -116,7 +116,7 @@ struct TinyTextEncoderTests {
                 let numeric = Float((up - down) / Double(2 * epsilon))
                 let error = abs(numeric - analytic[i]) / max(1, abs(numeric))
                 worst = max(worst, error)
-                #expect(error < 2e-2, "\(name)[\(i)]: analytic \(analytic[i]), numeric \(numeric)")
+                #expect(error < 1e-2, "\(name)[\(i)]: analytic \(analytic[i]), numeric \(numeric)")
             }
         }
         print("TinyTextEncoder: worst finite-difference relative error \(worst)")

@@ -198,7 +198,8 @@ public final class MiniLM {
                 let attended = linear(context, layer.outputWeight, layer.outputBias)
                 Self.addInPlace(attended, x)
                 x = layerNorm(attended, weight: layer.attentionNormWeight, bias: layer.attentionNormBias, eps: eps)
-                let hidden = linear(x, layer.intermediateWeight, layer.intermediateBias, activation: .geluErf)  // (B, L, F)
+                let hidden = linear(x, layer.intermediateWeight, layer.intermediateBias)                     // (B, L, F)
+                Self.geluErfInPlace(hidden.pointer, count: hidden.count)
                 let fed = linear(hidden, layer.feedForwardWeight, layer.feedForwardBias)                     // (B, L, D)
                 Self.addInPlace(fed, x)
                 x = layerNorm(fed, weight: layer.outputNormWeight, bias: layer.outputNormBias, eps: eps)
@@ -258,6 +259,25 @@ public final class MiniLM {
             for r in 0..<rows { (dst + r * D).update(from: src + r * 3 * D + part * D, count: D) }
         }
         return (parts[0], parts[1], parts[2])
+    }
+
+    /// x ← x·Φ(x) = 0.5·x·(1 + erf(x/√2)), BERT's exact GELU, with erf from Abramowitz & Stegun
+    /// 7.1.26 (absolute error ≤ 1.5e-7) over `FastMath.exp`: branch-free, so the loop vectorises
+    /// (about 4× faster than calling the C library's erff per element).
+    static func geluErfInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        for i in 0..<n {
+            let v = x[i]
+            let z = abs(v) * 0.707_106_781_2                      // |x|/√2
+            let t = 1 / (1 + 0.327_591_1 * z)
+            var poly: Float = 1.061_405_429
+            poly = poly * t - 1.453_152_027
+            poly = poly * t + 1.421_413_741
+            poly = poly * t - 0.284_496_736
+            poly = poly * t + 0.254_829_592
+            let erfAbs = 1 - poly * t * FastMath.exp(-z * z)     // erf(|x|/√2)
+            // x·Φ(x) = 0.5·x·(1 + sign(x)·erf(|x|/√2)) = 0.5·(x + |x|·erf(|x|/√2)).
+            x[i] = 0.5 * (v + abs(v) * erfAbs)
+        }
     }
 
     /// a += b, same shape (no graph: inference only).
