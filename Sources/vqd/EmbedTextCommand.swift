@@ -54,7 +54,7 @@ struct EmbedTextCommand: ParsableCommand {
             values = result.features.features.values
             shape = [maxLength, encoder.width]
             let real = result.features.mask.filter { $0 }.count
-            print("per-token features [\(maxLength), \(encoder.width)]: \(real) real tokens, \(maxLength - real) padding rows (0)")
+            print("per-token features [\(maxLength), \(encoder.width)]: \(real) real tokens, \(maxLength - real) padding rows (all 0)")
         } else {
             values = result.sentenceEmbedding.values
             shape = [encoder.width]
