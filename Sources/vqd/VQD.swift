@@ -22,6 +22,7 @@ struct VQD: ParsableCommand {
             FIDCommand.self,
             TrainCommand.self,
             SampleCommand.self,
+            EmbedTextCommand.self,
         ])
 }
 
