@@ -91,13 +91,10 @@ struct SampleCommand: ParsableCommand {
 
 /// The text encoder a checkpoint was trained with (a trainable encoder's weights come from the file).
 func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> TextEncoder {
-    guard let choice = TextEncoderChoice(rawValue: file.configuration.textEncoder) else {
-        throw GeneratorCommandError("The model was trained with the \"\(file.configuration.textEncoder)\" text features, "
-            + "which cannot encode prompts; train with --text-encoder minilm or tiny.")
+    try TextEncoderCheckpoint.rebuild(choice: file.configuration.textEncoder, metadata: file.metadata,
+                                      maxLength: maxLength, cacheDirectory: textFeatureCacheDirectory) {
+        try file.loadTextEncoder($0)
     }
-    let encoder = try makeTextEncoder(choice, maxLength: maxLength)
-    if encoder.isTrainable, let module = encoder as? Module { try file.loadTextEncoder(module) }
-    return encoder
 }
 
 /// Images from token grids (count, h, w) through the VQ-VAE decoder in `vqvae`.

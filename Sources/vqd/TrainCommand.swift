@@ -7,9 +7,7 @@ extension DiffusionParameterization: ExpressibleByArgument {}
 extension TimeSampling: ExpressibleByArgument {}
 extension StepSkipping: ExpressibleByArgument {}
 
-enum TextEncoderChoice: String, CaseIterable, ExpressibleByArgument {
-    case minilm, tiny
-}
+extension TextEncoderChoice: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -112,7 +110,7 @@ struct TrainCommand: ParsableCommand {
             encoderName = "synthetic"
         } else {
             data = try tokenizedDataset(dataset: dataset, split: split, count: count, vqvae: vqvae!)
-            encoder = try makeTextEncoder(textEncoder, maxLength: textLength)
+            encoder = try makeTextEncoder(textEncoder, maxLength: textLength, captions: data.captions, seed: seed)
             encoderName = textEncoder.rawValue
         }
         var diffusion = DiffusionConfiguration.paper(classes: data.codes, steps: diffusionSteps)
@@ -155,9 +153,16 @@ func tokenizedDataset(dataset: String, split: String, count: Int?, vqvae: String
     throw GeneratorCommandError("Tokenizing \(dataset) arrives with the VQ-VAE token cache; this build cannot tokenize yet (use --synthetic).")
 }
 
-/// The text encoder for `vqd train` and `vqd sample`: frozen MiniLM or the small trainable encoder.
-func makeTextEncoder(_ choice: TextEncoderChoice, maxLength: Int) throws -> TextEncoder {
-    throw GeneratorCommandError("The \(choice.rawValue) text encoder arrives with the text encoders; this build has none yet (use --synthetic).")
+/// Where frozen text features are cached between runs (the encoder is frozen, so a caption's
+/// features never change).
+let textFeatureCacheDirectory = URL(fileURLWithPath: "cache/text-features")
+
+/// The text encoder for `vqd train`: frozen MiniLM with every caption's features precomputed and
+/// cached, or the small trainable encoder with its vocabulary learned from the captions.
+func makeTextEncoder(_ choice: TextEncoderChoice, maxLength: Int, captions: [String], seed: UInt64) throws -> TextEncoder {
+    var rng = RandomGenerator(seed: seed).derived(7)
+    return try VQDiffusion.makeTextEncoder(choice: choice, captions: captions, maxLength: maxLength,
+                                           cacheDirectory: textFeatureCacheDirectory, using: &rng)
 }
 
 // MARK: - Synthetic data for speed runs

@@ -253,7 +253,8 @@ public final class DiffusionTrainer {
         let contents = try TrainingCheckpoint.Contents(
             kind: DiffusionTrainer.checkpointKind, configuration: configuration, model: trainedParameters,
             optimizer: optimizer, ema: ema, generator: generator, step: step,
-            extra: [DiffusionTrainer.timeSamplerKey: try timeSampler.json()])
+            extra: try TextEncoderCheckpoint.metadata(for: textEncoder)
+                .merging([DiffusionTrainer.timeSamplerKey: try timeSampler.json()]) { $1 })
         try TrainingCheckpoint.save(contents, to: url)
     }
 
@@ -298,6 +299,8 @@ public struct DiffusionModelFile {
     public let model: DenoisingTransformer
     public let schedule: DiffusionSchedule
     let loaded: TrainingCheckpoint.Loaded
+    /// The checkpoint's metadata (kind, configuration, text encoder vocabulary, …).
+    public var metadata: [String: String] { loaded.metadata }
 
     public init(_ url: URL, useEMA: Bool = true) throws {
         loaded = try TrainingCheckpoint.read(url, expectingKind: DiffusionTrainer.checkpointKind)
