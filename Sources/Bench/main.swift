@@ -1,6 +1,6 @@
 // vqd-bench: the engine's throughput against this machine's sgemm peak, measured in the same run.
 //
-//   swift run -c release vqd-bench [--threads N] [--only TEXT]      (make bench)
+//   swift run -c release vqd-bench [--threads N] [--only TEXT]      (make bench; --only decode: AR decoding)
 //
 // Each case is forward + backward through the engine's Tensor API, median of 10 timed repetitions
 // after 3 warm-ups. FLOP counts are analytic: 2·m·n·k per GEMM, backward counted as twice the
@@ -153,8 +153,9 @@ for c in cases where only.map({ c.name.contains($0) }) ?? true {
     report(r)
     results.append(r)
 }
-/// Figures from benchmarks that are not GFLOP/s cases (e.g. decoding tokens/s), for the database.
-var extraFigures: [(name: String, value: Double)] = []
+// AR decoding with and without the key/value cache (cases "decode 8x8 batch 1" … "decode 32x32 batch 16"):
+// tokens/s figures, recorded in the database with the GFLOP/s cases.
+let extraFigures: [(name: String, value: Double)] = runDecodeBenchmarks(only: only)
 // Other work on the machine skews every ratio: measure the peak again and say so if it moved.
 let peakAfter = measureSgemmPeak()
 print(padded("sgemm 1024³ peak again at the end") + String(format: "  %7.1f GFLOP/s", peakAfter))

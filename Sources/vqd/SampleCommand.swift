@@ -6,16 +6,21 @@ import VQDiffusion
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Generate images for a caption with a trained diffusion model.",
+        abstract: "Generate images for a caption with a trained diffusion model or VQ-AR baseline.",
         discussion: """
             Starts from an all-[MASK] token grid and denoises in --steps network evaluations \
             (exact multi-step posterior, or the reference code's shortcut with --skipping \
             referenceApproximation), with optional truncation. Writes a contact sheet (--out), one \
             PNG per image (--out-dir) and/or the token grids as an int32 .npy of shape \
-            [count, h, w] (--tokens-out). Images need the VQ-VAE decoder (--vqvae).
+            [count, h, w] (--tokens-out). Images need the VQ-VAE decoder (--vqvae). \
+            An autoregressive checkpoint (vqd train --model ar) is recognised from the file and \
+            decoded token by token in raster order, with the key/value cache (--kv-cache, the \
+            default) or recomputing the whole prefix at every step (--no-kv-cache), drawing with \
+            --temperature, --top-k and the same --truncation rule; --steps and --skipping do not \
+            apply to it.
             """)
 
-    @Option(help: "Diffusion checkpoint written by vqd train.")
+    @Option(help: "Checkpoint written by vqd train (diffusion or ar; the kind is read from the file).")
     var model: String
     @Option(help: "The caption to draw.")
     var prompt: String
@@ -27,6 +32,13 @@ struct SampleCommand: ParsableCommand {
     var truncation: Double = 0.86
     @Option(help: "How skipped steps are taken: exact or referenceApproximation.")
     var skipping: StepSkipping = .exact
+    @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo,
+          help: "AR models: keep the attention keys/values of earlier tokens instead of recomputing the prefix.")
+    var kvCache = true
+    @Option(help: "AR models: divide the logits by this; 0 takes the most likely code.")
+    var temperature: Float = 1
+    @Option(name: .customLong("top-k"), help: "AR models: draw only among the k most likely codes.")
+    var topK: Int?
     @Option(help: "Seed of the sampling noise.")
     var seed: UInt64 = 1
     @Flag(name: .customLong("raw-weights"), help: "Use the raw weights instead of the EMA weights.")
@@ -49,21 +61,43 @@ struct SampleCommand: ParsableCommand {
         guard out != nil || outDir != nil || tokensOut != nil else {
             throw ValidationError("Nothing to write: give --out, --out-dir and/or --tokens-out.")
         }
+        guard temperature >= 0 && temperature.isFinite else {
+            throw ValidationError("--temperature must be finite and at least 0, got \(temperature).")
+        }
+        if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK).") }
         if (out != nil || outDir != nil) && vqvae == nil {
             throw ValidationError("Images need the VQ-VAE decoder: give --vqvae FILE (or only --tokens-out).")
         }
     }
 
     func run() throws {
-        let file = try DiffusionModelFile(URL(fileURLWithPath: model), useEMA: !rawWeights)
-        let encoder = try sampleTextEncoder(for: file, maxLength: textLength)
-        let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
+        let url = URL(fileURLWithPath: model)
+        let kind = try TrainingCheckpoint.read(url).kind
+        let (tokens, gridHeight, gridWidth): ([Int32], Int, Int)
         var rng = RandomGenerator(seed: seed)
         let start = Date()
-        let tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), steps: steps,
+        switch kind {
+        case DiffusionTrainer.checkpointKind:
+            let file = try DiffusionModelFile(url, useEMA: !rawWeights)
+            let encoder = try sampleTextEncoder(for: file, maxLength: textLength)
+            let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
+            tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), steps: steps,
                                         truncation: truncation < 1 ? truncation : nil, skipping: skipping, using: &rng)
+            (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+        case ARTrainer.checkpointKind:
+            let file = try ARModelFile(url, useEMA: !rawWeights)
+            let encoder = try sampleTextEncoder(for: file, maxLength: textLength)
+            let sampler = ARSampler(model: file.model, textEncoder: encoder)
+            let options = ARSamplingOptions(temperature: temperature, topK: topK, truncation: truncation < 1 ? truncation : nil,
+                                            useCache: kvCache)
+            tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), options: options, using: &rng)
+            (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+        default:
+            throw GeneratorCommandError("\(model) holds a \"\(kind)\" checkpoint; vqd sample needs one written by vqd train "
+                + "(kind \"diffusion\" or \"ar\").")
+        }
         let seconds = Date().timeIntervalSince(start)
-        let c = file.configuration.model
+        let c = (gridHeight: gridHeight, gridWidth: gridWidth)
         print(String(format: "sampled %d grids of %d×%d tokens in %.2f s (%.2f images/s)", count, c.gridHeight, c.gridWidth,
                      seconds, Double(count) / seconds))
         if let tokensOut {
@@ -84,6 +118,14 @@ struct SampleCommand: ParsableCommand {
             }
             print("wrote \(images.count) images to \(outDir)")
         }
+    }
+}
+
+/// The text encoder an AR checkpoint was trained with (a trainable encoder's weights come from the file).
+func sampleTextEncoder(for file: ARModelFile, maxLength: Int) throws -> TextEncoder {
+    try TextEncoderCheckpoint.rebuild(choice: file.configuration.textEncoder, metadata: file.metadata,
+                                      maxLength: maxLength, cacheDirectory: textFeatureCacheDirectory) {
+        try file.loadTextEncoder($0)
     }
 }
 

@@ -9,16 +9,28 @@ extension StepSkipping: ExpressibleByArgument {}
 
 extension TextEncoderChoice: ExpressibleByArgument {}
 
+/// Which generator `vqd train` trains.
+enum GeneratorKind: String, CaseIterable, ExpressibleByArgument {
+    /// VQ-Diffusion.
+    case diffusion
+    /// The autoregressive baseline VQ-AR, sized to match the diffusion preset.
+    case ar
+}
+
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train the text-conditioned VQ-Diffusion model on VQ-VAE tokens.",
+        abstract: "Train the text-conditioned VQ-Diffusion model (or the VQ-AR baseline) on VQ-VAE tokens.",
         discussion: """
             The dataset is tokenized once with the VQ-VAE (--vqvae) and cached; the model learns to \
             reverse the mask-and-replace diffusion conditioned on the captions' text features. \
             Checkpoints hold everything needed to resume (--resume) or to sample (vqd sample). \
             --synthetic trains on random tokens and random text features (K = 512, 8×8 tokens, \
-            32 × 384 features) to measure speed without a VQ-VAE.
+            32 × 384 features) to measure speed without a VQ-VAE. \
+            --model ar trains the autoregressive baseline instead: the same blocks with causal \
+            self-attention, the preset's width and depth and (within 10 %) its parameter count, \
+            with teacher forcing and the same optimizer, schedule and EMA; the diffusion-only \
+            options (schedule, time sampling, loss weights) do not apply to it.
             """)
 
     @Option(help: "The dataset: shapes, fashion, or a folder of PNGs with captions.jsonl.")
@@ -36,6 +48,8 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Random tokens and text features instead of a dataset (speed measurements).")
     var synthetic = false
 
+    @Option(help: "What to train: diffusion (VQ-Diffusion) or ar (the autoregressive baseline).")
+    var model: GeneratorKind = .diffusion
     @Option(help: "Model preset: tiny or small.")
     var preset: String = "small"
     @Option(help: "Output meaning: reparameterized (predict x0) or direct (predict x_{t-1}).")
@@ -86,8 +100,8 @@ struct TrainCommand: ParsableCommand {
     var logEvery: Int = 10
     @Option(help: "Results database.")
     var db: String = ResultsDatabase.defaultPath
-    @Option(help: "Experiment name in the results database.")
-    var experiment: String = "train-diffusion"
+    @Option(help: "Experiment name in the results database (default: train-diffusion, or train-ar with --model ar).")
+    var experiment: String?
     @Option(name: .customLong("run-name"), help: "Run name in the results database.")
     var runName: String?
 
@@ -119,9 +133,28 @@ struct TrainCommand: ParsableCommand {
         } else if gammaFinal != 0.9 {
             diffusion = try diffusion.withGammaFinal(gammaFinal)
         }
-        var model = DiffusionModelConfiguration.preset(preset, classes: data.codes, gridHeight: data.height,
-                                                       gridWidth: data.width, steps: diffusionSteps, textWidth: encoder.width)!
-        model.parameterization = parameterization
+        var diffusionModel = DiffusionModelConfiguration.preset(preset, classes: data.codes, gridHeight: data.height,
+                                                                gridWidth: data.width, steps: diffusionSteps,
+                                                                textWidth: encoder.width)!
+        diffusionModel.parameterization = parameterization
+        let outURL = URL(fileURLWithPath: out)
+        let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
+        let database = try ResultsDatabase(path: db)
+        let output = TrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery, resume: resumeURL,
+                                    database: database, experiment: experiment ?? "train-\(model.rawValue)",
+                                    runName: runName, logEvery: logEvery)
+        if model == .ar {
+            let training = ARTrainingConfiguration(
+                batchSize: batchSize, totalSteps: steps, learningRate: learningRate, warmupSteps: warmup,
+                minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
+                emaDecay: emaDecay, seed: seed)
+            let configuration = ARRunConfiguration(model: .matching(diffusionModel), training: training,
+                                                   textEncoder: encoderName)
+            try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
+                              output: output, comparedWith: diffusionModel)
+            print("wrote \(out)")
+            return
+        }
         let training = DiffusionTrainingConfiguration(
             batchSize: batchSize, totalSteps: steps, learningRate: learningRate, warmupSteps: warmup,
             minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
@@ -129,16 +162,10 @@ struct TrainCommand: ParsableCommand {
             loss: DiffusionLossConfiguration(auxiliaryWeight: auxiliaryWeight, adaptiveAuxiliaryWeight: adaptiveAuxiliary,
                                              maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight),
             seed: seed)
-        let configuration = DiffusionRunConfiguration(model: model, diffusion: diffusion, training: training,
+        let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: training,
                                                       textEncoder: encoderName)
-        let outURL = URL(fileURLWithPath: out)
-        let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
-        let database = try ResultsDatabase(path: db)
         try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
-                                 output: DiffusionTrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery,
-                                                                 resume: resumeURL, database: database,
-                                                                 experiment: experiment, runName: runName,
-                                                                 logEvery: logEvery))
+                                 output: output)
         print("wrote \(out)")
     }
 }

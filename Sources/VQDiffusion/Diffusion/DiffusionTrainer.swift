@@ -57,6 +57,15 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
     }
 }
 
+extension DiffusionTrainingConfiguration {
+    /// The optimizer part of the configuration.
+    public var optimization: OptimizationSettings {
+        OptimizationSettings(learningRate: learningRate, warmupSteps: warmupSteps, totalSteps: totalSteps,
+                             minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: beta2,
+                             gradientClip: gradientClip, emaDecay: emaDecay)
+    }
+}
+
 /// What a diffusion checkpoint's `configuration` metadata holds: enough to rebuild the model,
 /// the schedule and the text encoder.
 public struct DiffusionRunConfiguration: Equatable, Codable, Sendable {
@@ -97,18 +106,17 @@ public final class DiffusionTrainer {
     public let schedule: DiffusionSchedule
     public let dataset: TokenizedDataset
     public let textEncoder: TextEncoder
-    public let optimizer: AdamW
-    public private(set) var ema: EMA
+    /// Optimizer, EMA, learning-rate schedule, data order, noise generator and step.
+    public let state: TrainingState
+    public var optimizer: AdamW { state.optimizer }
+    public var ema: EMA { state.ema }
     public private(set) var timeSampler: DiffusionTimeSampler
     /// Noise and time draws; saved in checkpoints.
-    public private(set) var generator: RandomGenerator
+    public var generator: RandomGenerator { state.generator }
     /// Steps taken so far.
-    public private(set) var step = 0
+    public var step: Int { state.step }
     /// Parameters trained: the model's, then a trainable text encoder's under `textEncoder.`.
-    public let trainedParameters: [(name: String, tensor: Tensor)]
-    let learningRateSchedule: WarmupCosineSchedule
-    private let dataOrder: RandomGenerator
-    private var epochOrder: (epoch: Int, order: [Int]) = (-1, [])
+    public var trainedParameters: [(name: String, tensor: Tensor)] { state.trainedParameters }
 
     public init(configuration: DiffusionRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder) throws {
         let m = configuration.model, tc = configuration.training
@@ -133,35 +141,17 @@ public final class DiffusionTrainer {
         let root = RandomGenerator(seed: tc.seed)
         var initGenerator = root.derived(1)
         model = DenoisingTransformer(m, using: &initGenerator)
-        dataOrder = root.derived(2)
-        generator = root.derived(3)
         var named = model.namedParameters
         if textEncoder.isTrainable, let encoder = textEncoder as? Module {
             named += encoder.namedParameters.map { (name: "textEncoder." + $0.name, tensor: $0.tensor) }
         }
-        trainedParameters = named
-        optimizer = AdamW(groups: ParameterGroup.standard(named, weightDecay: tc.weightDecay),
-                          configuration: AdamWConfiguration(learningRate: tc.learningRate, beta1: 0.9, beta2: tc.beta2,
-                                                            weightDecay: tc.weightDecay))
-        ema = EMA(decay: tc.emaDecay, warmup: true, parameters: named)
+        state = TrainingState(parameters: named, settings: tc.optimization, dataOrder: root.derived(2), generator: root.derived(3))
         timeSampler = DiffusionTimeSampler(method: tc.timeSampling, steps: m.steps)
-        learningRateSchedule = WarmupCosineSchedule(peak: tc.learningRate, warmupSteps: min(tc.warmupSteps, tc.totalSteps),
-                                                    totalSteps: tc.totalSteps,
-                                                    minimum: min(tc.minimumLearningRate, tc.learningRate))
     }
 
     /// Dataset indices of the batch at `step`: consecutive slices of a per-epoch permutation.
     func batchIndices(at step: Int) -> [Int] {
-        let (B, count) = (configuration.training.batchSize, dataset.count)
-        return (0..<B).map { i in
-            let position = step * B + i
-            let epoch = position / count
-            if epochOrder.epoch != epoch {
-                var g = dataOrder.derived(UInt64(epoch))
-                epochOrder = (epoch, g.permutation(count))
-            }
-            return epochOrder.order[position % count]
-        }
+        state.batchIndices(at: step, batchSize: configuration.training.batchSize, datasetCount: dataset.count)
     }
 
     /// One optimisation step.
@@ -175,8 +165,8 @@ public final class DiffusionTrainer {
         x0.reserveCapacity(B * N)
         for i in indices { x0.append(contentsOf: dataset.grid(i)) }
         let captions = indices.map { dataset.captions[$0] }
-        let (t, weights) = timeSampler.draw(count: B, using: &generator)
-        let xt = schedule.noised(x0, t: t, using: &generator)
+        let (t, weights) = timeSampler.draw(count: B, using: &state.generator)
+        let xt = schedule.noised(x0, t: t, using: &state.generator)
         let text = try textEncoder.encode(captions)
         let logits = model.logits(xt, t: t, text: text)
         let terms = DiffusionLoss.compute(logits: logits, x0: x0, xt: xt, t: t, timeWeights: weights, schedule: schedule,
@@ -187,15 +177,8 @@ public final class DiffusionTrainer {
             throw DiffusionTrainingError("the loss became \(loss) at step \(step); lower the learning rate or check the data")
         }
         terms.loss.backward()
-        let norm = clipGradientNorm(optimizer.parameters, maxNorm: tc.gradientClip)
-        let lr = learningRateSchedule.learningRate(at: step)
-        optimizer.learningRate = lr
-        optimizer.step()
-        optimizer.zeroGrad()
-        ema.update(from: trainedParameters)
         for b in 0..<B { timeSampler.record(t: t[b], loss: terms.boundPerElement[b]) }
-        generator.discardSpare()
-        step += 1
+        let (norm, lr) = state.applyGradients()
         return DiffusionStepMetrics(step: step, loss: loss, bound: terms.bound, auxiliary: terms.auxiliary,
                                     maskedAccuracy: terms.maskedAccuracy, gradientNorm: Double(norm),
                                     learningRate: Double(lr), seconds: Run.monotonicSeconds() - start)
@@ -250,9 +233,8 @@ public final class DiffusionTrainer {
 
     /// Writes everything needed to resume (or to sample) atomically.
     public func save(to url: URL) throws {
-        let contents = try TrainingCheckpoint.Contents(
-            kind: DiffusionTrainer.checkpointKind, configuration: configuration, model: trainedParameters,
-            optimizer: optimizer, ema: ema, generator: generator, step: step,
+        let contents = try state.checkpointContents(
+            kind: DiffusionTrainer.checkpointKind, configuration: configuration,
             extra: try TextEncoderCheckpoint.metadata(for: textEncoder)
                 .merging([DiffusionTrainer.timeSamplerKey: try timeSampler.json()]) { $1 })
         try TrainingCheckpoint.save(contents, to: url)
@@ -270,13 +252,7 @@ public final class DiffusionTrainer {
             throw DiffusionTrainingError("\(url.path) holds no loss history (\(DiffusionTrainer.timeSamplerKey)); it was not written by this trainer")
         }
         let sampler = try DiffusionTimeSampler.fromJSON(history)
-        try loaded.loadModel(into: trainedParameters)
-        try loaded.loadOptimizer(optimizer)
-        var restored = ema
-        try loaded.loadEMA(&restored)
-        ema = restored
-        generator = try loaded.generator
-        step = try loaded.step
+        try state.restore(from: loaded)
         timeSampler = sampler
         timeSampler.method = configuration.training.timeSampling
     }

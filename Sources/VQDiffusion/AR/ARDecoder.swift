@@ -1,0 +1,291 @@
+import Engine
+import Foundation
+
+// Token-by-token decoding of the VQ-AR model, inference only: the forward pass runs on the
+// kernels' pointer functions (linearForward, layerNormForward, attentionForward) over buffers
+// allocated once per call, with no autograd and no tensors per step.
+//
+// Two ways, giving the same logits (up to rounding):
+//
+//   cached    one new token per step: its query attends over the keys/values of all earlier
+//             positions, kept per block in a (B, N, C) cache; N steps cost O(N²·C) attention
+//             and O(N·C²) projections in total.
+//   uncached  the whole prefix is recomputed at every step (what the paper's AR baselines did),
+//             O(N³·C) attention and O(N²·C²) projections in total.
+//
+// In both, the text's cross-attention keys and values are computed once per call. Each step's
+// logits (B, K) go through temperature, top-k and the VQ-Diffusion truncation rule
+// (`DiffusionSampling.truncate`) before a Gumbel-max draw from the seeded generator; temperature
+// 0 takes the most likely code.
+
+/// How tokens are drawn from the AR model.
+public struct ARSamplingOptions: Equatable, Sendable {
+    /// Logits are divided by it; 0 takes the most likely code (greedy).
+    public var temperature: Float = 1
+    /// Keep only the k most likely codes (nil: all).
+    public var topK: Int?
+    /// Truncation rate r in (0, 1] as in VQ-Diffusion (nil or 1: keep every code).
+    public var truncation: Double?
+    /// Decode with the key/value cache (true) or recompute the prefix at every step.
+    public var useCache: Bool = true
+
+    public init(temperature: Float = 1, topK: Int? = nil, truncation: Double? = nil, useCache: Bool = true) {
+        self.temperature = temperature
+        self.topK = topK
+        self.truncation = truncation
+        self.useCache = useCache
+    }
+}
+
+/// Fast decoding with a fixed `ARTransformer` (its current weights are read at each call).
+public final class ARDecoder {
+    public let model: ARTransformer
+
+    public init(model: ARTransformer) { self.model = model }
+
+    /// Draws grids (B·N, raster order) for text features (B, L, D). `steps` (≤ N) stops after the
+    /// first `steps` tokens (the rest stay 0; for timing). `observe(n, logits)` sees the raw
+    /// logits (B, K) of position n before they are sampled from.
+    public func decode(text: TextFeatures, options: ARSamplingOptions, steps: Int? = nil,
+                       using rng: inout RandomGenerator,
+                       observe: ((Int, UnsafePointer<Float>) -> Void)? = nil) -> [Int32] {
+        let c = model.configuration
+        let (B, N, K) = (text.batch, c.tokens, c.classes)
+        let S = steps ?? N
+        precondition(S >= 0 && S <= N, "ARDecoder: \(S) steps for a grid of \(N) tokens")
+        precondition(text.width == c.textWidth, "ARDecoder: text features \(text.features.shape) do not have width \(c.textWidth)")
+        if let k = options.topK { precondition(k >= 1, "ARDecoder: top-k must be at least 1, got \(k)") }
+        if let r = options.truncation { precondition(r > 0 && r <= 1, "ARDecoder: truncation \(r) outside (0, 1]") }
+        let pass = ARForwardPass(model: model, text: text, cached: options.useCache)
+        var x = [Int32](repeating: 0, count: B * N)          // (B, N)
+        var inputs = [Int32]()
+        for n in 0..<S {
+            if options.useCache {
+                inputs = (0..<B).map { b in n == 0 ? c.startToken : x[b * N + n - 1] }               // (B, 1)
+                pass.run(inputs: inputs, length: 1, start: n)
+            } else {
+                inputs = [Int32](repeating: c.startToken, count: B * (n + 1))                      // (B, n+1)
+                for b in 0..<B where n > 0 {
+                    for j in 0..<n { inputs[b * (n + 1) + j + 1] = x[b * N + j] }
+                }
+                pass.run(inputs: inputs, length: n + 1, start: 0)
+            }
+            let logits = pass.logits.pointer                 // (B, K)
+            observe?(n, logits)
+            let drawn = ARDecoder.draw(logits, rows: B, classes: K, options: options, using: &rng)
+            for b in 0..<B { x[b * N + n] = drawn[b] }
+        }
+        return x
+    }
+
+    /// Applies temperature, top-k and truncation to `logits` (rows, K) in place and draws one
+    /// code per row.
+    static func draw(_ logits: UnsafeMutablePointer<Float>, rows: Int, classes K: Int, options: ARSamplingOptions,
+                     using rng: inout RandomGenerator) -> [Int32] {
+        if options.temperature <= 0 {
+            return (0..<rows).map { r in
+                let row = logits + r * K
+                var arg = 0
+                for k in 1..<K where row[k] > row[arg] { arg = k }
+                return Int32(arg)
+            }
+        }
+        if options.temperature != 1 {
+            let inverse = 1 / options.temperature
+            for i in 0..<(rows * K) { logits[i] *= inverse }
+        }
+        if let k = options.topK, k < K {
+            var sorted = [Float](repeating: 0, count: K)
+            for r in 0..<rows {
+                let row = logits + r * K
+                for j in 0..<K { sorted[j] = row[j] }
+                sorted.sort(by: >)
+                let threshold = sorted[k - 1]
+                for j in 0..<K where row[j] < threshold { row[j] = -.infinity }
+            }
+        }
+        if let r = options.truncation, r < 1 {
+            DiffusionSampling.truncate(logits, rows: rows, classes: K, rate: r)
+        }
+        return DiffusionSampling.draw(logits, rows: rows, stride: K, classes: K, using: &rng)
+    }
+}
+
+/// Text-to-tokens sampling with the AR model.
+public final class ARSampler {
+    public let decoder: ARDecoder
+    public let textEncoder: TextEncoder
+
+    public init(model: ARTransformer, textEncoder: TextEncoder) {
+        decoder = ARDecoder(model: model)
+        self.textEncoder = textEncoder
+    }
+
+    public var model: ARTransformer { decoder.model }
+
+    /// Token grids (B·N) row-major, one per caption.
+    public func sample(captions: [String], options: ARSamplingOptions = ARSamplingOptions(),
+                       using rng: inout RandomGenerator) throws -> [Int32] {
+        guard !captions.isEmpty else { return [] }
+        if let k = options.topK, k < 1 { throw DiffusionSamplingError("top-k must be at least 1, got \(k)") }
+        if let r = options.truncation, !(r > 0 && r <= 1) {
+            throw DiffusionSamplingError("the truncation rate must lie in (0, 1], got \(r)")
+        }
+        guard options.temperature >= 0 && options.temperature.isFinite else {
+            throw DiffusionSamplingError("the temperature must be finite and ≥ 0, got \(options.temperature)")
+        }
+        let text = try Autograd.withoutGrad { try textEncoder.encode(captions) }
+        return decoder.decode(text: text, options: options, using: &rng)
+    }
+}
+
+/// The buffers and the pointer-level forward pass of one decoding call.
+final class ARForwardPass {
+    let model: ARTransformer
+    let (B, N, C, H, K, Lc, hidden): (Int, Int, Int, Int, Int, Int, Int)
+    let cached: Bool
+    let textMask: UnsafeMutablePointer<Bool>            // (B, Lc)
+    let textKeys: [Storage], textValues: [Storage]      // depth × (B, Lc, C)
+    let cacheKeys: [Storage], cacheValues: [Storage]    // depth × (B, N, C), cached only
+    /// Logits of the last position of each sequence after `run`: (B, K).
+    let logits: Storage
+    // Work buffers for up to `rows` rows.
+    private var rows = 0
+    private var x = Storage(count: 0), a = Storage(count: 0), q = Storage(count: 0), k = Storage(count: 0)
+    private var v = Storage(count: 0), mixed = Storage(count: 0), tmp = Storage(count: 0), mlp = Storage(count: 0)
+    private var mean = Storage(count: 0), rstd = Storage(count: 0), probs = Storage(count: 0)
+    private let last: Storage, lastNormed: Storage       // (B, C)
+
+    init(model: ARTransformer, text: TextFeatures, cached: Bool) {
+        let c = model.configuration
+        self.model = model
+        (B, N, C, H, K, Lc, hidden) = (text.batch, c.tokens, c.width, c.heads, c.classes, text.length, c.mlpRatio * c.width)
+        self.cached = cached
+        textMask = .allocate(capacity: B * Lc)
+        for i in 0..<(B * Lc) { textMask[i] = text.mask[i] }
+        // Context and the cross-attention keys/values, once.
+        let context = Storage(uninitializedCount: B * Lc * C)   // (B, Lc, C)
+        let p = model.textProjection
+        linearForward(out: context.pointer, preact: nil, x: text.features.pointer, weight: p.weight.pointer,
+                      bias: p.bias?.pointer, activation: .none, N: B * Lc, IN: c.textWidth, OUT: C)
+        var keys: [Storage] = [], values: [Storage] = []
+        for block in model.blocks {
+            let cross = block.crossAttention!
+            let kb = Storage(uninitializedCount: B * Lc * C), vb = Storage(uninitializedCount: B * Lc * C)
+            linearForward(out: kb.pointer, preact: nil, x: context.pointer, weight: cross.key.weight.pointer,
+                          bias: cross.key.bias?.pointer, activation: .none, N: B * Lc, IN: C, OUT: C)
+            linearForward(out: vb.pointer, preact: nil, x: context.pointer, weight: cross.value.weight.pointer,
+                          bias: cross.value.bias?.pointer, activation: .none, N: B * Lc, IN: C, OUT: C)
+            keys.append(kb)
+            values.append(vb)
+        }
+        (textKeys, textValues) = (keys, values)
+        let cacheCount = cached ? B * N * C : 0
+        cacheKeys = model.blocks.map { _ in Storage(count: cacheCount) }
+        cacheValues = model.blocks.map { _ in Storage(count: cacheCount) }
+        logits = Storage(count: B * K)
+        last = Storage(count: B * C)
+        lastNormed = Storage(count: B * C)
+    }
+
+    deinit { textMask.deallocate() }
+
+    private func reserve(rows R: Int, length L: Int) {
+        let probsCount = max(H * L * (cached ? N : L), B * H * L * Lc)
+        if probs.count < probsCount { probs = Storage(uninitializedCount: probsCount) }
+        guard R > rows else { return }
+        rows = R
+        (x, a, q, k) = (Storage(count: R * C), Storage(count: R * C), Storage(count: R * C), Storage(count: R * C))
+        (v, mixed, tmp) = (Storage(count: R * C), Storage(count: R * C), Storage(count: R * C))
+        mlp = Storage(uninitializedCount: R * hidden)
+        mean = Storage(uninitializedCount: R)
+        rstd = Storage(uninitializedCount: R)
+    }
+
+    /// Runs the network on `inputs` (B, L) at positions start..<start+L and leaves the logits of
+    /// the last position of each sequence in `logits`. Cached: L = 1 and the cache holds the
+    /// keys/values of positions 0..<start. Uncached: start = 0 and the L positions are the whole prefix.
+    func run(inputs: [Int32], length L: Int, start: Int) {
+        precondition(inputs.count == B * L, "ARForwardPass: \(inputs.count) inputs for \(B) sequences of \(L)")
+        precondition(cached ? L == 1 : start == 0, "ARForwardPass: cached passes take one token, uncached ones the whole prefix")
+        precondition(start + L <= N, "ARForwardPass: positions up to \(start + L) beyond the grid of \(N)")
+        let R = B * L
+        reserve(rows: R, length: L)
+        let (x, a, q, k) = (self.x.pointer, self.a.pointer, self.q.pointer, self.k.pointer)
+        let (v, mixed, tmp) = (self.v.pointer, self.mixed.pointer, self.tmp.pointer)
+        let (mean, rstd, probs) = (self.mean.pointer, self.rstd.pointer, self.probs.pointer)
+        // Embeddings (R, C): token + row + column of the predicted position.
+        let tokenTable = model.tokenEmbedding.weight.pointer
+        let rowTable = model.positionEmbedding.rows.weight.pointer
+        let columnTable = model.positionEmbedding.columns.weight.pointer
+        let gridWidth = model.configuration.gridWidth
+        for r in 0..<R {
+            let position = start + r % L
+            let (token, row, column) = (tokenTable + Int(inputs[r]) * C, rowTable + (position / gridWidth) * C,
+                                        columnTable + (position % gridWidth) * C)
+            let xr = x + r * C
+            for j in 0..<C { xr[j] = token[j] + row[j] + column[j] }
+        }
+        for (index, block) in model.blocks.enumerated() {
+            // Causal self-attention.
+            let selfNorm = block.selfAttentionNorm.norm, attention = block.selfAttention
+            layerNormForward(out: a, mean: mean, rstd: rstd, x: x, weight: selfNorm.weight?.pointer,
+                             bias: selfNorm.bias?.pointer, eps: selfNorm.eps, N: R, C: C)
+            project(attention.query, a, into: q, rows: R)
+            project(attention.key, a, into: k, rows: R)
+            project(attention.value, a, into: v, rows: R)
+            if cached {
+                let (keys, values) = (cacheKeys[index].pointer, cacheValues[index].pointer)
+                for b in 0..<B {
+                    (keys + (b * N + start) * C).update(from: k + b * C, count: C)
+                    (values + (b * N + start) * C).update(from: v + b * C, count: C)
+                }
+                for b in 0..<B {
+                    attentionForward(out: mixed + b * C, probs: probs, q: q + b * C, ldq: C, k: keys + b * N * C, ldk: C,
+                                     v: values + b * N * C, ldv: C, keyMask: nil, causal: false,
+                                     B: 1, Lq: 1, Lk: start + 1, D: C, H: H)
+                }
+            } else {
+                for b in 0..<B {
+                    let offset = b * L * C
+                    attentionForward(out: mixed + offset, probs: probs, q: q + offset, ldq: C, k: k + offset, ldk: C,
+                                     v: v + offset, ldv: C, keyMask: nil, causal: true, B: 1, Lq: L, Lk: L, D: C, H: H)
+                }
+            }
+            project(attention.output, mixed, into: tmp, rows: R)
+            add(tmp, into: x, count: R * C)
+            // Cross-attention to the text.
+            let crossNorm = block.crossAttentionNorm!.norm, cross = block.crossAttention!
+            layerNormForward(out: a, mean: mean, rstd: rstd, x: x, weight: crossNorm.weight?.pointer,
+                             bias: crossNorm.bias?.pointer, eps: crossNorm.eps, N: R, C: C)
+            project(cross.query, a, into: q, rows: R)
+            attentionForward(out: mixed, probs: probs, q: q, ldq: C, k: textKeys[index].pointer, ldk: C,
+                             v: textValues[index].pointer, ldv: C, keyMask: textMask, causal: false,
+                             B: B, Lq: L, Lk: Lc, D: C, H: H)
+            project(cross.output, mixed, into: tmp, rows: R)
+            add(tmp, into: x, count: R * C)
+            // MLP.
+            let mlpNorm = block.mlpNorm
+            layerNormForward(out: a, mean: mean, rstd: rstd, x: x, weight: mlpNorm.weight?.pointer,
+                             bias: mlpNorm.bias?.pointer, eps: mlpNorm.eps, N: R, C: C)
+            project(block.mlpHidden, a, into: mlp.pointer, rows: R)
+            project(block.mlpOutput, mlp.pointer, into: tmp, rows: R)
+            add(tmp, into: x, count: R * C)
+        }
+        // Head on the last position of each sequence: (B, C) → (B, K).
+        for b in 0..<B { (last.pointer + b * C).update(from: x + (b * L + L - 1) * C, count: C) }
+        let headNorm = model.headNorm
+        layerNormForward(out: lastNormed.pointer, mean: mean, rstd: rstd, x: last.pointer, weight: headNorm.weight?.pointer,
+                         bias: headNorm.bias?.pointer, eps: headNorm.eps, N: B, C: C)
+        project(model.head, lastNormed.pointer, into: logits.pointer, rows: B)
+    }
+
+    private func project(_ layer: Linear, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int) {
+        linearForward(out: out, preact: nil, x: input, weight: layer.weight.pointer, bias: layer.bias?.pointer,
+                      activation: layer.activation, N: rows, IN: layer.inputs, OUT: layer.outputs)
+    }
+
+    private func add(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { target[i] += source[i] }
+    }
+}

@@ -1,0 +1,291 @@
+import Engine
+import Foundation
+
+// Training of the VQ-AR baseline with teacher forcing: every position of a grid predicts its
+// token from the true tokens before it, all in one causal forward pass, with the mean
+// cross-entropy as the loss. The optimizer, schedule, clipping, EMA, data order, logging and
+// checkpoints are the diffusion model's (`TrainingState`), so the two are trained alike:
+//
+//   batch (x, captions) → text features → teacher-forced logits → cross-entropy → backward →
+//   clip → AdamW → EMA.
+
+public struct ARTrainingConfiguration: Equatable, Codable, Sendable {
+    /// Images per step.
+    public var batchSize: Int = 32
+    /// Length of the learning-rate schedule (the cosine reaches its floor here).
+    public var totalSteps: Int = 10_000
+    /// Peak learning rate after warm-up.
+    public var learningRate: Float = 5e-4
+    /// Linear warm-up steps.
+    public var warmupSteps: Int = 500
+    /// Floor of the cosine decay.
+    public var minimumLearningRate: Float = 1e-5
+    /// Decoupled weight decay of weight matrices (the paper's 0.045).
+    public var weightDecay: Float = 0.045
+    /// AdamW's second-moment decay (the paper's 0.96).
+    public var beta2: Float = 0.96
+    /// Largest global gradient norm.
+    public var gradientClip: Float = 1
+    /// EMA decay of the sampling weights (with the (1+n)/(10+n) warm-up).
+    public var emaDecay: Float = 0.999
+    /// Seed of initialisation and data order.
+    public var seed: UInt64 = 0
+
+    public init(batchSize: Int = 32, totalSteps: Int = 10_000, learningRate: Float = 5e-4, warmupSteps: Int = 500,
+                minimumLearningRate: Float = 1e-5, weightDecay: Float = 0.045, beta2: Float = 0.96,
+                gradientClip: Float = 1, emaDecay: Float = 0.999, seed: UInt64 = 0) {
+        self.batchSize = batchSize
+        self.totalSteps = totalSteps
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.minimumLearningRate = minimumLearningRate
+        self.weightDecay = weightDecay
+        self.beta2 = beta2
+        self.gradientClip = gradientClip
+        self.emaDecay = emaDecay
+        self.seed = seed
+    }
+
+    /// The optimizer part of the configuration.
+    public var optimization: OptimizationSettings {
+        OptimizationSettings(learningRate: learningRate, warmupSteps: warmupSteps, totalSteps: totalSteps,
+                             minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: beta2,
+                             gradientClip: gradientClip, emaDecay: emaDecay)
+    }
+}
+
+/// What an "ar" checkpoint's `configuration` metadata holds.
+public struct ARRunConfiguration: Equatable, Codable, Sendable {
+    public var model: ARModelConfiguration
+    public var training: ARTrainingConfiguration
+    /// Name of the text encoder; a trainable encoder's weights are stored under `textEncoder.`.
+    public var textEncoder: String
+
+    public init(model: ARModelConfiguration, training: ARTrainingConfiguration, textEncoder: String) {
+        self.model = model
+        self.training = training
+        self.textEncoder = textEncoder
+    }
+}
+
+/// The figures of one training step.
+public struct ARStepMetrics {
+    public var step: Int
+    /// Mean cross-entropy per token (nats).
+    public var loss: Double
+    /// Fraction of tokens whose most likely prediction is the true token.
+    public var tokenAccuracy: Double
+    public var gradientNorm: Double
+    public var learningRate: Double
+    public var seconds: Double
+}
+
+public final class ARTrainer {
+    public static let checkpointKind = "ar"
+
+    public let configuration: ARRunConfiguration
+    public let model: ARTransformer
+    public let dataset: TokenizedDataset
+    public let textEncoder: TextEncoder
+    /// Optimizer, EMA, learning-rate schedule, data order, generator and step.
+    public let state: TrainingState
+    public var step: Int { state.step }
+    public var trainedParameters: [(name: String, tensor: Tensor)] { state.trainedParameters }
+
+    public init(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder) throws {
+        let m = configuration.model, tc = configuration.training
+        guard dataset.codes == m.classes, dataset.height == m.gridHeight, dataset.width == m.gridWidth else {
+            throw ARError("the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
+                + "the model expects \(m.gridHeight)×\(m.gridWidth) grids of \(m.classes) codes; tokenize with the matching VQ-VAE")
+        }
+        guard textEncoder.width == m.textWidth else {
+            throw ARError("the text encoder gives \(textEncoder.width)-wide features, the model reads \(m.textWidth)")
+        }
+        guard dataset.count >= 1, tc.batchSize >= 1 else { throw ARError("need a non-empty dataset and a batch size ≥ 1") }
+        self.configuration = configuration
+        self.dataset = dataset
+        self.textEncoder = textEncoder
+        let root = RandomGenerator(seed: tc.seed)
+        var initGenerator = root.derived(1)
+        model = ARTransformer(m, using: &initGenerator)
+        var named = model.namedParameters
+        if textEncoder.isTrainable, let encoder = textEncoder as? Module {
+            named += encoder.namedParameters.map { (name: "textEncoder." + $0.name, tensor: $0.tensor) }
+        }
+        state = TrainingState(parameters: named, settings: tc.optimization, dataOrder: root.derived(2), generator: root.derived(3))
+    }
+
+    /// One optimisation step.
+    @discardableResult
+    public func trainStep() throws -> ARStepMetrics {
+        let start = Run.monotonicSeconds()
+        let (B, N, K) = (configuration.training.batchSize, dataset.sequenceLength, configuration.model.classes)
+        let indices = state.batchIndices(at: step, batchSize: B, datasetCount: dataset.count)
+        var x = [Int32]()
+        x.reserveCapacity(B * N)
+        for i in indices { x.append(contentsOf: dataset.grid(i)) }
+        let text = try textEncoder.encode(indices.map { dataset.captions[$0] })
+        let (lossTensor, logits) = model.loss(x, text: text)
+        let loss = Double(lossTensor.item)
+        guard loss.isFinite else {
+            throw ARError("the loss became \(loss) at step \(step); lower the learning rate or check the data")
+        }
+        var correct = 0
+        let p = logits.pointer                          // (B·N, K)
+        for r in 0..<(B * N) {
+            let row = p + r * K
+            var arg = 0
+            for k in 1..<K where row[k] > row[arg] { arg = k }
+            if arg == Int(x[r]) { correct += 1 }
+        }
+        lossTensor.backward()
+        let (norm, lr) = state.applyGradients()
+        return ARStepMetrics(step: step, loss: loss, tokenAccuracy: Double(correct) / Double(B * N),
+                             gradientNorm: Double(norm), learningRate: Double(lr), seconds: Run.monotonicSeconds() - start)
+    }
+
+    /// FLOPs of one training step (forward + backward ≈ 3× forward), text encoder excluded.
+    public func stepFLOPs(textLength: Int) -> Double {
+        3 * configuration.model.forwardFLOPs(batch: configuration.training.batchSize, textLength: textLength)
+    }
+
+    /// Trains until `step == steps`, logging to `run` every `logEvery` steps and writing a
+    /// checkpoint to `checkpoint` every `checkpointEvery` steps and at the end.
+    public func train(until steps: Int, run: Run? = nil, showProgress: Bool = true, logEvery: Int = 10,
+                      checkpoint: URL? = nil, checkpointEvery: Int = 500) throws {
+        guard steps > step else { return }
+        let progress = showProgress ? ProgressBar(total: steps - step, label: "train ar") : nil
+        let first = step
+        let tokensPerStep = Double(configuration.training.batchSize * dataset.sequenceLength)
+        var window = (seconds: 0.0, steps: 0, loss: 0.0, accuracy: 0.0)
+        while step < steps {
+            let m = try trainStep()
+            window.seconds += m.seconds
+            window.steps += 1
+            window.loss += m.loss
+            window.accuracy += m.tokenAccuracy
+            progress?.update(step - first, ["loss": m.loss, "acc": m.tokenAccuracy])
+            if step % logEvery == 0 || step == steps, let run {
+                let n = Double(window.steps)
+                run.logMetric("loss", window.loss / n, step: step)
+                run.logMetric("token_accuracy", window.accuracy / n, step: step)
+                run.logMetric("grad_norm", m.gradientNorm, step: step)
+                run.logMetric("lr", m.learningRate, step: step)
+                run.logMetric("tokens_per_s", tokensPerStep * n / window.seconds, step: step)
+                run.logMetric("gflops", stepFLOPs(textLength: textEncoder.maxLength) * n / window.seconds / 1e9, step: step)
+                window = (0, 0, 0, 0)
+            }
+            if let checkpoint, step % checkpointEvery == 0 || step == steps { try save(to: checkpoint) }
+        }
+        progress?.finish()
+    }
+
+    // MARK: Checkpoints
+
+    /// Writes everything needed to resume (or to sample) atomically.
+    public func save(to url: URL) throws {
+        try TrainingCheckpoint.save(try state.checkpointContents(kind: ARTrainer.checkpointKind, configuration: configuration,
+                                                                 extra: try TextEncoderCheckpoint.metadata(for: textEncoder)),
+                                    to: url)
+    }
+
+    /// Continues from a checkpoint written by `save(to:)` for the same configuration.
+    public func resume(from url: URL) throws {
+        let loaded = try TrainingCheckpoint.read(url, expectingKind: ARTrainer.checkpointKind)
+        let stored = try loaded.configuration(as: ARRunConfiguration.self)
+        guard stored.model == configuration.model else {
+            throw ARError("\(url.path) was trained with a different model; resume with the options it was started with")
+        }
+        try state.restore(from: loaded)
+    }
+
+    /// A sampler using the EMA weights, on a copy of the model (training continues unaffected).
+    public func emaSampler() -> ARSampler {
+        var rng = RandomGenerator(seed: 0)
+        let copy = ARTransformer(configuration.model, using: &rng)
+        state.ema.copy(into: copy.namedParameters)
+        return ARSampler(model: copy, textEncoder: textEncoder)
+    }
+
+    /// Trains an AR model for `steps` steps in total (a resumed run continues to the same total),
+    /// logging to the results database and writing checkpoints. Prints the parameter count next
+    /// to that of `comparedWith`, the diffusion model the baseline stands against.
+    @discardableResult
+    public static func run(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
+                           steps: Int, output: TrainingOutput,
+                           comparedWith diffusion: DiffusionModelConfiguration? = nil) throws -> ARTrainer {
+        let trainer = try ARTrainer(configuration: configuration, dataset: dataset, textEncoder: textEncoder)
+        if let resume = output.resume { try trainer.resume(from: resume) }
+        let flops = trainer.stepFLOPs(textLength: textEncoder.maxLength)
+        var line = "ar model: \(trainer.model.parameterCount) parameters (MLP ratio \(configuration.model.mlpRatio))"
+        if let diffusion {
+            let reference = ARModelConfiguration.diffusionParameterCount(diffusion)
+            line += String(format: " vs %d for the diffusion model (%+.1f %%)", reference,
+                           100 * (Double(trainer.model.parameterCount) / Double(reference) - 1))
+        }
+        print(line + String(format: ", %.1f GFLOP per training step", flops / 1e9))
+        var params = [
+            "configuration": try sortedJSON(configuration),
+            "parameters": "\(trainer.model.parameterCount)",
+            "seed": "\(configuration.training.seed)",
+            "steps": "\(steps)",
+            "dataset_count": "\(dataset.count)",
+            "text_encoder": configuration.textEncoder,
+            "resumed_from_step": "\(trainer.step)",
+            "checkpoint": output.checkpoint.path,
+        ]
+        if let diffusion { params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(diffusion))" }
+        try output.withRun(params: params) { run in
+            run?.logMetric("step_gflop", flops / 1e9)
+            try trainer.train(until: steps, run: run, showProgress: output.showProgress, logEvery: output.logEvery,
+                              checkpoint: output.checkpoint, checkpointEvery: output.checkpointEvery)
+        }
+        return trainer
+    }
+}
+
+/// Loads an "ar" checkpoint for sampling: the model built from the stored configuration with its
+/// EMA weights (the raw weights with `useEMA: false`).
+public struct ARModelFile {
+    public let configuration: ARRunConfiguration
+    public let model: ARTransformer
+    /// Weights of a trainable text encoder stored with the model, by the encoder's own names.
+    public let encoderWeights: [String: Tensor]
+    let path: String
+    /// The checkpoint's metadata (kind, configuration, text encoder vocabulary, …).
+    public let metadata: [String: String]
+
+    public init(_ url: URL, useEMA: Bool = true) throws {
+        let loaded = try TrainingCheckpoint.read(url, expectingKind: ARTrainer.checkpointKind)
+        configuration = try loaded.configuration(as: ARRunConfiguration.self)
+        path = url.path
+        metadata = loaded.metadata
+        var rng = RandomGenerator(seed: 0)
+        model = ARTransformer(configuration.model, using: &rng)
+        let prefix = useEMA ? "ema.shadow." : "model."
+        var wanted = model.namedParameters
+        for name in loaded.file.names where name.hasPrefix(prefix + "textEncoder.") {
+            wanted.append((name: String(name.dropFirst(prefix.count)), tensor: Tensor(zeros: loaded.file[name]!.shape)))
+        }
+        try loaded.loadModel(into: wanted, useEMA: useEMA)
+        encoderWeights = Dictionary(uniqueKeysWithValues: wanted.filter { $0.name.hasPrefix("textEncoder.") }
+            .map { (String($0.name.dropFirst("textEncoder.".count)), $0.tensor) })
+    }
+
+    /// Copies the stored weights into a trainable text encoder (strict: every name must match).
+    public func loadTextEncoder(_ encoder: Module) throws {
+        let named = encoder.namedParameters
+        let missing = named.filter { encoderWeights[$0.name]?.shape != $0.tensor.shape }.map(\.name)
+        guard missing.isEmpty, named.count == encoderWeights.count else {
+            throw FileError(path, "its text-encoder weights do not match the encoder (\(missing.prefix(3).joined(separator: ", ")))")
+        }
+        for p in named { p.tensor.pointer.update(from: encoderWeights[p.name]!.pointer, count: p.tensor.count) }
+    }
+}
+
+public struct ARError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}

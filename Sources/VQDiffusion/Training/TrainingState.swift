@@ -1,0 +1,179 @@
+import Engine
+import Foundation
+
+// The optimisation machinery the generators' trainers share (VQ-Diffusion and the VQ-AR
+// baseline train the same way, so the comparison is about the decoders, not the recipe):
+//
+//   AdamW (β = 0.9, β₂, decoupled weight decay of matrices) · linear warm-up then cosine decay ·
+//   gradient-norm clipping · EMA of the weights used for sampling · a data order that is a pure
+//   function of the seed and the step · a generator for the step's noise.
+//
+// All of it goes into a `TrainingCheckpoint` and comes back from one, so a resumed run continues
+// exactly where an uninterrupted one would be.
+
+/// The optimizer settings shared by the generators' trainers.
+public struct OptimizationSettings: Equatable, Sendable {
+    /// Peak learning rate after warm-up.
+    public var learningRate: Float
+    /// Linear warm-up steps.
+    public var warmupSteps: Int
+    /// Length of the schedule (the cosine reaches its floor here).
+    public var totalSteps: Int
+    /// Floor of the cosine decay.
+    public var minimumLearningRate: Float
+    /// Decoupled weight decay of weight matrices.
+    public var weightDecay: Float
+    /// AdamW's second-moment decay.
+    public var beta2: Float
+    /// Largest global gradient norm.
+    public var gradientClip: Float
+    /// EMA decay of the sampling weights (with the (1+n)/(10+n) warm-up).
+    public var emaDecay: Float
+
+    public init(learningRate: Float, warmupSteps: Int, totalSteps: Int, minimumLearningRate: Float, weightDecay: Float,
+                beta2: Float, gradientClip: Float, emaDecay: Float) {
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.totalSteps = totalSteps
+        self.minimumLearningRate = minimumLearningRate
+        self.weightDecay = weightDecay
+        self.beta2 = beta2
+        self.gradientClip = gradientClip
+        self.emaDecay = emaDecay
+    }
+}
+
+/// Everything a trainer carries from step to step besides its model: optimizer, EMA, learning-rate
+/// schedule, data order, noise generator and step count.
+public final class TrainingState {
+    /// Parameters trained (the model's, then e.g. a trainable text encoder's).
+    public let trainedParameters: [(name: String, tensor: Tensor)]
+    public let settings: OptimizationSettings
+    public let optimizer: AdamW
+    public private(set) var ema: EMA
+    /// The step's noise; saved in checkpoints.
+    public var generator: RandomGenerator
+    /// Steps taken so far.
+    public private(set) var step = 0
+    let learningRateSchedule: WarmupCosineSchedule
+    private let dataOrder: RandomGenerator
+    private var epochOrder: (epoch: Int, order: [Int]) = (-1, [])
+
+    /// `dataOrder` seeds the per-epoch permutations; `generator` the step's noise.
+    public init(parameters named: [(name: String, tensor: Tensor)], settings s: OptimizationSettings,
+                dataOrder: RandomGenerator, generator: RandomGenerator) {
+        trainedParameters = named
+        settings = s
+        optimizer = AdamW(groups: ParameterGroup.standard(named, weightDecay: s.weightDecay),
+                          configuration: AdamWConfiguration(learningRate: s.learningRate, beta1: 0.9, beta2: s.beta2,
+                                                            weightDecay: s.weightDecay))
+        ema = EMA(decay: s.emaDecay, warmup: true, parameters: named)
+        learningRateSchedule = WarmupCosineSchedule(peak: s.learningRate, warmupSteps: min(s.warmupSteps, s.totalSteps),
+                                                    totalSteps: s.totalSteps,
+                                                    minimum: min(s.minimumLearningRate, s.learningRate))
+        self.dataOrder = dataOrder
+        self.generator = generator
+    }
+
+    /// Dataset indices of the batch at `step`: consecutive slices of a per-epoch permutation of
+    /// `count` items.
+    public func batchIndices(at step: Int, batchSize B: Int, datasetCount count: Int) -> [Int] {
+        (0..<B).map { i in
+            let position = step * B + i
+            let epoch = position / count
+            if epochOrder.epoch != epoch {
+                var g = dataOrder.derived(UInt64(epoch))
+                epochOrder = (epoch, g.permutation(count))
+            }
+            return epochOrder.order[position % count]
+        }
+    }
+
+    /// After `backward()`: clip, set the scheduled learning rate, take the AdamW step, clear the
+    /// gradients, update the EMA and count the step. Returns the gradient norm before clipping
+    /// and the learning rate used.
+    public func applyGradients() -> (gradientNorm: Float, learningRate: Float) {
+        let norm = clipGradientNorm(optimizer.parameters, maxNorm: settings.gradientClip)
+        let lr = learningRateSchedule.learningRate(at: step)
+        optimizer.learningRate = lr
+        optimizer.step()
+        optimizer.zeroGrad()
+        ema.update(from: trainedParameters)
+        generator.discardSpare()
+        step += 1
+        return (norm, lr)
+    }
+
+    /// The checkpoint of the current state.
+    public func checkpointContents(kind: String, configuration: some Encodable,
+                                   extra: [String: String] = [:]) throws -> TrainingCheckpoint.Contents {
+        try TrainingCheckpoint.Contents(kind: kind, configuration: configuration, model: trainedParameters,
+                                        optimizer: optimizer, ema: ema, generator: generator, step: step, extra: extra)
+    }
+
+    /// Restores weights, optimizer moments, EMA, generator and step from a checkpoint of the same
+    /// model (the caller checks the configuration first).
+    public func restore(from loaded: TrainingCheckpoint.Loaded) throws {
+        try loaded.loadModel(into: trainedParameters)
+        try loaded.loadOptimizer(optimizer)
+        var restored = ema
+        try loaded.loadEMA(&restored)
+        ema = restored
+        generator = try loaded.generator
+        step = try loaded.step
+    }
+}
+
+/// Where a generator's training run logs and saves.
+public struct TrainingOutput {
+    /// The checkpoint written every `checkpointEvery` steps and at the end.
+    public var checkpoint: URL
+    public var checkpointEvery: Int = 500
+    /// Continue from this checkpoint (usually the same file) instead of starting afresh.
+    public var resume: URL?
+    /// The results database (nil: log nothing).
+    public var database: ResultsDatabase?
+    public var experiment: String = "train-diffusion"
+    public var runName: String?
+    public var logEvery: Int = 10
+    public var showProgress: Bool = true
+
+    public init(checkpoint: URL, checkpointEvery: Int = 500, resume: URL? = nil, database: ResultsDatabase? = nil,
+                experiment: String = "train-diffusion", runName: String? = nil, logEvery: Int = 10,
+                showProgress: Bool = true) {
+        self.checkpoint = checkpoint
+        self.checkpointEvery = checkpointEvery
+        self.resume = resume
+        self.database = database
+        self.experiment = experiment
+        self.runName = runName
+        self.logEvery = logEvery
+        self.showProgress = showProgress
+    }
+}
+
+/// Diffusion runs were configured with this name first.
+public typealias DiffusionTrainingOutput = TrainingOutput
+
+extension TrainingOutput {
+    /// Opens a run in the results database (when there is one), logs `params`, runs `body`, and
+    /// closes the run as finished — or as failed, rethrowing, when `body` throws.
+    public func withRun(params: [String: String], _ body: (Run?) throws -> Void) throws {
+        let run = try database?.startRun(experiment: experiment, name: runName, threads: BLAS.threads)
+        do {
+            run?.logParams(params)
+            try body(run)
+            try run?.finish()
+        } catch {
+            try? run?.finish(status: .failed)
+            throw error
+        }
+    }
+}
+
+/// Canonical JSON (sorted keys) of a configuration, as logged with a run.
+func sortedJSON(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
