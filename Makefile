@@ -33,9 +33,11 @@ minilm:
 build: deps
 	$(SWIFT) build $(RELEASE)
 
-## test: the test suite, in release mode with testing enabled
+## test: the test suite, in release mode with testing enabled. Serial: OpenBLAS's thread count is
+## process-wide and its results depend on it, so tests that check bitwise reproducibility (resume
+## equals uninterrupted) must not share the process with tests that change it.
 test: deps
-	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing
+	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --no-parallel
 
 ## bench: engine throughput against this machine's sgemm peak
 bench: deps

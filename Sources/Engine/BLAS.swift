@@ -2,11 +2,22 @@ import CLibs
 
 /// Thin, shape-explicit wrappers over CBLAS. Row-major throughout.
 public enum BLAS {
-    /// Sets the number of threads OpenBLAS uses (the engine's other kernels follow it too).
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    /// The configured thread count. Kernels split their work by it, so it must not change while
+    /// they run: temporary single-threaded BLAS regions change only the library's own setting
+    /// (`setLibraryThreads`), never this value, and results stay bitwise reproducible.
+    nonisolated(unsafe) private static var configured = Int(openblas_get_num_threads())
 
-    /// Threads OpenBLAS will use.
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// Sets the number of threads OpenBLAS and the engine's kernels use.
+    public static func setThreads(_ n: Int) {
+        configured = max(1, n)
+        openblas_set_num_threads(Int32(configured))
+    }
+
+    /// Threads the engine uses (OpenBLAS's, outside single-threaded regions).
+    public static var threads: Int { configured }
+
+    /// Sets only OpenBLAS's own thread count, for a region where each worker calls BLAS itself.
+    static func setLibraryThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
 
     /// C[M,N] = alpha · op(A) · op(B) + beta · C, where op(A) is [M,K] and op(B) is [K,N].
     /// `lda`, `ldb`, `ldc` are row strides of A, B, C as stored (before transposition).

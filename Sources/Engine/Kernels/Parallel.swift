@@ -6,7 +6,10 @@ import Foundation
 /// The kernels run on as many workers as OpenBLAS has threads (`BLAS.threads`, set with
 /// `BLAS.setThreads`). Work is cut into a fixed number of contiguous chunks, so which rows a chunk
 /// owns — and therefore every floating-point sum — never depends on thread scheduling: results
-/// are bitwise reproducible run to run for a given thread count.
+/// are bitwise reproducible run to run for a given thread count. OpenBLAS's own results also depend
+/// on its thread count, which is process-wide and lowered to 1 inside `singleThreadedBLAS` regions:
+/// reproducibility holds for one computation at a time per process, not for two running
+/// concurrently in one process (the test suite therefore runs serially).
 public enum Parallel {
     /// Number of workers the kernels use: OpenBLAS's thread count.
     public static var workers: Int { max(1, BLAS.threads) }
@@ -66,19 +69,16 @@ public enum Parallel {
 }
 
 /// Regions during which OpenBLAS runs single-threaded, possibly overlapping (kernels called from
-/// several threads at once, as in concurrent tests). The thread count is saved when the first
-/// region opens and restored when the last one closes.
+/// several threads at once, as in concurrent tests). The library's count drops to 1 when the first
+/// region opens and returns to the configured count when the last one closes; `Parallel.workers`
+/// reads the configured count, so work splitting never sees the temporary value.
 private enum BLASThreadScope {
     nonisolated(unsafe) static var depth = 0
-    nonisolated(unsafe) static var saved = 1
     static let lock = NSLock()
 
     static func enter() {
         lock.lock()
-        if depth == 0 {
-            saved = BLAS.threads
-            BLAS.setThreads(1)
-        }
+        if depth == 0 { BLAS.setLibraryThreads(1) }
         depth += 1
         lock.unlock()
     }
@@ -86,7 +86,7 @@ private enum BLASThreadScope {
     static func exit() {
         lock.lock()
         depth -= 1
-        if depth == 0 { BLAS.setThreads(saved) }
+        if depth == 0 { BLAS.setLibraryThreads(BLAS.threads) }
         lock.unlock()
     }
 }
