@@ -19,6 +19,8 @@ struct VQD: ParsableCommand {
             DatasetCommand.self,
             ResultsCommand.self,
             InspectCommand.self,
+            EvaluatorCommand.self,
+            EvalCommand.self,
         ])
 }
 
