@@ -13,7 +13,57 @@ struct EvaluatorCommand: ParsableCommand {
             evaluation: its 128-d penultimate layer is the feature space of "FID (evaluator features)", \
             its heads read Shapes attributes or Fashion-MNIST classes.
             """,
-        subcommands: [EvaluatorTrainCommand.self, EvaluatorTestCommand.self])
+        subcommands: [EvaluatorTrainCommand.self, EvaluatorTestCommand.self, EvaluatorCalibrateCommand.self])
+}
+
+/// Sets the evaluator's feature scale from the first `count` images of `dataset`.
+func calibrate(_ evaluator: Evaluator, dataset: any CaptionedDataset, count: Int) throws -> Float {
+    let n = min(count, dataset.count)
+    let loader = BatchLoader(dataset: dataset, batchSize: n, shuffle: false, generator: RandomGenerator(seed: 0))
+    return try evaluator.calibrateFeatureScale(images: loader.batch(indices: Array(0..<n)).images)
+}
+
+struct EvaluatorCalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Set a trained evaluator's feature scale from real training images and save it in place.",
+        discussion: """
+            `evaluator train` does this itself; use it for files saved before the feature scale \
+            existed, or to recalibrate on more images. Weights, step and generator are kept.
+            """)
+
+    @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
+    var model: String?
+    @Option(help: "The dataset the evaluator was trained on: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "Training images used.")
+    var count: Int = 2000
+    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
+    var size: Int = 32
+
+    func validate() throws {
+        if count < 2 { throw ValidationError("--count must be at least 2, got \(count).") }
+    }
+
+    func run() throws {
+        let task = EvaluatorTask(dataset)
+        let path = model ?? Evaluator.defaultPath(task: task, imageSize: size)
+        let url = URL(fileURLWithPath: path)
+        let evaluator = try Evaluator.load(url)
+        guard evaluator.configuration.task == task else {
+            throw ValidationError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; use --dataset \(evaluator.configuration.task.rawValue).")
+        }
+        let stored = try TrainingCheckpoint.read(url, expectingKind: Evaluator.checkpointKind)
+        let before = evaluator.configuration.featureScale
+        let train = try openDataset(dataset, split: .train, imageSize: evaluator.configuration.imageSize)
+        let scale = try calibrate(evaluator, dataset: train, count: count)
+        var extra = stored.metadata
+        extra[TrainingCheckpoint.kindKey] = nil
+        extra[Safetensors.configurationKey] = nil
+        extra[Safetensors.formatVersionKey] = nil
+        try evaluator.save(to: url, generator: try stored.generator, step: try stored.step, extra: extra)
+        print("\(path): feature scale \(before) → \(scale)")
+    }
 }
 
 extension EvaluatorTask {
@@ -59,6 +109,8 @@ struct EvaluatorTrainCommand: ParsableCommand {
     var size: Int = 32
     @Option(help: "Held-out (val) images scored at the end.")
     var valCount: Int = 2000
+    @Option(help: "Training images that set the feature scale (mean per-dimension variance 1).")
+    var calibrationCount: Int = 2000
     @Option(help: "Where to save the evaluator (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var out: String?
     @Option(help: "The results database.")
@@ -105,6 +157,8 @@ struct EvaluatorTrainCommand: ParsableCommand {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 - start
             run.logMetric("train/seconds", seconds)
             run.logMetric("train/seconds_per_step", seconds / Double(steps))
+            let scale = try calibrate(trainer.evaluator, dataset: train, count: calibrationCount)
+            run.logParam("feature_scale", scale)
             try trainer.evaluator.save(to: URL(fileURLWithPath: path), generator: trainer.generator, step: steps,
                                        extra: ["run_id": run.id])
             let scores = try EvaluatorAccuracy.measure(trainer.evaluator, on: val, count: valCount)

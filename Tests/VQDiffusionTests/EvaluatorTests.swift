@@ -66,12 +66,30 @@ func evaluationTestTrainedEvaluator(steps: Int) throws -> Evaluator {
         #expect(features.shape == [5, 64])
         #expect(classes.count == 1 && classes[0].count == 5 && classes[0].allSatisfy { (0..<10).contains($0) })
 
+        // Calibration: the features of the calibration images get mean per-dimension variance 1.
+        let calibration = Tensor.uniform([40, 1, 16, 16], low: -1, high: 1, using: &rng)
+        let scale = try evaluator.calibrateFeatureScale(images: calibration)
+        let scaled = evaluator.evaluate(calibration).features
+        var variance = 0.0
+        for j in 0..<64 {
+            let column = (0..<40).map { Double(scaled.values[$0 * 64 + j]) }
+            let mean = column.reduce(0, +) / 40
+            variance += column.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 39
+        }
+        #expect(abs(variance / 64 - 1) < 1e-3)
+        let (rescaled, _) = evaluator.evaluate(images, batchSize: 2)
+        // (Equal up to rounding: BLAS blocking may differ between calls when other work runs at once.)
+        #expect(zip(rescaled.values, features.values).allSatisfy { abs($0 - $1 * scale) <= 1e-4 * max(1, abs($0)) })
+
         let folder = TemporaryFolder()
         let url = folder.file("models/evaluator.safetensors")
         try evaluator.save(to: url, generator: rng, step: 7)
         let loaded = try Evaluator.load(url)
         #expect(loaded.configuration == evaluator.configuration)
-        #expect(loaded.evaluate(images, batchSize: 2).features.values == features.values)
+        #expect(loaded.configuration.featureScale == scale)
+        #expect(zip(loaded.evaluate(images, batchSize: 2).features.values, rescaled.values).allSatisfy {
+            abs($0 - $1) <= 1e-4 * max(1, abs($0))
+        })
 
         try TrainingCheckpoint.save(.init(kind: "vqvae", configuration: evaluator.configuration,
                                           model: evaluator.namedParameters, generator: rng, step: 0), to: folder.file("other.safetensors"))

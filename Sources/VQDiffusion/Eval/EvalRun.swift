@@ -22,7 +22,8 @@ public struct EvalConfiguration {
     public var seed: UInt64 = 0
     /// KID subsets averaged.
     public var kidSubsets: Int = 100
-    /// Samples per KID subset; nil takes min(1000, N).
+    /// Samples per KID subset; nil takes min(1000, N/2), so that subsets differ and the spread
+    /// over subsets means something (the mean is unbiased at any subset size).
     public var kidSubsetSize: Int? = nil
     /// Also score N further real images of the split (N..<2N) against the reference set: the floor
     /// of FID and KID at this sample size, and the alignment of real images with their captions.
@@ -205,7 +206,7 @@ public enum EvalRunner {
         let (n, m) = (features.count / F, reference.count / F)
         let fid = try FID.compute(features, shape: [n, F], reference, shape: [m, F])
         let kid = try KID.compute(features, shape: [n, F], reference, shape: [m, F], subsets: c.kidSubsets,
-                                  subsetSize: c.kidSubsetSize, using: &rng)
+                                  subsetSize: c.kidSubsetSize ?? max(2, min(1000, min(n, m) / 2)), using: &rng)
         let alignment = alignmentScores(task: evaluator.configuration.task, headClasses: classes, captions: captions)
         return EvalMetrics(fid: fid, kid: kid, alignment: alignment)
     }

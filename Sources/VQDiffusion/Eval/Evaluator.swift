@@ -22,14 +22,34 @@ public struct EvaluatorConfiguration: Codable, Equatable, Sendable {
     public var stageWidths: [Int]
     /// Width of the penultimate layer: the feature vector used for FID and KID.
     public var featureDimension: Int
+    /// The features `Evaluator.evaluate` returns are the penultimate activations times this scale,
+    /// set after training (`Evaluator.calibrateFeatureScale`) so that on real training images the
+    /// mean per-dimension variance is 1. A fixed scalar: FID and KID keep their meaning, and their
+    /// values stay in a readable range whatever the network's activation scale.
+    public var featureScale: Float = 1
 
     public init(task: EvaluatorTask, channels: Int, imageSize: Int, stageWidths: [Int] = [32, 64, 128],
-                featureDimension: Int = 128) {
+                featureDimension: Int = 128, featureScale: Float = 1) {
         self.task = task
         self.channels = channels
         self.imageSize = imageSize
         self.stageWidths = stageWidths
         self.featureDimension = featureDimension
+        self.featureScale = featureScale
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case task, channels, imageSize, stageWidths, featureDimension, featureScale
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        task = try c.decode(EvaluatorTask.self, forKey: .task)
+        channels = try c.decode(Int.self, forKey: .channels)
+        imageSize = try c.decode(Int.self, forKey: .imageSize)
+        stageWidths = try c.decode([Int].self, forKey: .stageWidths)
+        featureDimension = try c.decode(Int.self, forKey: .featureDimension)
+        featureScale = try c.decodeIfPresent(Float.self, forKey: .featureScale) ?? 1
     }
 
     /// The default network for a task at side `imageSize`: stages 32, 64, 128; 128 features.
@@ -84,7 +104,7 @@ public struct EvaluatorOutput {
 ///
 /// The flatten (rather than global pooling) keeps where things are, which position and relation need.
 public final class Evaluator: Module {
-    public let configuration: EvaluatorConfiguration
+    public private(set) var configuration: EvaluatorConfiguration
     /// Pairs of convolutions, one pair per stage.
     let convolutions: [(Conv2d, Conv2d)]
     let feature: Linear
@@ -135,7 +155,8 @@ public final class Evaluator: Module {
     }
 
     /// Runs the network without recording gradients, `batchSize` images at a time.
-    /// Returns features (N, F) and, per head, the most likely class of every image.
+    /// Returns features (N, F) — the penultimate activations times `configuration.featureScale` —
+    /// and, per head, the most likely class of every image.
     public func evaluate(_ images: Tensor, batchSize: Int = 128) -> (features: Tensor, classes: [[Int]]) {
         precondition(images.rank == 4, "evaluate: expected (N, C, S, S) images, got shape \(images.shape)")
         let N = images.shape[0]
@@ -150,12 +171,39 @@ public final class Evaluator: Module {
                 let batch = Tensor(uninitializedShape: [n] + Array(images.shape.dropFirst()))
                 batch.pointer.update(from: images.pointer + start * per, count: n * per)
                 let out = self(batch)
-                (features.pointer + start * F).update(from: out.features.pointer, count: n * F)
+                let (src, dst, scale) = (out.features.pointer, features.pointer + start * F, configuration.featureScale)
+                for i in 0..<(n * F) { dst[i] = src[i] * scale }
                 for (h, logits) in out.logits.enumerated() { classes[h].append(contentsOf: argmaxRows(logits)) }
                 start += n
             }
         }
         return (features, classes)
+    }
+
+    /// Sets `featureScale` so that the features of `images` (real training images, (N, C, S, S),
+    /// N ≥ 2) have mean per-dimension variance 1. Returns the scale.
+    @discardableResult
+    public func calibrateFeatureScale(images: Tensor) throws -> Float {
+        configuration.featureScale = 1
+        let (features, _) = evaluate(images)
+        let F = configuration.featureDimension
+        let n = features.count / F
+        guard n >= 2 else { throw MetricError("calibrating the feature scale needs at least 2 images, got \(n)") }
+        let p = features.pointer
+        var total = 0.0
+        for j in 0..<F {
+            var mean = 0.0, square = 0.0
+            for i in 0..<n { mean += Double(p[i * F + j]) }
+            mean /= Double(n)
+            for i in 0..<n { let d = Double(p[i * F + j]) - mean; square += d * d }
+            total += square / Double(n - 1)
+        }
+        let variance = total / Double(F)
+        guard variance > 0, variance.isFinite else {
+            throw MetricError("the evaluator's features do not vary over \(n) images (mean variance \(variance)); the network is untrained or broken")
+        }
+        configuration.featureScale = Float(1 / variance.squareRoot())
+        return configuration.featureScale
     }
 
     // MARK: Files
