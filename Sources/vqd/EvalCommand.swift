@@ -47,13 +47,13 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         if model != nil {
-            throw ValidationError("model loading for eval arrives with the generators; for now only --real-only works.")
+            throw CommandError("model loading for eval arrives with the generators; for now only --real-only works.")
         }
         let task = EvaluatorTask(dataset)
         let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: size)
         let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
         guard net.configuration.task == task else {
-            throw ValidationError("\(evaluatorPath) is a \(net.configuration.task.rawValue) evaluator; pass the \(task.rawValue) one with --evaluator.")
+            throw CommandError("\(evaluatorPath) is a \(net.configuration.task.rawValue) evaluator; pass the \(task.rawValue) one with --evaluator.")
         }
         let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,
                                    count: dataset == .shapes ? max(ShapesConfiguration.defaultCount(split), 2 * count) : nil)

@@ -51,7 +51,7 @@ struct EvaluatorCalibrateCommand: ParsableCommand {
         let url = URL(fileURLWithPath: path)
         let evaluator = try Evaluator.load(url)
         guard evaluator.configuration.task == task else {
-            throw ValidationError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; use --dataset \(evaluator.configuration.task.rawValue).")
+            throw CommandError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; use --dataset \(evaluator.configuration.task.rawValue).")
         }
         let stored = try TrainingCheckpoint.read(url, expectingKind: Evaluator.checkpointKind)
         let before = evaluator.configuration.featureScale
@@ -70,6 +70,13 @@ extension EvaluatorTask {
     init(_ name: DatasetName) { self = name == .shapes ? .shapes : .fashion }
 }
 
+/// A problem found while a command runs (a file of the wrong kind, a feature not yet available).
+struct CommandError: Error, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
 /// Opens a split of a dataset for evaluator work. Shapes takes `count` samples (default: the
 /// split's default count); Fashion-MNIST takes the whole split (callers use its first N).
 func openDataset(_ name: DatasetName, split: DatasetSplit, imageSize: Int, count: Int? = nil,
@@ -79,7 +86,7 @@ func openDataset(_ name: DatasetName, split: DatasetSplit, imageSize: Int, count
         return try ShapesDataset(ShapesConfiguration(imageSize: imageSize, seed: seed, split: split, count: count))
     case .fashion:
         guard imageSize == FashionMNIST.paddedSize else {
-            throw ValidationError("Fashion-MNIST images are \(FashionMNIST.paddedSize)×\(FashionMNIST.paddedSize): use --size \(FashionMNIST.paddedSize).")
+            throw CommandError("Fashion-MNIST images are \(FashionMNIST.paddedSize)×\(FashionMNIST.paddedSize): use --size \(FashionMNIST.paddedSize).")
         }
         return try FashionMNIST(split: split, seed: seed)
     }
@@ -204,7 +211,7 @@ struct EvaluatorTestCommand: ParsableCommand {
         let path = model ?? Evaluator.defaultPath(task: task, imageSize: size)
         let evaluator = try Evaluator.load(URL(fileURLWithPath: path))
         guard evaluator.configuration.task == task else {
-            throw ValidationError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; test it with --dataset \(evaluator.configuration.task.rawValue).")
+            throw CommandError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; test it with --dataset \(evaluator.configuration.task.rawValue).")
         }
         let data = try openDataset(dataset, split: split, imageSize: evaluator.configuration.imageSize)
         let n = min(count ?? data.count, data.count)

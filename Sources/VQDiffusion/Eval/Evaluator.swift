@@ -87,7 +87,7 @@ public struct EvaluatorConfiguration: Codable, Equatable, Sendable {
 
 /// The outputs of one evaluator pass.
 public struct EvaluatorOutput {
-    /// (B, featureDimension) penultimate-layer activations (after ReLU).
+    /// (B, featureDimension) penultimate-layer activations (after ReLU, before `featureScale`).
     public let features: Tensor
     /// One (B, classes) tensor of logits per head, in `EvaluatorConfiguration.heads` order.
     public let logits: [Tensor]
