@@ -121,6 +121,7 @@ public enum EvalRunner {
         allParams["kid_subsets"] = String(c.kidSubsets)
         allParams["fid_features"] = "\(fidName): evaluator penultimate layer, \(evaluator.configuration.featureDimension)-d"
         allParams["evaluator_task"] = task.rawValue
+        allParams["evaluator_feature_scale"] = String(evaluator.configuration.featureScale)
         if let generator {
             allParams["generator"] = generator.name
             allParams["generator_kind"] = generator.kind
