@@ -105,7 +105,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
     @Option(help: "The dataset: shapes or fashion.")
     var dataset: DatasetName = .shapes
     @Option(help: "Optimizer steps.")
-    var steps: Int = 3000
+    var steps: Int = 4000
     @Option(help: "Images per step.")
     var batchSize: Int = 64
     @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).")

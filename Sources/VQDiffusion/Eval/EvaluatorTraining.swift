@@ -4,7 +4,7 @@ import Foundation
 /// Settings of evaluator training.
 public struct EvaluatorTrainingConfiguration: Codable, Equatable, Sendable {
     /// Optimizer steps.
-    public var steps: Int = 3000
+    public var steps: Int = 4000
     /// Images per step.
     public var batchSize: Int = 64
     /// AdamW learning rate at the end of warm-up; cosine decay to zero by the last step.
@@ -16,7 +16,7 @@ public struct EvaluatorTrainingConfiguration: Codable, Equatable, Sendable {
     /// Seed of initialisation and data order.
     public var seed: UInt64 = 0
 
-    public init(steps: Int = 3000, batchSize: Int = 64, learningRate: Float = 2e-3, warmupSteps: Int = 100,
+    public init(steps: Int = 4000, batchSize: Int = 64, learningRate: Float = 2e-3, warmupSteps: Int = 100,
                 weightDecay: Float = 0.01, seed: UInt64 = 0) {
         self.steps = steps
         self.batchSize = batchSize
