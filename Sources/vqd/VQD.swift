@@ -23,6 +23,8 @@ struct VQD: ParsableCommand {
             TrainCommand.self,
             SampleCommand.self,
             EmbedTextCommand.self,
+            EvaluatorCommand.self,
+            EvalCommand.self,
         ])
 }
 

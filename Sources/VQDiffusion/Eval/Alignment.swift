@@ -1,0 +1,135 @@
+import Foundation
+
+/// How well images show what their prompts say, read by the evaluator: pure functions of the
+/// evaluator's predictions and the parsed prompts, so they can be checked on hand-made sets.
+public enum ShapesAlignment {
+    /// The scored attributes, in table order.
+    ///
+    /// - objects: the number of objects matches the caption's (every image).
+    /// - shape, colour: per stated object.
+    /// - size: per stated object whose caption states a size (captions without sizes are not scored).
+    /// - colour_and_shape: per stated object, both right — the figure "evaluator-predicted colour
+    ///   and shape match the caption for X % of the objects stated".
+    /// - position: per one-object caption; right only if the image also shows one object.
+    /// - relation: per two-object caption; right only if the image also shows two objects.
+    /// - caption: per image, every scored attribute above right.
+    public static let attributeNames = ["objects", "shape", "colour", "size", "colour_and_shape",
+                                        "position", "relation", "caption"]
+
+    /// Scores of `predictions` against `captions`, pairwise.
+    public static func score(predictions: [ShapesPrediction], captions: [ParsedCaption]) -> AttributeScores {
+        precondition(predictions.count == captions.count,
+                     "ShapesAlignment: \(predictions.count) predictions for \(captions.count) captions")
+        var scores = AttributeScores(names: attributeNames)
+        for (p, c) in zip(predictions, captions) { score(p, against: c, into: &scores) }
+        return scores
+    }
+
+    /// Adds the scores of one image's `prediction` against its `caption`.
+    ///
+    /// The evaluator reads objects in spatial order, captions list them in their own order, so
+    /// the caption's objects are first matched to the predicted ones: the assignment (one-to-one)
+    /// that agrees on the most stated colours, shapes and sizes; when two assignments agree
+    /// equally, the one under which the caption's relation holds. A stated object with no
+    /// predicted object to match (the image shows fewer objects) has every attribute wrong.
+    public static func score(_ prediction: ShapesPrediction, against caption: ParsedCaption,
+                             into scores: inout AttributeScores) {
+        let stated = caption.objects, seen = prediction.objects
+        let (matched, impliedRelation) = match(stated: stated, caption: caption, prediction: prediction)
+        var all = seen.count == stated.count
+        scores.add("objects", correct: seen.count == stated.count)
+        for (s, m) in zip(stated, matched) {
+            let object = m.map { seen[$0] }
+            let shape = object?.shape == s.shape, colour = object?.color == s.color
+            scores.add("shape", correct: shape)
+            scores.add("colour", correct: colour)
+            scores.add("colour_and_shape", correct: shape && colour)
+            all = all && shape && colour
+            if let size = s.size {
+                let right = object?.size == size
+                scores.add("size", correct: right)
+                all = all && right
+            }
+        }
+        if let position = caption.position {
+            let right = seen.count == 1 && prediction.position == position
+            scores.add("position", correct: right)
+            all = all && right
+        }
+        if let relation = caption.relation {
+            let right = seen.count == 2 && impliedRelation == relation
+            scores.add("relation", correct: right)
+            all = all && right
+        }
+        scores.add("caption", correct: all)
+    }
+
+    /// For each stated object the index of its predicted object (or nil), and for two stated and
+    /// two predicted objects the relation the prediction implies between the caption's objects.
+    static func match(stated: [ParsedObject], caption: ParsedCaption,
+                      prediction: ShapesPrediction) -> (matched: [Int?], relation: Relation?) {
+        let seen = prediction.objects
+        func agreement(_ s: ParsedObject, _ p: PredictedObject) -> Int {
+            (s.color == p.color ? 1 : 0) + (s.shape == p.shape ? 1 : 0) + (s.size != nil && s.size == p.size ? 1 : 0)
+        }
+        switch (stated.count, seen.count) {
+        case (2, 2):
+            let direct = agreement(stated[0], seen[0]) + agreement(stated[1], seen[1])
+            let swapped = agreement(stated[0], seen[1]) + agreement(stated[1], seen[0])
+            let axis = prediction.relation ?? .leftOf
+            let directRelation = axis
+            let swappedRelation: Relation = axis == .leftOf ? .rightOf : .below
+            let useDirect = direct > swapped || (direct == swapped && caption.relation != swappedRelation)
+            return useDirect ? ([0, 1], directRelation) : ([1, 0], swappedRelation)
+        case (2, 1):
+            // One predicted object: it stands for the stated object it agrees with most (the first on a tie).
+            let first = agreement(stated[0], seen[0]) >= agreement(stated[1], seen[0])
+            return (first ? [0, nil] : [nil, 0], nil)
+        case (1, _):
+            guard !seen.isEmpty else { return ([nil], nil) }
+            var best = 0
+            for i in seen.indices where agreement(stated[0], seen[i]) > agreement(stated[0], seen[best]) { best = i }
+            return ([best], nil)
+        default:
+            return (stated.map { _ in nil }, nil)
+        }
+    }
+}
+
+/// Fashion-MNIST alignment: the evaluator's class accuracy on images against the class their
+/// prompts name (`FashionMNIST.classLabel(inCaption:)`).
+public enum FashionAlignment {
+    public static let attributeNames = ["class"]
+
+    /// Scores `predictedClasses` against the class each caption names; captions that name no
+    /// class (or several) are not scored.
+    public static func score(predictedClasses: [Int], captions: [String]) -> AttributeScores {
+        precondition(predictedClasses.count == captions.count,
+                     "FashionAlignment: \(predictedClasses.count) predictions for \(captions.count) captions")
+        var scores = AttributeScores(names: attributeNames)
+        for (p, c) in zip(predictedClasses, captions) {
+            guard let label = FashionMNIST.classLabel(inCaption: c) else { continue }
+            scores.add("class", correct: p == label)
+        }
+        return scores
+    }
+}
+
+/// Alignment of images with prompts for either evaluator task, from the evaluator's per-head
+/// classes (as `Evaluator.evaluate` returns them). Shapes captions that do not follow the
+/// templates, and Fashion-MNIST captions naming no single class, are not scored.
+public func alignmentScores(task: EvaluatorTask, headClasses: [[Int]], captions: [String]) -> AttributeScores {
+    switch task {
+    case .fashion:
+        return FashionAlignment.score(predictedClasses: headClasses[0], captions: captions)
+    case .shapes:
+        let predictions = ShapesTargets.predictions(fromHeadClasses: headClasses)
+        precondition(predictions.count == captions.count,
+                     "alignmentScores: \(predictions.count) predictions for \(captions.count) captions")
+        var kept: [ShapesPrediction] = [], parsed: [ParsedCaption] = []
+        for (p, c) in zip(predictions, captions) {
+            if let c = ShapesCaption.parse(c) { kept.append(p); parsed.append(c) }
+        }
+        return ShapesAlignment.score(predictions: kept, captions: parsed)
+    }
+}

@@ -1,0 +1,237 @@
+import Engine
+import Foundation
+
+/// Anything that makes images from captions: the diffusion and autoregressive samplers, and the
+/// stand-ins the tests use.
+public protocol ImageGenerator {
+    /// A name for tables and the results database, e.g. "diffusion-small-100steps".
+    var name: String { get }
+    /// What kind of sampler it is, e.g. "diffusion", "ar", "real", "noise".
+    var kind: String { get }
+    /// One image per caption: (B, C, S, S) with values in [-1, 1], B = captions.count.
+    func generate(captions: [String], using rng: inout RandomGenerator) throws -> Tensor
+}
+
+/// Settings of an evaluation run.
+public struct EvalConfiguration {
+    /// N: images generated, and real reference images (the split's first N).
+    public var count: Int = 1000
+    /// Captions per `generate` call.
+    public var batchSize: Int = 16
+    /// Seed of sampling and of KID's subsets.
+    public var seed: UInt64 = 0
+    /// KID subsets averaged.
+    public var kidSubsets: Int = 100
+    /// Samples per KID subset; nil takes min(1000, N/2), so that subsets differ and the spread
+    /// over subsets means something (the mean is unbiased at any subset size).
+    public var kidSubsetSize: Int? = nil
+    /// Also score N further real images of the split (N..<2N) against the reference set: the floor
+    /// of FID and KID at this sample size, and the alignment of real images with their captions.
+    public var measureFloor: Bool = true
+    /// How to time the generator; nil skips throughput.
+    public var throughput: ThroughputMeter? = ThroughputMeter()
+    /// Show a progress bar while generating.
+    public var showProgress: Bool = false
+
+    public init(count: Int = 1000, batchSize: Int = 16, seed: UInt64 = 0, measureFloor: Bool = true,
+                throughput: ThroughputMeter? = ThroughputMeter(), showProgress: Bool = false) {
+        self.count = count
+        self.batchSize = batchSize
+        self.seed = seed
+        self.measureFloor = measureFloor
+        self.throughput = throughput
+        self.showProgress = showProgress
+    }
+}
+
+/// Distribution and prompt metrics of one image set against the reference set.
+public struct EvalMetrics {
+    /// "FID (evaluator features)".
+    public let fid: FIDResult
+    /// KID on the same features.
+    public let kid: KIDResult
+    /// Alignment with the captions the images were made for (Shapes attributes or Fashion class).
+    public let alignment: AttributeScores
+}
+
+/// What an evaluation run measured.
+public struct EvalReport {
+    /// The generator's images against the reference set (nil for a real-only run).
+    public let generated: EvalMetrics?
+    /// Further real images against the reference set (nil unless `measureFloor`).
+    public let floor: EvalMetrics?
+    public let throughput: [ThroughputMeasurement]
+    /// The results-database run, when logged.
+    public let runID: String?
+}
+
+/// The core of `vqd eval`: sample N images for a held-out split's captions, extract evaluator
+/// features of them and of the split's real images, and report FID and KID (evaluator features),
+/// alignment and throughput, logged as one run of experiment "eval".
+public enum EvalRunner {
+    /// The name every table and figure gives the FID computed here (DESIGN.md §5).
+    public static let fidName = "FID (evaluator features)"
+    public static let experiment = "eval"
+
+    /// Runs the evaluation. `generator` nil measures only the real floor (`measureFloor` must be
+    /// on). `dataset` is the held-out split; `params` are logged with the run (dataset, split,
+    /// evaluator file…). With a `database`, the run is logged under `runName` (default the
+    /// generator's name, or "real-floor").
+    public static func run(generator: (any ImageGenerator)?, evaluator: Evaluator, dataset: any CaptionedDataset,
+                           configuration c: EvalConfiguration, database: ResultsDatabase? = nil,
+                           runName: String? = nil, params: [String: String] = [:]) throws -> EvalReport {
+        let N = c.count
+        let e = evaluator.configuration
+        guard N >= 2 else { throw MetricError("an evaluation needs at least 2 images (FID fits a covariance), got \(N)") }
+        guard c.batchSize >= 1 else { throw MetricError("the generation batch size must be at least 1, got \(c.batchSize)") }
+        guard generator != nil || c.measureFloor else {
+            throw MetricError("nothing to measure: give a generator, or measure the real floor")
+        }
+        guard dataset.channels == e.channels, dataset.imageSize == e.imageSize else {
+            throw MetricError("the dataset has \(dataset.channels)-channel \(dataset.imageSize)×\(dataset.imageSize) images, "
+                + "the evaluator takes \(e.channels)-channel \(e.imageSize)×\(e.imageSize); use the evaluator trained on this dataset")
+        }
+        let needed = c.measureFloor ? 2 * N : N
+        guard dataset.count >= needed else {
+            throw MetricError("the split has \(dataset.count) images; \(c.measureFloor ? "the floor needs 2 × N = \(needed) (N reference + N held out)" : "N = \(N) are needed"). "
+                + "Lower the count to \(c.measureFloor ? dataset.count / 2 : dataset.count) or less")
+        }
+
+        let run = try database?.startRun(experiment: experiment, name: runName ?? generator?.name ?? "real-floor",
+                                         threads: BLAS.threads)
+        do {
+            let report = try measure(generator: generator, evaluator: evaluator, dataset: dataset, configuration: c, run: run,
+                                     params: params)
+            try run?.finish(status: .finished)
+            return report
+        } catch {
+            try? run?.finish(status: .failed)
+            throw error
+        }
+    }
+
+    private static func measure(generator: (any ImageGenerator)?, evaluator: Evaluator, dataset: any CaptionedDataset,
+                                configuration c: EvalConfiguration, run: Run?, params: [String: String]) throws -> EvalReport {
+        let N = c.count
+        let task = evaluator.configuration.task
+        var allParams = params
+        allParams["count"] = String(N)
+        allParams["batch_size"] = String(c.batchSize)
+        allParams["seed"] = String(c.seed)
+        allParams["kid_subsets"] = String(c.kidSubsets)
+        allParams["fid_features"] = "\(fidName): evaluator penultimate layer, \(evaluator.configuration.featureDimension)-d"
+        allParams["evaluator_task"] = task.rawValue
+        allParams["evaluator_feature_scale"] = String(evaluator.configuration.featureScale)
+        if let generator {
+            allParams["generator"] = generator.name
+            allParams["generator_kind"] = generator.kind
+        }
+        run?.logParams(allParams)
+
+        let loader = BatchLoader(dataset: dataset, batchSize: c.batchSize, shuffle: false, generator: RandomGenerator(seed: 0))
+        let reference = try realSet(loader, indices: Array(0..<N), evaluator: evaluator)
+        let root = RandomGenerator(seed: c.seed)
+
+        var generated: EvalMetrics?
+        var throughput: [ThroughputMeasurement] = []
+        if let generator {
+            var rng = root.derived(1)
+            var features: [Float] = []
+            var classes = [[Int]](repeating: [], count: evaluator.configuration.heads.count)
+            let progress = c.showProgress ? ProgressBar(total: N, label: "generate") : nil
+            var start = 0
+            while start < N {
+                let captions = Array(reference.captions[start..<min(N, start + c.batchSize)])
+                let images = try Autograd.withoutGrad { try generator.generate(captions: captions, using: &rng) }
+                try checkGenerated(images, count: captions.count, evaluator: evaluator, generator: generator)
+                let (f, k) = evaluator.evaluate(images)
+                features.append(contentsOf: f.values)
+                for h in k.indices { classes[h].append(contentsOf: k[h]) }
+                start += captions.count
+                progress?.update(start)
+            }
+            progress?.finish()
+            var kidRng = root.derived(2)
+            generated = try metrics(features, classes: classes, captions: reference.captions, against: reference.features,
+                                    evaluator: evaluator, configuration: c, using: &kidRng)
+            log(generated!, prefix: "", to: run)
+
+            if let meter = c.throughput {
+                var timingRng = root.derived(3)
+                throughput = try meter.measure { b in
+                    let captions = (0..<b).map { reference.captions[$0 % reference.captions.count] }
+                    _ = try Autograd.withoutGrad { try generator.generate(captions: captions, using: &timingRng) }
+                }
+                for t in throughput {
+                    run?.logMetric("throughput/batch_\(t.batchSize)/images_per_second", t.imagesPerSecond)
+                    run?.logMetric("throughput/batch_\(t.batchSize)/threads", Double(t.threads))
+                }
+            }
+        }
+
+        var floor: EvalMetrics?
+        if c.measureFloor {
+            let heldOut = try realSet(loader, indices: Array(N..<(2 * N)), evaluator: evaluator)
+            var kidRng = root.derived(4)
+            floor = try metrics(heldOut.features, classes: heldOut.classes, captions: heldOut.captions,
+                                against: reference.features, evaluator: evaluator, configuration: c, using: &kidRng)
+            log(floor!, prefix: "floor/", to: run)
+        }
+        try run?.flush()
+        return EvalReport(generated: generated, floor: floor, throughput: throughput, runID: run?.id)
+    }
+
+    /// Features (N·F), head classes and captions of real images.
+    private static func realSet(_ loader: BatchLoader, indices: [Int], evaluator: Evaluator) throws
+        -> (features: [Float], classes: [[Int]], captions: [String]) {
+        var features: [Float] = []
+        var classes = [[Int]](repeating: [], count: evaluator.configuration.heads.count)
+        var captions: [String] = []
+        let chunk = 256
+        var start = 0
+        while start < indices.count {
+            let batch = loader.batch(indices: Array(indices[start..<min(indices.count, start + chunk)]))
+            let (f, k) = evaluator.evaluate(batch.images)
+            features.append(contentsOf: f.values)
+            for h in k.indices { classes[h].append(contentsOf: k[h]) }
+            captions.append(contentsOf: batch.captions)
+            start += batch.count
+        }
+        return (features, classes, captions)
+    }
+
+    private static func metrics(_ features: [Float], classes: [[Int]], captions: [String], against reference: [Float],
+                                evaluator: Evaluator, configuration c: EvalConfiguration,
+                                using rng: inout RandomGenerator) throws -> EvalMetrics {
+        let F = evaluator.configuration.featureDimension
+        let (n, m) = (features.count / F, reference.count / F)
+        let fid = try FID.compute(features, shape: [n, F], reference, shape: [m, F])
+        let kid = try KID.compute(features, shape: [n, F], reference, shape: [m, F], subsets: c.kidSubsets,
+                                  subsetSize: c.kidSubsetSize ?? max(2, min(1000, min(n, m) / 2)), using: &rng)
+        let alignment = alignmentScores(task: evaluator.configuration.task, headClasses: classes, captions: captions)
+        return EvalMetrics(fid: fid, kid: kid, alignment: alignment)
+    }
+
+    private static func log(_ m: EvalMetrics, prefix: String, to run: Run?) {
+        guard let run else { return }
+        run.logMetric(prefix + "fid", m.fid.fid)
+        run.logMetric(prefix + "fid/mean_term", m.fid.meanTerm)
+        run.logMetric(prefix + "fid/trace_term", m.fid.traceTerm)
+        run.logMetric(prefix + "kid", m.kid.mean)
+        run.logMetric(prefix + "kid/std", m.kid.std)
+        for (name, fraction) in m.alignment.scoredFractions { run.logMetric(prefix + "alignment/" + name, fraction) }
+    }
+
+    private static func checkGenerated(_ images: Tensor, count: Int, evaluator: Evaluator, generator: any ImageGenerator) throws {
+        let e = evaluator.configuration
+        let expected = [count, e.channels, e.imageSize, e.imageSize]
+        guard images.shape == expected else {
+            throw MetricError("generator \"\(generator.name)\" returned images of shape \(images.shape) for \(count) captions; "
+                + "the evaluator needs \(expected) (B, C, S, S)")
+        }
+        let p = images.pointer
+        for i in 0..<images.count where !p[i].isFinite {
+            throw MetricError("generator \"\(generator.name)\" returned a non-finite value at flat index \(i); check the sampler")
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Engine
+import Foundation
+
+/// Settings of evaluator training.
+public struct EvaluatorTrainingConfiguration: Codable, Equatable, Sendable {
+    /// Optimizer steps.
+    public var steps: Int = 4000
+    /// Images per step.
+    public var batchSize: Int = 64
+    /// AdamW learning rate at the end of warm-up; cosine decay to zero by the last step.
+    public var learningRate: Float = 2e-3
+    /// Linear warm-up steps.
+    public var warmupSteps: Int = 100
+    /// Decoupled weight decay of the weight matrices and kernels.
+    public var weightDecay: Float = 0.01
+    /// Seed of initialisation and data order.
+    public var seed: UInt64 = 0
+
+    public init(steps: Int = 4000, batchSize: Int = 64, learningRate: Float = 2e-3, warmupSteps: Int = 100,
+                weightDecay: Float = 0.01, seed: UInt64 = 0) {
+        self.steps = steps
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.weightDecay = weightDecay
+        self.seed = seed
+    }
+}
+
+/// Trains an evaluator on labelled real images: the sum over heads of the cross-entropy of each
+/// head against its targets (heads that do not apply to an image are ignored for it).
+public final class EvaluatorTrainer {
+    public let evaluator: Evaluator
+    public let configuration: EvaluatorTrainingConfiguration
+    public let optimizer: AdamW
+    public let schedule: WarmupCosineSchedule
+    /// Steps taken so far.
+    public private(set) var step = 0
+    /// The generator left after initialisation (saved with the evaluator).
+    public private(set) var generator: RandomGenerator
+    private var batches: BatchStream
+
+    /// A fresh evaluator for `dataset` (which must carry Shapes scenes or class labels) with its
+    /// optimizer and data stream.
+    public init(_ evaluatorConfiguration: EvaluatorConfiguration, training configuration: EvaluatorTrainingConfiguration,
+                dataset: any CaptionedDataset) throws {
+        guard configuration.steps >= 1, configuration.batchSize >= 1 else {
+            throw MetricError("evaluator training needs at least 1 step and a batch of at least 1 (got \(configuration.steps) steps, batch \(configuration.batchSize))")
+        }
+        guard dataset.channels == evaluatorConfiguration.channels, dataset.imageSize == evaluatorConfiguration.imageSize else {
+            throw MetricError("the dataset has \(dataset.channels)-channel \(dataset.imageSize)×\(dataset.imageSize) images, the evaluator takes \(evaluatorConfiguration.channels)-channel \(evaluatorConfiguration.imageSize)×\(evaluatorConfiguration.imageSize)")
+        }
+        guard dataset.count >= configuration.batchSize else {
+            throw MetricError("the training set has \(dataset.count) images, fewer than one batch of \(configuration.batchSize)")
+        }
+        var rng = RandomGenerator(seed: configuration.seed)
+        evaluator = try Evaluator(evaluatorConfiguration, using: &rng)
+        self.configuration = configuration
+        optimizer = AdamW(named: evaluator.namedParameters,
+                          configuration: AdamWConfiguration(learningRate: configuration.learningRate,
+                                                            weightDecay: configuration.weightDecay))
+        schedule = WarmupCosineSchedule(peak: configuration.learningRate,
+                                        warmupSteps: min(configuration.warmupSteps, configuration.steps),
+                                        totalSteps: configuration.steps)
+        let loader = BatchLoader(dataset: dataset, batchSize: configuration.batchSize, shuffle: true, dropLast: true,
+                                 generator: rng.derived(0xDA7A))
+        batches = loader.stream()
+        generator = rng
+    }
+
+    /// One optimizer step on the next batch; returns the loss (sum over heads).
+    @discardableResult
+    public func trainStep() throws -> Float {
+        let batch = batches.next()!
+        let targets = try headTargets(batch.attributes, task: evaluator.configuration.task)
+        optimizer.learningRate = schedule.learningRate(at: step)
+        optimizer.zeroGrad()
+        let loss = evaluatorLoss(evaluator(batch.images), targets: targets)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        return loss.item
+    }
+}
+
+/// Σ over heads of the mean cross-entropy of the head's logits against its targets.
+/// `targets[h]` holds one target per image for head h (negative: ignored).
+public func evaluatorLoss(_ output: EvaluatorOutput, targets: [[Int32]]) -> Tensor {
+    precondition(targets.count == output.logits.count,
+                 "evaluatorLoss: \(targets.count) target lists for \(output.logits.count) heads")
+    var total: Tensor?
+    for (logits, t) in zip(output.logits, targets) where t.contains(where: { $0 >= 0 }) {
+        let term = crossEntropy(logits: logits, targets: t)
+        total = total.map { $0 + term } ?? term
+    }
+    return total ?? Tensor(scalar: 0)
+}
+
+/// Per-head targets (head-major: `[head][image]`) for the attributes of a batch.
+public func headTargets(_ attributes: [SampleAttributes?], task: EvaluatorTask) throws -> [[Int32]] {
+    let heads = task == .shapes ? ShapesTargets.heads.count : 1
+    var out = [[Int32]](repeating: [], count: heads)
+    for (i, a) in attributes.enumerated() {
+        switch (task, a) {
+        case (.shapes, .shapes(let scene)?):
+            for (h, t) in ShapesTargets.targets(scene).enumerated() { out[h].append(t) }
+        case (.fashion, .classLabel(let label)?):
+            out[0].append(Int32(label))
+        default:
+            throw MetricError("sample \(i) carries \(a.map { "\($0)" } ?? "no attributes"), not what a \(task.rawValue) evaluator learns from; "
+                + "train the \(task.rawValue) evaluator on the \(task.rawValue) dataset")
+        }
+    }
+    return out
+}
+
+/// Per-attribute accuracy of an evaluator against known attributes.
+public enum EvaluatorAccuracy {
+    /// Shapes: objects, position, relation (axis), shape, colour, size (over every object), and
+    /// caption (every attribute the image's own caption states read right, as `ShapesAlignment`
+    /// scores it). Fashion-MNIST: class.
+    public static func score(headClasses: [[Int]], attributes: [SampleAttributes], task: EvaluatorTask) throws -> AttributeScores {
+        let targets = try headTargets(attributes, task: task)
+        precondition(headClasses.count == targets.count && headClasses.allSatisfy({ $0.count == attributes.count }),
+                     "EvaluatorAccuracy: \(headClasses.count) heads × \(headClasses.first?.count ?? 0) predictions for \(targets.count) heads × \(attributes.count) samples")
+        switch task {
+        case .fashion:
+            var scores = AttributeScores(names: ["class"])
+            for (p, t) in zip(headClasses[0], targets[0]) { scores.add("class", correct: p == Int(t)) }
+            return scores
+        case .shapes:
+            var scores = AttributeScores(names: ["objects", "position", "relation", "shape", "colour", "size", "caption"])
+            let names = ["objects", "position", "relation", "shape", "colour", "size", "shape", "colour", "size"]
+            for (h, name) in names.enumerated() {
+                for (p, t) in zip(headClasses[h], targets[h]) where t >= 0 { scores.add(name, correct: p == Int(t)) }
+            }
+            let predictions = ShapesTargets.predictions(fromHeadClasses: headClasses)
+            var alignment = AttributeScores()
+            for (p, a) in zip(predictions, attributes) {
+                guard case .shapes(let scene) = a, let caption = ShapesCaption.parse(scene.caption) else { continue }
+                ShapesAlignment.score(p, against: caption, into: &alignment)
+            }
+            if let c = alignment["caption"] { scores.add("caption", correct: c.correct, total: c.total) }
+            return scores
+        }
+    }
+
+    /// Runs `evaluator` over the first `count` samples of `dataset` (all when nil) and scores it.
+    public static func measure(_ evaluator: Evaluator, on dataset: any CaptionedDataset, count: Int? = nil,
+                               batchSize: Int = 256) throws -> AttributeScores {
+        let n = min(count ?? dataset.count, dataset.count)
+        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, generator: RandomGenerator(seed: 0))
+        var total = AttributeScores()
+        var start = 0
+        while start < n {
+            let batch = loader.batch(indices: Array(start..<min(n, start + batchSize)))
+            let attributes = try batch.attributes.map { a -> SampleAttributes in
+                guard let a else { throw MetricError("the dataset's samples carry no attributes to score an evaluator against") }
+                return a
+            }
+            let (_, classes) = evaluator.evaluate(batch.images, batchSize: batchSize)
+            total.merge(try score(headClasses: classes, attributes: attributes, task: evaluator.configuration.task))
+            start += batch.count
+        }
+        return total
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Engine
+import Foundation
+import VQDiffusion
+
+/// `vqd eval`: FID and KID (evaluator features), alignment and throughput of a generator.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a generator on a held-out split: FID/KID (evaluator features), alignment, throughput.",
+        discussion: """
+            Samples N images for the split's first N captions and compares their evaluator features \
+            with those of the split's first N real images. The floor — N further real images against \
+            the same reference — is measured too: FID and KID cannot go below it at this sample size. \
+            --real-only measures the floor alone. The run is logged to the results database \
+            (experiment "eval").
+            """)
+
+    @Option(help: "The generator checkpoint to evaluate.")
+    var model: String?
+    @Flag(help: "Measure only the real floor (N held-out real images against the N reference images).")
+    var realOnly = false
+    @Option(help: "The dataset: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "The held-out split (test or val; Shapes also novel).")
+    var split: DatasetSplit = .test
+    @Option(help: "N: images generated and real reference images (the floor needs 2N in the split).")
+    var count: Int = 1000
+    @Option(help: "Captions per generator call.")
+    var batchSize: Int = 16
+    @Option(help: "Seed of sampling and of KID's subsets.")
+    var seed: UInt64 = 0
+    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
+    var size: Int = 32
+    @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
+    var evaluator: String?
+    @Option(help: "The results database.")
+    var db = ResultsDatabase.defaultPath
+
+    func validate() throws {
+        if count < 2 { throw ValidationError("--count must be at least 2, got \(count).") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
+        if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }
+        if realOnly && model != nil { throw ValidationError("--real-only measures real images only: leave out --model.") }
+        if !realOnly && model == nil { throw ValidationError("give --model FILE to evaluate a generator, or --real-only for the real floor.") }
+    }
+
+    func run() throws {
+        if model != nil {
+            throw CommandError("model loading for eval arrives with the generators; for now only --real-only works.")
+        }
+        let task = EvaluatorTask(dataset)
+        let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: size)
+        let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
+        guard net.configuration.task == task else {
+            throw CommandError("\(evaluatorPath) is a \(net.configuration.task.rawValue) evaluator; pass the \(task.rawValue) one with --evaluator.")
+        }
+        let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,
+                                   count: dataset == .shapes ? max(ShapesConfiguration.defaultCount(split), 2 * count) : nil)
+        let database = try ResultsDatabase(path: db)
+        let configuration = EvalConfiguration(count: count, batchSize: batchSize, seed: seed, measureFloor: true,
+                                              throughput: nil, showProgress: true)
+        let report = try EvalRunner.run(generator: nil, evaluator: net, dataset: data, configuration: configuration,
+                                        database: database, runName: "real-floor-\(dataset.rawValue)-\(split.rawValue)-\(count)",
+                                        params: ["dataset": dataset.rawValue, "split": split.rawValue,
+                                                 "image_size": String(net.configuration.imageSize), "evaluator": evaluatorPath])
+        print("\(dataset.rawValue) \(split.rawValue): real floor, N = \(count) (images \(count)..<\(2 * count) against 0..<\(count))")
+        if let floor = report.floor { printMetrics(floor) }
+        if let id = report.runID { print("run \(id)") }
+    }
+
+    func printMetrics(_ m: EvalMetrics) {
+        print(String(format: "%@  %.4f   (mean term %.4f, trace term %.4f)", EvalRunner.fidName, m.fid.fid, m.fid.meanTerm, m.fid.traceTerm))
+        print(String(format: "KID (evaluator features)  %.5f ± %.5f  (%d subsets of %d)", m.kid.mean, m.kid.std, m.kid.subsets, m.kid.subsetSize))
+        print(m.alignment.table(title: "alignment"))
+    }
+}

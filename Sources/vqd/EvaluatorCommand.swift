@@ -1,0 +1,228 @@
+import ArgumentParser
+import Engine
+import Foundation
+import VQDiffusion
+
+/// `vqd evaluator …`: the networks whose features and attribute readings the metrics use.
+struct EvaluatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluator",
+        abstract: "Train and test the evaluator networks (features for FID/KID, attribute readers for alignment).",
+        discussion: """
+            One small CNN per dataset, trained once on real training images and reused by every \
+            evaluation: its 128-d penultimate layer is the feature space of "FID (evaluator features)", \
+            its heads read Shapes attributes or Fashion-MNIST classes.
+            """,
+        subcommands: [EvaluatorTrainCommand.self, EvaluatorTestCommand.self, EvaluatorCalibrateCommand.self])
+}
+
+/// Sets the evaluator's feature scale from the first `count` images of `dataset`.
+func calibrate(_ evaluator: Evaluator, dataset: any CaptionedDataset, count: Int) throws -> Float {
+    let n = min(count, dataset.count)
+    let loader = BatchLoader(dataset: dataset, batchSize: n, shuffle: false, generator: RandomGenerator(seed: 0))
+    return try evaluator.calibrateFeatureScale(images: loader.batch(indices: Array(0..<n)).images)
+}
+
+struct EvaluatorCalibrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Set a trained evaluator's feature scale from real training images and save it in place.",
+        discussion: """
+            `evaluator train` does this itself; use it for files saved before the feature scale \
+            existed, or to recalibrate on more images. Weights, step and generator are kept.
+            """)
+
+    @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
+    var model: String?
+    @Option(help: "The dataset the evaluator was trained on: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "Training images used.")
+    var count: Int = 2000
+    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
+    var size: Int = 32
+
+    func validate() throws {
+        if count < 2 { throw ValidationError("--count must be at least 2, got \(count).") }
+    }
+
+    func run() throws {
+        let task = EvaluatorTask(dataset)
+        let path = model ?? Evaluator.defaultPath(task: task, imageSize: size)
+        let url = URL(fileURLWithPath: path)
+        let evaluator = try Evaluator.load(url)
+        guard evaluator.configuration.task == task else {
+            throw CommandError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; use --dataset \(evaluator.configuration.task.rawValue).")
+        }
+        let stored = try TrainingCheckpoint.read(url, expectingKind: Evaluator.checkpointKind)
+        let before = evaluator.configuration.featureScale
+        let train = try openDataset(dataset, split: .train, imageSize: evaluator.configuration.imageSize)
+        let scale = try calibrate(evaluator, dataset: train, count: count)
+        var extra = stored.metadata
+        extra[TrainingCheckpoint.kindKey] = nil
+        extra[Safetensors.configurationKey] = nil
+        extra[Safetensors.formatVersionKey] = nil
+        try evaluator.save(to: url, generator: try stored.generator, step: try stored.step, extra: extra)
+        print("\(path): feature scale \(before) → \(scale)")
+    }
+}
+
+extension EvaluatorTask {
+    init(_ name: DatasetName) { self = name == .shapes ? .shapes : .fashion }
+}
+
+/// A problem found while a command runs (a file of the wrong kind, a feature not yet available).
+struct CommandError: Error, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+/// Opens a split of a dataset for evaluator work. Shapes takes `count` samples (default: the
+/// split's default count); Fashion-MNIST takes the whole split (callers use its first N).
+func openDataset(_ name: DatasetName, split: DatasetSplit, imageSize: Int, count: Int? = nil,
+                 seed: UInt64 = 0) throws -> any CaptionedDataset {
+    switch name {
+    case .shapes:
+        return try ShapesDataset(ShapesConfiguration(imageSize: imageSize, seed: seed, split: split, count: count))
+    case .fashion:
+        guard imageSize == FashionMNIST.paddedSize else {
+            throw CommandError("Fashion-MNIST images are \(FashionMNIST.paddedSize)×\(FashionMNIST.paddedSize): use --size \(FashionMNIST.paddedSize).")
+        }
+        return try FashionMNIST(split: split, seed: seed)
+    }
+}
+
+struct EvaluatorTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train an evaluator on a dataset's training split and save it.",
+        discussion: """
+            Shapes trains on fresh procedural scenes (steps × batch of them), Fashion-MNIST on its \
+            55,000 training images. At the end the held-out accuracy on the val split is printed \
+            and logged. The run is logged to the results database (experiment "evaluator").
+            """)
+
+    @Option(help: "The dataset: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "Optimizer steps.")
+    var steps: Int = 4000
+    @Option(help: "Images per step.")
+    var batchSize: Int = 64
+    @Option(help: "Peak learning rate (AdamW, warm-up then cosine decay).")
+    var learningRate: Float = 2e-3
+    @Option(help: "Seed of initialisation and data order.")
+    var seed: UInt64 = 0
+    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
+    var size: Int = 32
+    @Option(help: "Held-out (val) images scored at the end.")
+    var valCount: Int = 2000
+    @Option(help: "Training images that set the feature scale (mean per-dimension variance 1).")
+    var calibrationCount: Int = 2000
+    @Option(help: "Where to save the evaluator (default results/models/evaluator-<dataset>-<size>.safetensors).")
+    var out: String?
+    @Option(help: "The results database.")
+    var db = ResultsDatabase.defaultPath
+
+    func validate() throws {
+        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps).") }
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
+        if valCount < 1 { throw ValidationError("--val-count must be at least 1, got \(valCount).") }
+        if dataset == .shapes && !ShapesLayout.isValidSize(size) {
+            throw ValidationError("--size \(size) is not supported: use a multiple of 8 from 16 to 128.")
+        }
+    }
+
+    func run() throws {
+        let task = EvaluatorTask(dataset)
+        let path = out ?? Evaluator.defaultPath(task: task, imageSize: size)
+        let trainCount = dataset == .shapes ? max(ShapesConfiguration.defaultCount(.train), steps * batchSize) : nil
+        let train = try openDataset(dataset, split: .train, imageSize: size, count: trainCount)
+        let val = try openDataset(dataset, split: .val, imageSize: size)
+        let training = EvaluatorTrainingConfiguration(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
+        let trainer = try EvaluatorTrainer(EvaluatorConfiguration.standard(task, imageSize: size), training: training, dataset: train)
+
+        let database = try ResultsDatabase(path: db)
+        let runName = "evaluator-\(task.rawValue)-\(size)"
+        let run = try database.startRun(experiment: "evaluator", name: runName, threads: BLAS.threads)
+        run.logParams(["dataset": dataset.rawValue, "image_size": String(size), "steps": String(steps),
+                       "batch_size": String(batchSize), "learning_rate": String(learningRate), "seed": String(seed),
+                       "train_images": String(train.count), "parameters": String(trainer.evaluator.parameterCount),
+                       "configuration": jsonString(trainer.evaluator.configuration), "out": path])
+        print("\(runName): \(trainer.evaluator.parameterCount) parameters, \(steps) steps of \(batchSize), "
+              + "\(BLAS.threads) thread(s), run \(run.id)")
+        do {
+            let progress = ProgressBar(total: steps, label: "train")
+            var smoothed: Float = 0
+            let start = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
+            for step in 1...steps {
+                let loss = try trainer.trainStep()
+                smoothed = step == 1 ? loss : 0.98 * smoothed + 0.02 * loss
+                if step % 10 == 0 || step == steps { run.logMetric("train/loss", loss, step: step) }
+                progress.update(step, ["loss": Double(smoothed)])
+            }
+            progress.finish()
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 - start
+            run.logMetric("train/seconds", seconds)
+            run.logMetric("train/seconds_per_step", seconds / Double(steps))
+            let scale = try calibrate(trainer.evaluator, dataset: train, count: calibrationCount)
+            run.logParam("feature_scale", scale)
+            try trainer.evaluator.save(to: URL(fileURLWithPath: path), generator: trainer.generator, step: steps,
+                                       extra: ["run_id": run.id])
+            let scores = try EvaluatorAccuracy.measure(trainer.evaluator, on: val, count: valCount)
+            for (name, fraction) in scores.scoredFractions { run.logMetric("val/accuracy/\(name)", fraction, step: steps) }
+            print(scores.table(title: "val (\(min(valCount, val.count)) images)"))
+            print("saved \(path)")
+            try run.finish(status: .finished)
+        } catch {
+            try? run.finish(status: .failed)
+            throw error
+        }
+    }
+}
+
+struct EvaluatorTestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Print an evaluator's per-attribute accuracy on a held-out split.",
+        discussion: """
+            Shapes: number of objects, position (one object), relation axis (two objects), shape, \
+            colour and size (every object), and caption (every attribute the image's own caption \
+            states read right). Fashion-MNIST: class.
+            """)
+
+    @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
+    var model: String?
+    @Option(help: "The dataset: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "The split to score (val or test are held out).")
+    var split: DatasetSplit = .test
+    @Option(help: "Images to score (default the whole split).")
+    var count: Int?
+    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
+    var size: Int = 32
+
+    func validate() throws {
+        if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
+        if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use train, val or test.") }
+    }
+
+    func run() throws {
+        let task = EvaluatorTask(dataset)
+        let path = model ?? Evaluator.defaultPath(task: task, imageSize: size)
+        let evaluator = try Evaluator.load(URL(fileURLWithPath: path))
+        guard evaluator.configuration.task == task else {
+            throw CommandError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; test it with --dataset \(evaluator.configuration.task.rawValue).")
+        }
+        let data = try openDataset(dataset, split: split, imageSize: evaluator.configuration.imageSize)
+        let n = min(count ?? data.count, data.count)
+        let scores = try EvaluatorAccuracy.measure(evaluator, on: data, count: n)
+        print("\(path): \(dataset.rawValue) \(split.rawValue), \(n) images")
+        print(scores.table())
+    }
+}
+
+func jsonString(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+}
