@@ -49,7 +49,7 @@ struct EvalCommand: ParsableCommand {
         if model != nil {
             throw CommandError("model loading for eval arrives with the generators; for now only --real-only works.")
         }
-        let task = EvaluatorTask(dataset)
+        let task = try EvaluatorTask(dataset)
         let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: size)
         let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
         guard net.configuration.task == task else {

@@ -46,7 +46,7 @@ struct EvaluatorCalibrateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let task = EvaluatorTask(dataset)
+        let task = try EvaluatorTask(dataset)
         let path = model ?? Evaluator.defaultPath(task: task, imageSize: size)
         let url = URL(fileURLWithPath: path)
         let evaluator = try Evaluator.load(url)
@@ -67,7 +67,16 @@ struct EvaluatorCalibrateCommand: ParsableCommand {
 }
 
 extension EvaluatorTask {
-    init(_ name: DatasetName) { self = name == .shapes ? .shapes : .fashion }
+    /// The evaluator task of a dataset; a folder of your own has no labelled attributes to learn.
+    init(_ name: DatasetName) throws {
+        switch name {
+        case .shapes: self = .shapes
+        case .fashion: self = .fashion
+        case .folder:
+            throw CommandError("the evaluator learns labelled attributes, which only shapes and fashion have: "
+                + "use --dataset shapes or --dataset fashion")
+        }
+    }
 }
 
 /// A problem found while a command runs (a file of the wrong kind, a feature not yet available).
@@ -89,6 +98,8 @@ func openDataset(_ name: DatasetName, split: DatasetSplit, imageSize: Int, count
             throw CommandError("Fashion-MNIST images are \(FashionMNIST.paddedSize)×\(FashionMNIST.paddedSize): use --size \(FashionMNIST.paddedSize).")
         }
         return try FashionMNIST(split: split, seed: seed)
+    case .folder:
+        throw CommandError("a folder of your own has no labelled attributes: use --dataset shapes or --dataset fashion")
     }
 }
 
@@ -133,7 +144,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let task = EvaluatorTask(dataset)
+        let task = try EvaluatorTask(dataset)
         let path = out ?? Evaluator.defaultPath(task: task, imageSize: size)
         let trainCount = dataset == .shapes ? max(ShapesConfiguration.defaultCount(.train), steps * batchSize) : nil
         let train = try openDataset(dataset, split: .train, imageSize: size, count: trainCount)
@@ -207,7 +218,7 @@ struct EvaluatorTestCommand: ParsableCommand {
     }
 
     func run() throws {
-        let task = EvaluatorTask(dataset)
+        let task = try EvaluatorTask(dataset)
         let path = model ?? Evaluator.defaultPath(task: task, imageSize: size)
         let evaluator = try Evaluator.load(URL(fileURLWithPath: path))
         guard evaluator.configuration.task == task else {
