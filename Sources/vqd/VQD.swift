@@ -19,6 +19,7 @@ struct VQD: ParsableCommand {
             DatasetCommand.self,
             ResultsCommand.self,
             InspectCommand.self,
+            VQVAECommand.self,
         ])
 }
 
