@@ -84,7 +84,7 @@ struct VQVAETrainCommand: ParsableCommand {
     @Option(help: "Feature widths, full resolution first, comma-separated (default 32,64,128 for f = 4).") var widths: String?
     @Option(name: .customLong("res-blocks"), help: "Residual blocks in the encoder and in the decoder (default 2).") var resBlocks: Int?
 
-    @Option(help: "Training steps (default 2000).") var steps: Int?
+    @Option(help: "Training steps (default 2500).") var steps: Int?
     @Option(name: .customLong("batch-size"), help: "Images per step (default 32).") var batchSize: Int?
     @Option(help: "Peak learning rate (default 2e-3).") var lr: Float?
     @Option(help: "Seed of initialisation, data order and code restarts (default 0).") var seed: UInt64?

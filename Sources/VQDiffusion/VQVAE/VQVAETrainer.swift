@@ -4,7 +4,7 @@ import Foundation
 /// Settings of a VQ-VAE training run (everything besides the model that decides its result).
 public struct VQVAETrainingOptions: Codable, Equatable, Sendable {
     /// Optimizer steps in the whole run.
-    public var steps: Int = 2000
+    public var steps: Int = 2500
     /// Images per step.
     public var batchSize: Int = 32
     /// Peak AdamW learning rate, reached after the warm-up, then a cosine decay to a tenth of it.
@@ -16,7 +16,7 @@ public struct VQVAETrainingOptions: Codable, Equatable, Sendable {
     /// Seed of initialisation, data order and code restarts.
     public var seed: UInt64 = 0
 
-    public init(steps: Int = 2000, batchSize: Int = 32, learningRate: Float = 2e-3, warmupSteps: Int = 50,
+    public init(steps: Int = 2500, batchSize: Int = 32, learningRate: Float = 2e-3, warmupSteps: Int = 50,
                 weightDecay: Float = 0, seed: UInt64 = 0) {
         self.steps = steps
         self.batchSize = batchSize
