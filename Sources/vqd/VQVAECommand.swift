@@ -193,7 +193,8 @@ struct VQVAETrainCommand: ParsableCommand {
         run.logParams(params)
 
         do {
-            let progress = ProgressBar(total: options.steps, label: "vqvae train")
+            let startStep = trainer.step
+            let progress = ProgressBar(total: max(1, options.steps - startStep), label: "vqvae train")
             var clock = Date()
             var stepsSinceClock = 0
             while !trainer.isFinished {
@@ -211,10 +212,10 @@ struct VQVAETrainCommand: ParsableCommand {
                         run.logMetric(key, value, step: m.step)
                     }
                 }
-                progress.update(m.step, ["loss": m.loss, "psnr": m.psnr, "usage": m.usage])
+                progress.update(m.step - startStep, ["loss": m.loss, "psnr": m.psnr, "usage": m.usage])
                 if m.step % checkpointEvery == 0 && !trainer.isFinished { try trainer.saveCheckpoint(to: checkpointURL) }
             }
-            progress.finish()
+            if startStep < options.steps { progress.finish() }
             try trainer.saveCheckpoint(to: checkpointURL)
             try trainer.saveModel(to: outURL)
             print("model written to \(out) (checkpoint \(checkpointURL.path))")
