@@ -45,7 +45,7 @@ struct SampleCommand: ParsableCommand {
     var rawWeights = false
     @Option(name: .customLong("text-length"), help: "Padded caption length in tokens (as in training).")
     var textLength: Int = 32
-    @Option(help: "VQ-VAE checkpoint whose decoder turns tokens into images.")
+    @Option(help: "VQ-VAE checkpoint whose decoder turns tokens into images (default: the one the model was trained on).")
     var vqvae: String?
     @Option(help: "Contact sheet PNG.")
     var out: String?
@@ -65,15 +65,13 @@ struct SampleCommand: ParsableCommand {
             throw ValidationError("--temperature must be finite and at least 0, got \(temperature).")
         }
         if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK).") }
-        if (out != nil || outDir != nil) && vqvae == nil {
-            throw ValidationError("Images need the VQ-VAE decoder: give --vqvae FILE (or only --tokens-out).")
-        }
     }
 
     func run() throws {
         let url = URL(fileURLWithPath: model)
         let kind = try TrainingCheckpoint.read(url).kind
         let (tokens, gridHeight, gridWidth): ([Int32], Int, Int)
+        var trainedVQVAE: String?
         var rng = RandomGenerator(seed: seed)
         let start = Date()
         switch kind {
@@ -84,6 +82,7 @@ struct SampleCommand: ParsableCommand {
             tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), steps: steps,
                                         truncation: truncation < 1 ? truncation : nil, skipping: skipping, using: &rng)
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+            trainedVQVAE = file.configuration.vqvae
         case ARTrainer.checkpointKind:
             let file = try ARModelFile(url, useEMA: !rawWeights)
             let encoder = try sampleTextEncoder(for: file, maxLength: textLength)
@@ -92,6 +91,7 @@ struct SampleCommand: ParsableCommand {
                                             useCache: kvCache)
             tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), options: options, using: &rng)
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+            trainedVQVAE = file.configuration.vqvae
         default:
             throw GeneratorCommandError("\(model) holds a \"\(kind)\" checkpoint; vqd sample needs one written by vqd train "
                 + "(kind \"diffusion\" or \"ar\").")
@@ -104,8 +104,11 @@ struct SampleCommand: ParsableCommand {
             try Npy.save(TensorData(shape: [count, c.gridHeight, c.gridWidth], .i32(tokens)), to: URL(fileURLWithPath: tokensOut))
             print("wrote \(tokensOut)")
         }
-        guard out != nil || outDir != nil, let vqvae else { return }
-        let images = try decodeTokens(tokens, count: count, height: c.gridHeight, width: c.gridWidth, vqvae: vqvae)
+        guard out != nil || outDir != nil else { return }
+        guard let decoder = vqvae ?? trainedVQVAE else {
+            throw GeneratorCommandError("\(model) does not record the VQ-VAE it was trained on: give --vqvae FILE to draw images.")
+        }
+        let images = try decodeTokens(tokens, count: count, height: c.gridHeight, width: c.gridWidth, vqvae: decoder)
         if let out {
             try PNG.write(Image.grid(images, columns: min(count, 8)), to: URL(fileURLWithPath: out))
             print("wrote \(out)")
@@ -141,5 +144,10 @@ func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> T
 
 /// Images from token grids (count, h, w) through the VQ-VAE decoder in `vqvae`.
 func decodeTokens(_ tokens: [Int32], count: Int, height: Int, width: Int, vqvae: String) throws -> [Image] {
-    throw GeneratorCommandError("Decoding tokens into images arrives with the VQ-VAE decoder; use --tokens-out for now.")
+    guard FileManager.default.fileExists(atPath: vqvae) else {
+        throw GeneratorCommandError("VQ-VAE checkpoint \(vqvae) does not exist: give the one the model was trained on with --vqvae FILE.")
+    }
+    let decoder = try VQVAE.load(URL(fileURLWithPath: vqvae))
+    let images = try Autograd.withoutGrad { try decoder.decode(tokens, count: count, height: height, width: width) }
+    return Image.batch(images)
 }

@@ -33,12 +33,18 @@ struct TrainCommand: ParsableCommand {
             options (schedule, time sampling, loss weights) do not apply to it.
             """)
 
-    @Option(help: "The dataset: shapes, fashion, or a folder of PNGs with captions.jsonl.")
-    var dataset: String = "shapes"
-    @Option(help: "Dataset split to train on.")
-    var split: String = "train"
+    @Option(help: "The dataset: shapes, fashion, or folder (PNGs with captions.jsonl, see --folder).")
+    var dataset: DatasetSelection.Source = .shapes
+    @Option(help: "Dataset split to train on (a folder is its own split).")
+    var split: DatasetSplit = .train
     @Option(help: "Images to use (default: the whole split; Shapes: 20000).")
     var count: Int?
+    @Option(help: "The folder of --dataset folder.")
+    var folder: String?
+    @Option(help: "Image side in pixels (the VQ-VAE's; folder images of another size are resized).")
+    var size: Int = 32
+    @Option(name: .customLong("data-seed"), help: "Dataset seed (Shapes scenes, caption templates).")
+    var dataSeed: UInt64 = 0
     @Option(help: "The VQ-VAE checkpoint that tokenizes the images.")
     var vqvae: String?
     @Option(name: .customLong("text-encoder"), help: "Text encoder: minilm (frozen, pretrained) or tiny (trained jointly).")
@@ -123,7 +129,9 @@ struct TrainCommand: ParsableCommand {
             encoder = SyntheticDiffusionData.TextFeatureEncoder(width: 384, maxLength: textLength)
             encoderName = "synthetic"
         } else {
-            data = try tokenizedDataset(dataset: dataset, split: split, count: count, vqvae: vqvae!)
+            let selection = DatasetSelection(source: dataset, split: split, imageSize: size, seed: dataSeed,
+                                             count: count ?? (dataset == .shapes ? 20_000 : nil), folder: folder)
+            data = try tokenizedDataset(selection, vqvae: vqvae!)
             encoder = try makeTextEncoder(textEncoder, maxLength: textLength, captions: data.captions, seed: seed)
             encoderName = textEncoder.rawValue
         }
@@ -149,7 +157,7 @@ struct TrainCommand: ParsableCommand {
                 minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
                 emaDecay: emaDecay, seed: seed)
             let configuration = ARRunConfiguration(model: .matching(diffusionModel), training: training,
-                                                   textEncoder: encoderName)
+                                                   textEncoder: encoderName, vqvae: vqvae)
             try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
                               output: output, comparedWith: diffusionModel)
             print("wrote \(out)")
@@ -163,21 +171,30 @@ struct TrainCommand: ParsableCommand {
                                              maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight),
             seed: seed)
         let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: training,
-                                                      textEncoder: encoderName)
+                                                      textEncoder: encoderName, vqvae: vqvae)
         try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
                                  output: output)
         print("wrote \(out)")
     }
 }
 
-// MARK: - Providers connected at merge
-//
-// The VQ-VAE token cache and the text encoders are built in their own parts of the project.
-// These two functions are the only places the command reaches them.
+// MARK: - Tokens and text features
 
-/// The token grids and captions of a dataset split, tokenized by the VQ-VAE in `vqvae`.
-func tokenizedDataset(dataset: String, split: String, count: Int?, vqvae: String) throws -> TokenizedDataset {
-    throw GeneratorCommandError("Tokenizing \(dataset) arrives with the VQ-VAE token cache; this build cannot tokenize yet (use --synthetic).")
+/// The token grids and captions of a dataset split, tokenized by the VQ-VAE in `vqvae` once and
+/// then read from the token cache (cache/tokens, keyed by the VQ-VAE file's content and the data).
+func tokenizedDataset(_ selection: DatasetSelection, vqvae: String) throws -> TokenizedDataset {
+    let url = URL(fileURLWithPath: vqvae)
+    guard FileManager.default.fileExists(atPath: vqvae) else {
+        throw GeneratorCommandError("VQ-VAE checkpoint \(vqvae) does not exist: train one with vqd vqvae train, "
+            + "or use results/models/vqvae-shapes-32.safetensors.")
+    }
+    var progress: ProgressBar?
+    let tokens = try TokenCache.tokens(vqvae: url, data: selection) { done, total in
+        if progress == nil { progress = ProgressBar(total: total, label: "tokenize") }
+        progress?.update(done)
+    }
+    progress?.finish()
+    return tokens
 }
 
 /// Where frozen text features are cached between runs (the encoder is frozen, so a caption's

@@ -25,6 +25,7 @@ struct VQD: ParsableCommand {
             EmbedTextCommand.self,
             EvaluatorCommand.self,
             EvalCommand.self,
+            VQVAECommand.self,
         ])
 }
 

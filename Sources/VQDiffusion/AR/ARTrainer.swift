@@ -60,8 +60,12 @@ public struct ARRunConfiguration: Equatable, Codable, Sendable {
     public var training: ARTrainingConfiguration
     /// Name of the text encoder; a trainable encoder's weights are stored under `textEncoder.`.
     public var textEncoder: String
+    /// The VQ-VAE checkpoint whose tokens the model was trained on (its decoder draws the samples).
+    public var vqvae: String?
 
-    public init(model: ARModelConfiguration, training: ARTrainingConfiguration, textEncoder: String) {
+    public init(model: ARModelConfiguration, training: ARTrainingConfiguration, textEncoder: String,
+                vqvae: String? = nil) {
+        self.vqvae = vqvae
         self.model = model
         self.training = training
         self.textEncoder = textEncoder

@@ -75,9 +75,12 @@ public struct DiffusionRunConfiguration: Equatable, Codable, Sendable {
     /// Name of the text encoder (e.g. "minilm", "tiny"); a trainable encoder's weights are stored
     /// with the model's under `textEncoder.`.
     public var textEncoder: String
+    /// The VQ-VAE checkpoint whose tokens the model was trained on (its decoder draws the samples).
+    public var vqvae: String?
 
     public init(model: DiffusionModelConfiguration, diffusion: DiffusionConfiguration,
-                training: DiffusionTrainingConfiguration, textEncoder: String) {
+                training: DiffusionTrainingConfiguration, textEncoder: String, vqvae: String? = nil) {
+        self.vqvae = vqvae
         self.model = model
         self.diffusion = diffusion
         self.training = training

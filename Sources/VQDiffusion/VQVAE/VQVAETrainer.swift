@@ -1,0 +1,215 @@
+import Engine
+import Foundation
+
+/// Settings of a VQ-VAE training run (everything besides the model that decides its result).
+public struct VQVAETrainingOptions: Codable, Equatable, Sendable {
+    /// Optimizer steps in the whole run.
+    public var steps: Int = 2500
+    /// Images per step.
+    public var batchSize: Int = 32
+    /// Peak AdamW learning rate, reached after the warm-up, then a cosine decay to a tenth of it.
+    public var learningRate: Float = 2e-3
+    /// Linear warm-up steps.
+    public var warmupSteps: Int = 50
+    /// AdamW decoupled weight decay on convolution kernels.
+    public var weightDecay: Float = 0
+    /// Seed of initialisation, data order and code restarts.
+    public var seed: UInt64 = 0
+
+    public init(steps: Int = 2500, batchSize: Int = 32, learningRate: Float = 2e-3, warmupSteps: Int = 50,
+                weightDecay: Float = 0, seed: UInt64 = 0) {
+        self.steps = steps
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.weightDecay = weightDecay
+        self.seed = seed
+    }
+
+    public func validate() throws {
+        guard steps >= 1 else { throw VQVAEError("--steps is \(steps): train for at least 1 step.") }
+        guard batchSize >= 1 else { throw VQVAEError("--batch-size is \(batchSize): use at least 1.") }
+        guard learningRate > 0, learningRate.isFinite else { throw VQVAEError("--lr is \(learningRate): use a positive rate such as 2e-3.") }
+        guard warmupSteps >= 0 else { throw VQVAEError("warm-up steps \(warmupSteps) must be 0 or more.") }
+        guard weightDecay >= 0 else { throw VQVAEError("weight decay \(weightDecay) must be 0 or more.") }
+    }
+
+    /// The learning-rate schedule of the run.
+    public var schedule: WarmupCosineSchedule {
+        let warmup = min(warmupSteps, steps)
+        return WarmupCosineSchedule(peak: learningRate, warmupSteps: warmup, totalSteps: steps, minimum: learningRate / 10)
+    }
+}
+
+/// What one training step measured on its batch.
+public struct VQVAEStepMetrics: Sendable {
+    public var step: Int
+    public var loss: Double
+    /// Mean squared error on the [-1, 1] scale.
+    public var reconstruction: Double
+    public var commitment: Double
+    /// PSNR of the batch from its mean squared error (0…255 scale, not rounded to 8 bits).
+    public var psnr: Double
+    /// Fraction of codes the batch used.
+    public var usage: Double
+    public var perplexity: Double
+    /// Dead codes restarted after the step.
+    public var restarted: Int
+    public var learningRate: Double
+}
+
+/// Trains a VQ-VAE on a dataset: AdamW on the encoder and decoder, EMA on the codebook, one batch
+/// per step from a resumable stream. Checkpoints hold the model state (parameters, codebook and
+/// its EMA statistics), the optimizer, the generator, the step and the position in the data
+/// stream, so that an interrupted run resumed from its last checkpoint ends with the same weights
+/// as an uninterrupted one (for the same thread count).
+///
+/// Seeds: the model is initialised from `RandomGenerator(seed).derived(1)`, the data order from
+/// `derived(2)`, and code restarts draw from `derived(3)` (the generator saved in checkpoints).
+public final class VQVAETrainer {
+    public let model: VQVAE
+    public let optimizer: AdamW
+    public let options: VQVAETrainingOptions
+    /// The training images, as logged and compared on resume.
+    public let data: DatasetSelection
+    public let schedule: WarmupCosineSchedule
+    /// Steps done.
+    public private(set) var step = 0
+    /// The generator of code restarts.
+    public private(set) var generator: RandomGenerator
+    private var stream: BatchStream
+
+    /// A fresh run.
+    public init(configuration: VQVAEConfiguration, options: VQVAETrainingOptions, data: DatasetSelection,
+                dataset: any CaptionedDataset) throws {
+        try configuration.validate()
+        try options.validate()
+        guard dataset.channels == configuration.channels else {
+            throw VQVAEError("the dataset has \(dataset.channels)-channel images but the VQ-VAE is configured for \(configuration.channels).")
+        }
+        try VQVAEConfigurationCheck.imageSize(dataset.imageSize, configuration)
+        guard dataset.count >= options.batchSize else {
+            throw VQVAEError("the dataset holds \(dataset.count) images, fewer than one batch of \(options.batchSize): lower --batch-size.")
+        }
+        let root = RandomGenerator(seed: options.seed)
+        var modelRNG = root.derived(1)
+        model = try VQVAE(configuration, using: &modelRNG)
+        optimizer = AdamW(named: model.namedParameters,
+                          configuration: AdamWConfiguration(learningRate: options.learningRate, weightDecay: options.weightDecay))
+        self.options = options
+        self.data = data
+        schedule = options.schedule
+        generator = root.derived(3)
+        let loader = BatchLoader(dataset: dataset, batchSize: options.batchSize, shuffle: true, dropLast: true,
+                                 generator: root.derived(2))
+        stream = loader.stream()
+    }
+
+    /// Continues the run saved in `checkpoint`. The configuration, options and data must be the
+    /// ones the checkpoint was trained with; otherwise this throws naming what differs.
+    public convenience init(resuming checkpoint: URL, configuration: VQVAEConfiguration, options: VQVAETrainingOptions,
+                            data: DatasetSelection, dataset: any CaptionedDataset) throws {
+        let loaded = try TrainingCheckpoint.read(checkpoint, expectingKind: VQVAE.kind)
+        let stored = try VQVAETrainer.storedSettings(loaded)
+        var differences: [String] = []
+        if stored.configuration != configuration {
+            differences.append("model configuration (checkpoint: \(stored.configuration.summary); requested: \(configuration.summary))")
+        }
+        if stored.options != options { differences.append("training options (checkpoint: \(stored.options); requested: \(options))") }
+        if stored.data != data { differences.append("data (checkpoint: \(stored.data); requested: \(data))") }
+        if !differences.isEmpty {
+            throw VQVAEError("\(checkpoint.path) was saved by a different run: " + differences.joined(separator: "; ")
+                             + ". Resume with the checkpoint's own settings, or start a new run.")
+        }
+        try self.init(configuration: configuration, options: options, data: data, dataset: dataset)
+        guard loaded.hasOptimizer else {
+            throw VQVAEError("\(checkpoint.path) holds a finished model without optimizer state; resume from a training checkpoint.")
+        }
+        try loaded.loadModel(into: model.stateTensors)
+        try loaded.loadOptimizer(optimizer)
+        generator = try loaded.generator
+        step = try loaded.step
+        guard let epoch = Int(loaded.metadata["stream.epoch"] ?? ""), let position = Int(loaded.metadata["stream.step"] ?? "") else {
+            throw VQVAEError("\(checkpoint.path) does not record its data stream position (stream.epoch, stream.step).")
+        }
+        stream = stream.loader.stream(epoch: epoch, step: position)
+    }
+
+    /// The configuration, options and data a checkpoint was trained with.
+    public static func storedSettings(_ loaded: TrainingCheckpoint.Loaded) throws
+        -> (configuration: VQVAEConfiguration, options: VQVAETrainingOptions, data: DatasetSelection) {
+        let configuration = try loaded.configuration(as: VQVAEConfiguration.self)
+        func decode<T: Decodable>(_ key: String, _ type: T.Type) throws -> T {
+            guard let json = loaded.metadata[key] else {
+                throw VQVAEError("\(loaded.path) does not record its \(key); it was not written by a VQ-VAE training run.")
+            }
+            do { return try JSONDecoder().decode(T.self, from: Data(json.utf8)) } catch {
+                throw VQVAEError("\(loaded.path): the recorded \(key) does not decode: \(error)")
+            }
+        }
+        return (configuration, try decode("training", VQVAETrainingOptions.self), try decode("data", DatasetSelection.self))
+    }
+
+    /// Whether every step of the run is done.
+    public var isFinished: Bool { step >= options.steps }
+
+    /// One optimizer step and one codebook update on the next batch.
+    @discardableResult
+    public func trainStep() -> VQVAEStepMetrics {
+        let batch = stream.next()!
+        let rate = schedule.learningRate(at: step)
+        optimizer.learningRate = rate
+        let out = model(batch.images)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zeroGrad()
+        let report = model.quantizer.update(rows: out.rows, indices: out.indices, using: &generator)
+        step += 1
+        var histogram = [Int](repeating: 0, count: model.codes)
+        for t in out.indices { histogram[Int(t)] += 1 }
+        var entropy = 0.0
+        let total = Double(out.indices.count)
+        for n in histogram where n > 0 { entropy -= Double(n) / total * Foundation.log(Double(n) / total) }
+        let mse = Double(out.reconstructionLoss.item)
+        return VQVAEStepMetrics(step: step, loss: Double(out.loss.item), reconstruction: mse,
+                                commitment: Double(out.commitmentLoss.item),
+                                psnr: VQVAEMetrics.psnr(meanSquaredError: mse * 127.5 * 127.5),
+                                usage: Double(histogram.filter { $0 > 0 }.count) / Double(model.codes),
+                                perplexity: Foundation.exp(entropy), restarted: report.restarted,
+                                learningRate: Double(rate))
+    }
+
+    /// Metadata shared by checkpoints and the final model file.
+    public func settingsMetadata() throws -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return ["training": String(decoding: try encoder.encode(options), as: UTF8.self),
+                "data": String(decoding: try encoder.encode(data), as: UTF8.self)]
+    }
+
+    /// Writes everything needed to resume, atomically.
+    public func saveCheckpoint(to url: URL) throws {
+        var extra = try settingsMetadata()
+        extra["stream.epoch"] = String(stream.epoch)
+        extra["stream.step"] = String(stream.step)
+        var g = generator
+        g.discardSpare()
+        let contents = try TrainingCheckpoint.Contents(kind: VQVAE.kind, configuration: model.configuration,
+                                                       model: model.stateTensors, optimizer: optimizer,
+                                                       generator: g, step: step, extra: extra)
+        try TrainingCheckpoint.save(contents, to: url)
+    }
+
+    /// Writes the model alone (no optimizer state), for encoding, decoding and evaluation.
+    public func saveModel(to url: URL) throws {
+        try model.save(to: url, step: step, generator: generator, extra: try settingsMetadata())
+    }
+}
+
+enum VQVAEConfigurationCheck {
+    static func imageSize(_ size: Int, _ c: VQVAEConfiguration) throws {
+        guard size % c.downsampling == 0, size >= c.downsampling else {
+            throw VQVAEError("\(size)×\(size) images cannot be tokenized with downsampling \(c.downsampling): use a size that is a multiple of \(c.downsampling).")
+        }
+    }
+}
