@@ -16,8 +16,20 @@ struct EvalCommand: ParsableCommand {
             (experiment "eval").
             """)
 
-    @Option(help: "The generator checkpoint to evaluate.")
+    @Option(help: "The generator checkpoint to evaluate (vqd train: diffusion or ar).")
     var model: String?
+    @Option(help: "VQ-VAE decoding the generator's tokens (default: the one it was trained on).")
+    var vqvae: String?
+    @Option(help: "Diffusion: network evaluations (T/Δt).")
+    var steps: Int = 25
+    @Option(help: "Truncation rate r in (0, 1]; 1 keeps every code.")
+    var truncation: Double = 0.86
+    @Option(help: "Diffusion: exact or referenceApproximation.")
+    var skipping: StepSkipping = .exact
+    @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo, help: "AR: decode with the key/value cache.")
+    var kvCache = true
+    @Flag(help: "Skip the throughput measurement.")
+    var noThroughput = false
     @Flag(help: "Measure only the real floor (N held-out real images against the N reference images).")
     var realOnly = false
     @Option(help: "The dataset: shapes or fashion.")
@@ -46,9 +58,6 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        if model != nil {
-            throw CommandError("model loading for eval arrives with the generators; for now only --real-only works.")
-        }
         let task = try EvaluatorTask(dataset)
         let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: size)
         let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
@@ -58,6 +67,10 @@ struct EvalCommand: ParsableCommand {
         let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,
                                    count: dataset == .shapes ? max(ShapesConfiguration.defaultCount(split), 2 * count) : nil)
         let database = try ResultsDatabase(path: db)
+        if let model {
+            try evaluateGenerator(model, evaluator: net, evaluatorPath: evaluatorPath, data: data, database: database)
+            return
+        }
         let configuration = EvalConfiguration(count: count, batchSize: batchSize, seed: seed, measureFloor: true,
                                               throughput: nil, showProgress: true)
         let report = try EvalRunner.run(generator: nil, evaluator: net, dataset: data, configuration: configuration,
@@ -66,6 +79,33 @@ struct EvalCommand: ParsableCommand {
                                                  "image_size": String(net.configuration.imageSize), "evaluator": evaluatorPath])
         print("\(dataset.rawValue) \(split.rawValue): real floor, N = \(count) (images \(count)..<\(2 * count) against 0..<\(count))")
         if let floor = report.floor { printMetrics(floor) }
+        if let id = report.runID { print("run \(id)") }
+    }
+
+    /// Samples N images for the split's captions with the checkpoint and logs the comparison.
+    func evaluateGenerator(_ model: String, evaluator net: Evaluator, evaluatorPath: String,
+                           data: any CaptionedDataset, database: ResultsDatabase) throws {
+        let options = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil,
+                                               skipping: skipping, useCache: kvCache)
+        let generator = try CheckpointGenerator(model: URL(fileURLWithPath: model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
+                                                options: options, cacheDirectory: URL(fileURLWithPath: "cache/text-features"))
+        let configuration = EvalConfiguration(count: count, batchSize: batchSize, seed: seed, measureFloor: true,
+                                              throughput: noThroughput ? nil : ThroughputMeter(), showProgress: true)
+        let report = try EvalRunner.run(generator: generator, evaluator: net, dataset: data, configuration: configuration,
+                                        database: database, runName: "\(generator.name)-\(dataset.rawValue)-\(split.rawValue)-\(count)",
+                                        params: ["dataset": dataset.rawValue, "split": split.rawValue, "model": model,
+                                                 "steps": String(steps), "truncation": String(truncation),
+                                                 "skipping": skipping.rawValue, "kv_cache": String(kvCache),
+                                                 "image_size": String(net.configuration.imageSize), "evaluator": evaluatorPath])
+        print("\(dataset.rawValue) \(split.rawValue): \(generator.name) (\(generator.kind)), N = \(count)")
+        if let generated = report.generated { printMetrics(generated) }
+        if let floor = report.floor {
+            print("real floor (images \(count)..<\(2 * count) against 0..<\(count)):")
+            printMetrics(floor)
+        }
+        for t in report.throughput ?? [] {
+            print(String(format: "throughput batch %d: %.2f images/s (%d threads)", t.batchSize, t.imagesPerSecond, t.threads))
+        }
         if let id = report.runID { print("run \(id)") }
     }
 

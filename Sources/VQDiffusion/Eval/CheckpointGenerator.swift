@@ -1,0 +1,96 @@
+import Engine
+import Foundation
+
+/// How a trained generator draws its samples.
+public struct GeneratorSamplingOptions: Sendable {
+    /// Diffusion: network evaluations (T/Δt).
+    public var steps: Int = 25
+    /// Truncation rate r (nil keeps every code); the paper's best on CUB is 0.86.
+    public var truncation: Double? = 0.86
+    /// Diffusion: exact multi-step posterior or the reference code's shortcut.
+    public var skipping: StepSkipping = .exact
+    /// AR: temperature (0 = greedy), top-k, and the key/value cache.
+    public var temperature: Float = 1
+    public var topK: Int? = nil
+    public var useCache: Bool = true
+    /// Sample with the EMA weights (the default) or the raw ones.
+    public var useEMA: Bool = true
+    /// Padded caption length (as in training).
+    public var textLength: Int = 32
+
+    public init(steps: Int = 25, truncation: Double? = 0.86, skipping: StepSkipping = .exact, temperature: Float = 1,
+                topK: Int? = nil, useCache: Bool = true, useEMA: Bool = true, textLength: Int = 32) {
+        self.steps = steps
+        self.truncation = truncation
+        self.skipping = skipping
+        self.temperature = temperature
+        self.topK = topK
+        self.useCache = useCache
+        self.useEMA = useEMA
+        self.textLength = textLength
+    }
+}
+
+/// A trained generator checkpoint — VQ-Diffusion or VQ-AR, recognised from the file — with the
+/// text encoder it was trained with and the VQ-VAE decoder of its tokens: captions in, images out.
+public final class CheckpointGenerator: ImageGenerator {
+    public let name: String
+    public let kind: String
+    /// Token grid of one image.
+    public let gridHeight: Int, gridWidth: Int
+    let decoder: VQVAE
+    let sampleTokens: ([String], inout RandomGenerator) throws -> [Int32]
+
+    /// Loads `model`; `vqvae` overrides the VQ-VAE recorded at training time. `cacheDirectory`
+    /// holds frozen text features between runs.
+    public init(model url: URL, vqvae: URL? = nil, options: GeneratorSamplingOptions = GeneratorSamplingOptions(),
+                cacheDirectory: URL? = nil) throws {
+        let kind = try TrainingCheckpoint.read(url).kind
+        let recordedVQVAE: String?
+        switch kind {
+        case DiffusionTrainer.checkpointKind:
+            let file = try DiffusionModelFile(url, useEMA: options.useEMA)
+            let encoder = try TextEncoderCheckpoint.rebuild(
+                choice: file.configuration.textEncoder, metadata: file.metadata, maxLength: options.textLength,
+                cacheDirectory: cacheDirectory) { try file.loadTextEncoder($0) }
+            let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
+            sampleTokens = { captions, rng in
+                try sampler.sample(captions: captions, steps: options.steps, truncation: options.truncation,
+                                   skipping: options.skipping, using: &rng)
+            }
+            (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+            recordedVQVAE = file.configuration.vqvae
+            name = "diffusion-\(options.steps)steps"
+        case ARTrainer.checkpointKind:
+            let file = try ARModelFile(url, useEMA: options.useEMA)
+            let encoder = try TextEncoderCheckpoint.rebuild(
+                choice: file.configuration.textEncoder, metadata: file.metadata, maxLength: options.textLength,
+                cacheDirectory: cacheDirectory) { try file.loadTextEncoder($0) }
+            let sampler = ARSampler(model: file.model, textEncoder: encoder)
+            let ar = ARSamplingOptions(temperature: options.temperature, topK: options.topK,
+                                       truncation: options.truncation, useCache: options.useCache)
+            sampleTokens = { captions, rng in try sampler.sample(captions: captions, options: ar, using: &rng) }
+            (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+            recordedVQVAE = file.configuration.vqvae
+            name = options.useCache ? "ar-cached" : "ar-uncached"
+        default:
+            throw FileError(url.path, "holds a \"\(kind)\" checkpoint; a generator is written by vqd train (kind \"diffusion\" or \"ar\")")
+        }
+        self.kind = kind
+        guard let decoderURL = vqvae ?? recordedVQVAE.map({ URL(fileURLWithPath: $0) }) else {
+            throw FileError(url.path, "does not record the VQ-VAE it was trained on: give the VQ-VAE checkpoint explicitly")
+        }
+        guard FileManager.default.fileExists(atPath: decoderURL.path) else {
+            throw FileError(decoderURL.path, "does not exist: it is the VQ-VAE whose tokens \(url.lastPathComponent) was trained on")
+        }
+        decoder = try VQVAE.load(decoderURL)
+    }
+
+    /// One image per caption, (B, C, S, S) in [-1, 1].
+    public func generate(captions: [String], using rng: inout RandomGenerator) throws -> Tensor {
+        let tokens = try sampleTokens(captions, &rng)
+        return try Autograd.withoutGrad {
+            try decoder.decode(tokens, count: captions.count, height: gridHeight, width: gridWidth)
+        }
+    }
+}
