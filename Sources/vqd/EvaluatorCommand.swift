@@ -13,7 +13,8 @@ struct EvaluatorCommand: ParsableCommand {
             evaluation: its 128-d penultimate layer is the feature space of "FID (evaluator features)", \
             its heads read Shapes attributes or Fashion-MNIST classes.
             """,
-        subcommands: [EvaluatorTrainCommand.self, EvaluatorTestCommand.self, EvaluatorCalibrateCommand.self])
+        subcommands: [EvaluatorTrainCommand.self, EvaluatorTestCommand.self, EvaluatorCalibrateCommand.self,
+                      EvaluatorFidelityCommand.self])
 }
 
 /// Sets the evaluator's feature scale from the first `count` images of `dataset`.
@@ -229,6 +230,70 @@ struct EvaluatorTestCommand: ParsableCommand {
         let scores = try EvaluatorAccuracy.measure(evaluator, on: data, count: n)
         print("\(path): \(dataset.rawValue) \(split.rawValue), \(n) images")
         print(scores.table())
+    }
+}
+
+/// `vqd evaluator fidelity`: how much meaning a VQ-VAE keeps.
+struct EvaluatorFidelityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fidelity",
+        abstract: "PSNR and evaluator accuracy of VQ-VAE reconstructions against the originals.",
+        discussion: """
+            Encodes and decodes N held-out images with the VQ-VAE, then reads both the originals and \
+            the reconstructions with the evaluator: the drop in accuracy is the meaning the tokenizer \
+            loses, and bounds what any generator on its tokens can reach. Logged to the results \
+            database (experiment "fidelity").
+            """)
+
+    @Option(help: "The VQ-VAE checkpoint.")
+    var vqvae: String
+    @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
+    var evaluator: String?
+    @Option(help: "The dataset: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "The held-out split.")
+    var split: DatasetSplit = .test
+    @Option(help: "Images to score.")
+    var count: Int = 1000
+    @Option(help: "The results database.")
+    var db = ResultsDatabase.defaultPath
+
+    func validate() throws {
+        if count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
+    }
+
+    func run() throws {
+        let task = try EvaluatorTask(dataset)
+        let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: 32)
+        let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
+        let tokenizer = try VQVAE.load(URL(fileURLWithPath: vqvae))
+        let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,
+                                   count: dataset == .shapes ? count : nil)
+        let n = min(count, data.count)
+        let samples = (0..<n).map { data.sample(at: $0) }
+        let images = try tokenizer.batch(samples.map { Image(width: $0.image.width, height: $0.image.height,
+                                                             channels: $0.image.channels, pixels: $0.image.pixels) })
+        let attributes = try samples.map { s -> SampleAttributes in
+            guard let a = s.attributes else { throw CommandError("the dataset gives no attributes to score") }
+            return a
+        }
+        let result = try Autograd.withoutGrad {
+            try ReconstructionFidelity.measure(evaluator: net, images: images, attributes: attributes) { try tokenizer.reconstruct($0) }
+        }
+        let database = try ResultsDatabase(path: db)
+        let run = try database.startRun(experiment: "fidelity", name: "fidelity-\(dataset.rawValue)-\(split.rawValue)", threads: BLAS.threads)
+        run.logParams(["vqvae": vqvae, "evaluator": evaluatorPath, "dataset": dataset.rawValue, "split": split.rawValue,
+                       "count": String(n)])
+        run.logMetric("psnr", result.psnr, step: 0)
+        run.logMetric("mean_image_psnr", result.meanImagePSNR, step: 0)
+        for score in result.originalAccuracy.scores where score.total > 0 { run.logMetric("original/\(score.name)", score.fraction, step: 0) }
+        for score in result.reconstructionAccuracy.scores where score.total > 0 { run.logMetric("reconstruction/\(score.name)", score.fraction, step: 0) }
+        try run.finish()
+        print(String(format: "%@ on %@ %@, %d images: PSNR %.2f dB (mean per image %.2f dB)", vqvae, dataset.rawValue,
+                     split.rawValue, n, result.psnr, result.meanImagePSNR))
+        print(result.originalAccuracy.table(title: "originals"))
+        print(result.reconstructionAccuracy.table(title: "reconstructions"))
+        print("run \(run.id)")
     }
 }
 
