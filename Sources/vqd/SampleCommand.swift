@@ -132,7 +132,7 @@ func sampleTextEncoder(for file: ARModelFile, maxLength: Int) throws -> TextEnco
     }
 }
 
-// MARK: - Providers connected at merge
+// MARK: - Text encoders and the decoder of a checkpoint
 
 /// The text encoder a checkpoint was trained with (a trainable encoder's weights come from the file).
 func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> TextEncoder {
