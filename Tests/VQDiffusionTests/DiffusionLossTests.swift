@@ -28,7 +28,7 @@ import Testing
             expected += Double(weights[r]) * kl
         }
         #expect(abs(Double(loss.item) - expected) < 1e-5)
-        let error = diffusionGradientError([model], epsilon: 1e-2) { v in
+        let error = gradientError([model], epsilon: 1e-2, seed: 3) { v in
             diffusionKL(logTrue: logTrue, model: v[0], weights: weights).loss
         }
         #expect(error < 1e-3, "KL gradient error \(error)")

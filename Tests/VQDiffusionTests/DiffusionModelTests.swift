@@ -32,39 +32,6 @@ final class WordVectorTextEncoder: TextEncoder {
     }
 }
 
-/// Worst relative error between analytic and central-difference gradients of Σ w ⊙ f(inputs).
-func diffusionGradientError(_ inputs: [Tensor], epsilon: Float = 1e-2, seed: UInt64 = 3,
-                            _ f: ([Tensor]) -> Tensor) -> Float {
-    for x in inputs { x.requiresGrad = true; x.zeroGrad() }
-    let out = f(inputs)
-    var rng = RandomGenerator(seed: seed)
-    let weights = (0..<out.count).map { _ in rng.uniform(-1, 1) }
-    func loss() -> Double {
-        let y = Autograd.withoutGrad { f(inputs) }
-        var s = 0.0
-        for i in 0..<y.count { s += Double(weights[i]) * Double(y.pointer[i]) }
-        return s
-    }
-    out.backward(seed: Tensor(shape: out.shape, values: weights))
-    var worst: Float = 0
-    for x in inputs {
-        let analytic = x.grad?.values ?? [Float](repeating: 0, count: x.count)
-        var numeric = [Float](repeating: 0, count: x.count)
-        var scale: Float = 1
-        for i in 0..<x.count {
-            let old = x.pointer[i]
-            x.pointer[i] = old + epsilon
-            let up = loss()
-            x.pointer[i] = old - epsilon
-            let down = loss()
-            x.pointer[i] = old
-            numeric[i] = Float((up - down) / (2 * Double(epsilon)))
-            scale = max(scale, abs(numeric[i]))
-        }
-        for i in 0..<x.count { worst = max(worst, abs(analytic[i] - numeric[i]) / scale) }
-    }
-    return worst
-}
 
 @Suite struct DiffusionModelTests {
     @Test func blockGradientMatchesFiniteDifferences() {
@@ -80,7 +47,7 @@ func diffusionGradientError(_ inputs: [Tensor], epsilon: Float = 1e-2, seed: UIn
         let context = Tensor.randn([2, 4, 6], using: &rng)
         let mask = [true, true, true, false, true, true, false, false]
         let inputs = [x, time, context] + block.parameters
-        let error = diffusionGradientError(inputs, epsilon: 1e-2) { v in
+        let error = gradientError(inputs, epsilon: 1e-2, seed: 3) { v in
             block(v[0], time: v[1], context: v[2], contextMask: mask)
         }
         #expect(error < 2e-2, "block gradient error \(error)")

@@ -67,17 +67,7 @@ public enum DiffusionSampling {
     /// Gumbel-max draws from the first `classes` of each row of `stride` log-probabilities.
     static func draw(_ logP: UnsafePointer<Float>, rows: Int, stride: Int, classes C: Int,
                      using rng: inout RandomGenerator) -> [Int32] {
-        var out = [Int32](repeating: 0, count: rows)
-        for r in 0..<rows {
-            let row = logP + r * stride
-            var best = -Float.infinity, arg = 0
-            for c in 0..<C {
-                let v = row[c] + rng.gumbel()
-                if v > best { best = v; arg = c }
-            }
-            out[r] = Int32(arg)
-        }
-        return out
+        DiffusionSchedule.sampleLogCategorical(logP, rows: rows, stride: stride, classes: C, using: &rng)
     }
 
     /// The sampling loop for any predictor. `predict(x_t, t)` returns log p_θ(x0 | x_t) (B, N, K)

@@ -156,11 +156,13 @@ extension DiffusionSchedule {
     /// Draws one class per row from log-probabilities (rows, C) with the Gumbel-max trick
     /// (argmax of log p + Gumbel noise). Rows may be unnormalised; −∞ entries are never drawn
     /// unless the whole row is −∞ (then index 0).
-    public static func sampleLogCategorical(_ logP: UnsafePointer<Float>, rows: Int, classes C: Int,
+    /// Rows are `stride` values apart (default `classes`); only their first `classes` are drawn from.
+    public static func sampleLogCategorical(_ logP: UnsafePointer<Float>, rows: Int, stride: Int? = nil, classes C: Int,
                                             using rng: inout RandomGenerator) -> [Int32] {
+        let stride = stride ?? C
         var out = [Int32](repeating: 0, count: rows)
         for r in 0..<rows {
-            let row = logP + r * C
+            let row = logP + r * stride
             var best = -Float.infinity, arg = 0
             for c in 0..<C {
                 let v = row[c] + rng.gumbel()

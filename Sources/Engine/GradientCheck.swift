@@ -1,11 +1,11 @@
 import Engine
 
-/// Finite-difference gradient checking shared by the engine's tests.
+/// Finite-difference gradient checking, for the tests of every op, kernel and model.
 ///
 /// `f` maps the inputs to an output tensor of any shape; the scalar checked is
 /// L = Σ w ⊙ f(inputs) with fixed random weights w, so every output element matters.
 /// Returns the worst relative error max|analytic − numeric| / max(1, |numeric|) scale over all inputs.
-func gradientError(_ inputs: [Tensor], epsilon: Float = 1e-2, seed: UInt64 = 7,
+public func gradientError(_ inputs: [Tensor], epsilon: Float = 1e-2, seed: UInt64 = 7,
                    _ f: ([Tensor]) -> Tensor) -> Float {
     for x in inputs { x.requiresGrad = true; x.zeroGrad() }
     let out = f(inputs)
