@@ -19,7 +19,7 @@ extension Tensor {
         let px = pointer
         var s = 0.0
         for start in stride(from: 0, to: count, by: 4096) {
-            s += Double(RowMath.sum(px + start, Swift.min(4096, count - start)))
+            s += Double(FastMath.sum(px + start, Swift.min(4096, count - start)))
         }
         let out = Tensor(scalar: Float(s))
         return out.recordOp(inputs: [self]) { out in
@@ -55,7 +55,7 @@ extension Tensor {
         let out = Tensor(zeros: outShape)
         let (px, po) = (pointer, out.pointer)
         if inner == 1 {
-            for o in 0..<outer { po[o] = scale * RowMath.sum(px + o * n, n) }
+            for o in 0..<outer { po[o] = scale * FastMath.sum(px + o * n, n) }
         } else {
             for o in 0..<outer {
                 let dst = po + o * inner
@@ -124,7 +124,7 @@ extension Tensor {
             let scratch = Storage(uninitializedCount: n)  // e^(x − m) for one row
             for o in 0..<outer {
                 let row = px + o * n
-                let m = RowMath.max(row, n)
+                let m = FastMath.max(row, n)
                 po[o] = m == -.infinity ? m : m + Foundation.log(RowMath.expShifted(row, shift: m, into: scratch.pointer, n))
             }
         } else {

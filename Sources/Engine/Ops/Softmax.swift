@@ -20,7 +20,7 @@ extension Tensor {
         forEachRowChunk(rows: rows, C: C) { r in
             for row in r {
                 let x = px + row * C, y = py + row * C
-                let m = RowMath.max(x, C)
+                let m = FastMath.max(x, C)
                 if m == -.infinity { for j in 0..<C { y[j] = 0 }; continue }
                 let inv = 1 / RowMath.expShifted(x, shift: m, into: y, C)
                 for j in 0..<C { y[j] *= inv }
@@ -34,7 +34,7 @@ extension Tensor {
                 self.forEachRowChunk(rows: rows, C: C) { r in
                     for row in r {
                         let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
-                        let dot = RowMath.dot(gr, yr, C)
+                        let dot = FastMath.dot(gr, yr, C)
                         for j in 0..<C { dr[j] += yr[j] * (gr[j] - dot) }
                     }
                 }
@@ -50,7 +50,7 @@ extension Tensor {
         forEachRowChunk(rows: rows, C: C) { r in
             for row in r {
                 let x = px + row * C, y = py + row * C
-                let m = RowMath.max(x, C)
+                let m = FastMath.max(x, C)
                 if m == -.infinity { for j in 0..<C { y[j] = -.infinity }; continue }
                 // The row of y holds e^(x − m) until it is overwritten with the result.
                 let lse = m + Foundation.log(RowMath.expShifted(x, shift: m, into: y, C))
@@ -65,7 +65,7 @@ extension Tensor {
                 self.forEachRowChunk(rows: rows, C: C) { r in
                     for row in r {
                         let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
-                        let s = RowMath.sum(gr, C)
+                        let s = FastMath.sum(gr, C)
                         for j in 0..<C { dr[j] += gr[j] - vectorExp(yr[j]) * s }
                     }
                 }
