@@ -20,26 +20,10 @@ struct InspectSchedule: ParsableCommand {
             β is per real code: K·β̄_t = 1 − ᾱ_t − γ̄_t.
             """)
 
-    @Option(help: "K, the number of real codes (the codebook size); [MASK] is index K.")
-    var classes: Int
-    @Option(help: "T, the number of diffusion steps.")
-    var steps: Int = 100
-    @Option(help: "ᾱ_1, the probability a token is untouched after step 1.")
-    var alphaStart: Double = 0.99999
-    @Option(help: "ᾱ_T, the probability a token is untouched after step T.")
-    var alphaEnd: Double = 0.000009
-    @Option(help: "γ̄_1, the mask rate after step 1.")
-    var gammaStart: Double = 0.000009
-    @Option(help: "γ̄_T, the final mask rate (0.9 in the paper; 0.99999 in the released code).")
-    var gammaEnd: Double = 0.9
-    @Option(help: "Set γ̄_T for the mask-rate ablation (0 = replace-only, 1 = mask-only), clamping the end points so every probability stays valid; overrides --gamma-end.")
-    var gammaFinal: Double?
+    @OptionGroup var schedule: ScheduleOptions
 
     func run() throws {
-        var c = DiffusionConfiguration(classes: classes, steps: steps, alphaStart: alphaStart, alphaEnd: alphaEnd,
-                                       gammaStart: gammaStart, gammaEnd: gammaEnd)
-        if let g = gammaFinal { c = try c.withGammaFinal(g) }
-        print(try DiffusionSchedule(c).json())
+        print(try DiffusionSchedule(schedule.configuration()).json())
     }
 }
 
@@ -56,10 +40,7 @@ struct InspectPosterior: ParsableCommand {
             [MASK]. The schedule options are those of `vqd inspect schedule`.
             """)
 
-    @Option(help: "K, the number of real codes (the codebook size); [MASK] is index K.")
-    var classes: Int
-    @Option(help: "T, the number of diffusion steps.")
-    var steps: Int = 100
+    @OptionGroup var schedule: ScheduleOptions
     @Option(name: .customLong("t"), help: "The step t of x_t, from 1 to T.")
     var t: Int
     @Option(name: .customLong("x-t"), help: "x_t: a .npy file, int64 [B, N], values 0…K.")
@@ -68,6 +49,20 @@ struct InspectPosterior: ParsableCommand {
     var logX0: String
     @Option(help: "The output .npy file, float32 [B, K+1, N].")
     var out: String
+
+    func run() throws {
+        let shape = try PosteriorInspection.run(schedule: try DiffusionSchedule(schedule.configuration()), t: t, xt: URL(fileURLWithPath: xt),
+                                                logX0: URL(fileURLWithPath: logX0), out: URL(fileURLWithPath: out))
+        print("wrote \(out): float32 \(shape)")
+    }
+}
+
+/// The schedule options shared by the `inspect` commands.
+struct ScheduleOptions: ParsableArguments {
+    @Option(help: "K, the number of real codes (the codebook size); [MASK] is index K.")
+    var classes: Int
+    @Option(help: "T, the number of diffusion steps.")
+    var steps: Int = 100
     @Option(help: "ᾱ_1, the probability a token is untouched after step 1.")
     var alphaStart: Double = 0.99999
     @Option(help: "ᾱ_T, the probability a token is untouched after step T.")
@@ -76,13 +71,13 @@ struct InspectPosterior: ParsableCommand {
     var gammaStart: Double = 0.000009
     @Option(help: "γ̄_T, the final mask rate (0.9 in the paper; 0.99999 in the released code).")
     var gammaEnd: Double = 0.9
+    @Option(help: "Set γ̄_T for the mask-rate ablation (0 = replace-only, 1 = mask-only), clamping the end points so every probability stays valid; overrides --gamma-end.")
+    var gammaFinal: Double?
 
-    func run() throws {
+    /// The schedule these options describe (γ̄_T from --gamma-final when given).
+    func configuration() throws -> DiffusionConfiguration {
         let c = DiffusionConfiguration(classes: classes, steps: steps, alphaStart: alphaStart, alphaEnd: alphaEnd,
                                        gammaStart: gammaStart, gammaEnd: gammaEnd)
-        let schedule = try DiffusionSchedule(c)
-        let shape = try PosteriorInspection.run(schedule: schedule, t: t, xt: URL(fileURLWithPath: xt),
-                                                logX0: URL(fileURLWithPath: logX0), out: URL(fileURLWithPath: out))
-        print("wrote \(out): float32 \(shape)")
+        return try gammaFinal.map { try c.withGammaFinal($0) } ?? c
     }
 }
