@@ -126,7 +126,7 @@ struct TrainCommand: ParsableCommand {
         let (data, encoder, encoderName): (TokenizedDataset, TextEncoder, String)
         if synthetic {
             data = SyntheticDiffusionData.dataset(count: 1024, codes: 512, height: 8, width: 8, seed: seed)
-            encoder = SyntheticDiffusionData.TextFeatureEncoder(width: 384, maxLength: textLength)
+            encoder = RandomTextEncoder(width: 384, maxLength: textLength)
             encoderName = "synthetic"
         } else {
             let selection = DatasetSelection(source: dataset, split: split, imageSize: size, seed: dataSeed,
@@ -218,29 +218,6 @@ enum SyntheticDiffusionData {
         let tokens = (0..<(count * height * width)).map { _ in Int32(rng.int(below: codes)) }
         return TokenizedDataset(tokens: tokens, count: count, height: height, width: width, codes: codes,
                                 captions: (0..<count).map { "caption \($0)" })
-    }
-
-    /// Random features of a fixed length per caption (a pure function of the caption), no padding.
-    final class TextFeatureEncoder: TextEncoder {
-        let width: Int
-        let maxLength: Int
-        var isTrainable: Bool { false }
-
-        init(width: Int, maxLength: Int) {
-            self.width = width
-            self.maxLength = maxLength
-        }
-
-        func encode(_ captions: [String]) throws -> TextFeatures {
-            let (B, L, D) = (captions.count, maxLength, width)
-            var values = [Float](repeating: 0, count: B * L * D)
-            for (b, caption) in captions.enumerated() {
-                var rng = RandomGenerator(seed: UInt64(truncatingIfNeeded: caption.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) }))
-                for i in 0..<(L * D) { values[b * L * D + i] = rng.normal() }
-            }
-            return TextFeatures(features: Tensor(shape: [B, L, D], values: values),
-                                mask: [Bool](repeating: true, count: B * L))
-        }
     }
 }
 

@@ -51,7 +51,7 @@ public struct DatasetSample: Equatable, Sendable {
 
 /// The splits every source may offer. Shapes has all four; Fashion-MNIST has train, val and test;
 /// a folder is a single split.
-public enum DatasetSplit: String, CaseIterable, Sendable, CustomStringConvertible {
+public enum DatasetSplit: String, Codable, CaseIterable, Sendable, CustomStringConvertible {
     case train, val, test
     /// Shapes only: scenes containing a held-out colour–shape pair (compositional generalization).
     case novel

@@ -38,6 +38,8 @@ public final class CheckpointGenerator: ImageGenerator {
     public let kind: String
     /// Token grid of one image.
     public let gridHeight: Int, gridWidth: Int
+    /// Parameters of the generator network (text encoder excluded).
+    public let parameterCount: Int
     let decoder: VQVAE
     let sampleTokens: ([String], inout RandomGenerator) throws -> [Int32]
 
@@ -59,6 +61,7 @@ public final class CheckpointGenerator: ImageGenerator {
                                    skipping: options.skipping, using: &rng)
             }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+            parameterCount = file.model.parameterCount
             recordedVQVAE = file.configuration.vqvae
             name = "diffusion-\(options.steps)steps"
         case ARTrainer.checkpointKind:
@@ -71,6 +74,7 @@ public final class CheckpointGenerator: ImageGenerator {
                                        truncation: options.truncation, useCache: options.useCache)
             sampleTokens = { captions, rng in try sampler.sample(captions: captions, options: ar, using: &rng) }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
+            parameterCount = file.model.parameterCount
             recordedVQVAE = file.configuration.vqvae
             name = options.useCache ? "ar-cached" : "ar-uncached"
         default:

@@ -110,7 +110,8 @@ public enum EvalRunner {
         }
     }
 
-    private static func measure(generator: (any ImageGenerator)?, evaluator: Evaluator, dataset: any CaptionedDataset,
+    /// The evaluation itself, logging to `run` (which the caller starts and finishes).
+    public static func measure(generator: (any ImageGenerator)?, evaluator: Evaluator, dataset: any CaptionedDataset,
                                 configuration c: EvalConfiguration, run: Run?, params: [String: String]) throws -> EvalReport {
         let N = c.count
         let task = evaluator.configuration.task

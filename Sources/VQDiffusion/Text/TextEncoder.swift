@@ -33,3 +33,27 @@ public protocol TextEncoder: AnyObject {
     /// Features for each caption. Throws for input a user can fix (e.g. an empty prompt).
     func encode(_ captions: [String]) throws -> TextFeatures
 }
+
+/// Random features of a fixed length per caption (a pure function of the caption), no padding:
+/// a stand-in encoder for speed measurements, where the generator's cost does not depend on what
+/// the features say.
+public final class RandomTextEncoder: TextEncoder {
+    public let width: Int
+    public let maxLength: Int
+    public var isTrainable: Bool { false }
+
+    public init(width: Int, maxLength: Int) {
+        self.width = width
+        self.maxLength = maxLength
+    }
+
+    public func encode(_ captions: [String]) throws -> TextFeatures {
+        let (B, L, D) = (captions.count, maxLength, width)
+        var values = [Float](repeating: 0, count: B * L * D)
+        for (b, caption) in captions.enumerated() {
+            var rng = RandomGenerator(seed: TokenCache.fnv1a(Array(caption.utf8)))
+            for i in 0..<(L * D) { values[b * L * D + i] = rng.normal() }
+        }
+        return TextFeatures(features: Tensor(shape: [B, L, D], values: values), mask: [Bool](repeating: true, count: B * L))
+    }
+}

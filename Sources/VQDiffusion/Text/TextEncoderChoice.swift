@@ -2,7 +2,7 @@ import Engine
 import Foundation
 
 /// Which text encoder conditions a generator (`--text-encoder minilm|tiny`).
-public enum TextEncoderChoice: String, CaseIterable, Sendable {
+public enum TextEncoderChoice: String, Codable, CaseIterable, Sendable {
     /// Frozen pretrained all-MiniLM-L6-v2, per-token features of width 384 (needs `make deps`).
     case minilm
     /// The tiny transformer trained jointly with the generator, vocabulary learned from the captions.

@@ -89,6 +89,9 @@ public enum TrainingCheckpoint {
             if useEMA && !hasEMA {
                 throw FileError(path, "holds no EMA weights; load the raw weights instead")
             }
+            if !useEMA && !file.names.contains(where: { $0.hasPrefix("model.") }) && hasEMA {
+                throw FileError(path, "holds only the EMA weights (a sampling file); load those, or use the training checkpoint for the raw weights")
+            }
             let stored = tensors(prefix: prefix)
             var problems: [String] = []
             let wanted = Set(model.map(\.name))

@@ -1,0 +1,21 @@
+import Foundation
+
+/// The part of a generator's training checkpoint that sampling needs: the EMA weights, the state
+/// and the metadata (kind, configuration, text-encoder vocabulary), without the raw weights and
+/// the optimizer's moments (a quarter of the checkpoint's size). `vqd sample`, `vqd eval` and the
+/// studies read it like the checkpoint; training cannot resume from it.
+public enum SamplingModelFile {
+    public static let marker = "sampling_only"
+
+    /// Writes the sampling part of `checkpoint` to `url` (atomically).
+    public static func export(checkpoint: URL, to url: URL) throws {
+        let file = try Safetensors.read(checkpoint)
+        let kept = file.tensors.filter { $0.name.hasPrefix("ema.shadow.") || $0.name.hasPrefix("state.") }
+        guard kept.contains(where: { $0.name.hasPrefix("ema.shadow.") }) else {
+            throw FileError(checkpoint.path, "holds no EMA weights to export")
+        }
+        var metadata = file.metadata
+        metadata[marker] = "true"
+        try Safetensors.save(kept, metadata: metadata, to: url)
+    }
+}

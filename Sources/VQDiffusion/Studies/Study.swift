@@ -1,0 +1,183 @@
+import Engine
+import Foundation
+
+// The shared plumbing of the studies under studies/: profiles, configuration with overrides,
+// the umbrella run and its measurement runs in the results database, the claims table.
+
+/// How big a study run is.
+public enum StudyProfile: String, Codable, CaseIterable, Sendable {
+    /// A tiny configuration that finishes in minutes (what the tests run).
+    case quick
+    /// The reproduction on 2 cores (all four studies together within 4 hours).
+    case paper
+}
+
+/// One study: a claim of the paper, the configuration that tests it, and the code that does.
+public protocol Study {
+    associatedtype Configuration: Codable & Equatable
+    /// "quality", "speed", "mask" or "reparam": the experiment is "study-<name>".
+    static var name: String { get }
+    /// The configuration of a profile (before overrides).
+    static func configuration(_ profile: StudyProfile) -> Configuration
+    /// Runs the study, logging measurement runs through `context`, and returns its claims.
+    static func run(_ configuration: Configuration, context: StudyContext) throws -> ClaimsTable
+}
+
+/// Where a study writes and what it records with every run.
+public final class StudyContext {
+    public let study: String
+    public let profile: StudyProfile
+    public let database: ResultsDatabase
+    public let store: ModelStore
+    /// Where the claims table is written (results/ by default).
+    public let resultsDirectory: URL
+    /// The run that stands for the whole study: its configuration, claims and status. Every
+    /// measurement run carries its id in the tag `study_run`.
+    public private(set) var studyRun: Run!
+    public var showProgress: Bool
+    /// Measurement runs started so far (ids, in order).
+    public private(set) var runIDs: [String] = []
+
+    public init(study: String, profile: StudyProfile, database: ResultsDatabase, store: ModelStore,
+                resultsDirectory: URL, showProgress: Bool = true) {
+        self.study = study
+        self.profile = profile
+        self.database = database
+        self.store = store
+        self.resultsDirectory = resultsDirectory
+        self.showProgress = showProgress
+    }
+
+    public var experiment: String { "study-\(study)" }
+
+    /// Starts a measurement run of this study (tagged with the study run), runs `body` with it,
+    /// and finishes it FINISHED, or FAILED when `body` throws.
+    @discardableResult
+    public func measure<T>(_ name: String, params: [String: String] = [:], seed: UInt64? = nil,
+                           _ body: (Run) throws -> T) throws -> T {
+        let run = try database.startRun(experiment: experiment, name: name, profile: profile.rawValue, threads: BLAS.threads)
+        runIDs.append(run.id)
+        run.setTag("study_run", studyRun.id)
+        run.setTag("kind", "measurement")
+        var all = params
+        if let seed { all["seed"] = String(seed) }
+        run.logParams(all)
+        do {
+            let value = try body(run)
+            try run.finish(status: .finished)
+            return value
+        } catch {
+            try? run.finish(status: .failed)
+            throw error
+        }
+    }
+
+    /// Runs `S` with `configuration`: the study run, the measurements, the claims table (printed,
+    /// written to results/claims-<name>.md and stored in the study run).
+    public static func execute<S: Study>(_ type: S.Type, configuration: S.Configuration, context: StudyContext) throws -> ClaimsTable {
+        let run = try context.database.startRun(experiment: context.experiment, name: "\(S.name) (\(context.profile.rawValue))",
+                                                profile: context.profile.rawValue, threads: BLAS.threads)
+        context.studyRun = run
+        run.setTag("kind", "study")
+        run.logParams(["configuration": try sortedJSON(configuration), "profile": context.profile.rawValue])
+        let start = Run.monotonicSeconds()
+        do {
+            let claims = try S.run(configuration, context: context)
+            let seconds = Run.monotonicSeconds() - start
+            run.logMetric("study_seconds", seconds)
+            for (i, row) in claims.rows.enumerated() {
+                run.setTag("claim.\(i + 1)", "\(row.verdict.rawValue): \(row.claim) — ours: \(row.ours)")
+            }
+            let text = claims.markdown(study: S.name, profile: context.profile, runID: run.id, seconds: seconds,
+                                       commit: Machine.gitCommit())
+            print("\n" + text)
+            try FileManager.default.createDirectory(at: context.resultsDirectory, withIntermediateDirectories: true)
+            let suffix = context.profile == .paper ? "" : "-\(context.profile.rawValue)"
+            try AtomicFile.write(Data(text.utf8),
+                                 to: context.resultsDirectory.appendingPathComponent("claims-\(S.name)\(suffix).md"))
+            try run.finish(status: .finished)
+            return claims
+        } catch {
+            try? run.finish(status: .failed)
+            throw error
+        }
+    }
+}
+
+// MARK: - Claims
+
+/// Whether our run reproduces a claim.
+public enum Verdict: String, Codable, Sendable {
+    case reproduced, partly, not = "not reproduced"
+}
+
+/// The paper's claims next to this run's numbers.
+public struct ClaimsTable {
+    public struct Row {
+        public var claim: String
+        public var paper: String
+        public var ours: String
+        public var verdict: Verdict
+        public var reason: String
+
+        public init(claim: String, paper: String, ours: String, verdict: Verdict, reason: String) {
+            self.claim = claim
+            self.paper = paper
+            self.ours = ours
+            self.verdict = verdict
+            self.reason = reason
+        }
+    }
+
+    public var rows: [Row] = []
+    /// Lines printed under the table (what the numbers were measured on).
+    public var notes: [String] = []
+    /// Markdown printed after the notes (the study's own table of measurements).
+    public var details: String = ""
+
+    public init(rows: [Row] = [], notes: [String] = []) {
+        self.rows = rows
+        self.notes = notes
+    }
+
+    public mutating func add(_ claim: String, paper: String, ours: String, verdict: Verdict, reason: String) {
+        rows.append(Row(claim: claim, paper: paper, ours: ours, verdict: verdict, reason: reason))
+    }
+
+    /// A Markdown section: a header line with the run, the table, the notes.
+    public func markdown(study: String, profile: StudyProfile, runID: String, seconds: Double, commit: String?) -> String {
+        func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
+        var lines = [
+            "## Claims: study \(study) (profile \(profile.rawValue))",
+            "",
+            String(format: "Study run %@, commit %@, %.1f min.", runID, String((commit ?? "unknown").prefix(12)), seconds / 60),
+            "",
+            "| Claim | Paper | Ours | Verdict | Why |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rows {
+            lines.append("| \(cell(r.claim)) | \(cell(r.paper)) | \(cell(r.ours)) | **\(r.verdict.rawValue)** | \(cell(r.reason)) |")
+        }
+        if !notes.isEmpty {
+            lines.append("")
+            lines += notes.map { "- " + $0 }
+        }
+        if !details.isEmpty {
+            lines.append("")
+            lines.append(details)
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+// MARK: - Formatting helpers
+
+public func formatNumber(_ value: Double, digits: Int = 2) -> String {
+    guard value.isFinite else { return value.isNaN ? "n/a" : (value > 0 ? "∞" : "−∞") }
+    return String(format: "%.\(digits)f", value)
+}
+
+public func formatPercent(_ fraction: Double) -> String {
+    guard fraction.isFinite else { return "n/a" }
+    return String(format: "%.1f %%", 100 * fraction)
+}

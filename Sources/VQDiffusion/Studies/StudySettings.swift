@@ -1,0 +1,140 @@
+import Engine
+import Foundation
+
+// The settings the studies share, with each profile's values. A study's configuration embeds
+// these, so two studies asking for the same model build the same recipe and the model store
+// trains it once.
+
+/// The VQ-VAE and evaluator of one dataset.
+public struct DatasetModels: Codable, Equatable, Sendable {
+    public var vqvae: VQVAERecipe
+    public var evaluator: EvaluatorRecipe
+
+    public init(vqvae: VQVAERecipe, evaluator: EvaluatorRecipe) {
+        self.vqvae = vqvae
+        self.evaluator = evaluator
+    }
+
+    /// The profile's models of `dataset`.
+    public static func standard(_ dataset: DatasetSelection.Source, profile: StudyProfile) -> DatasetModels {
+        switch profile {
+        case .paper:
+            // Shapes: a 64-code book; with 512 codes most codes spell out the background's noise
+            // and colour, which the generators then have to model token by token.
+            return DatasetModels(vqvae: VQVAERecipe(dataset: dataset, codes: dataset == .shapes ? 64 : 512),
+                                 evaluator: EvaluatorRecipe(dataset: dataset))
+        case .quick:
+            return DatasetModels(vqvae: VQVAERecipe(dataset: dataset, codes: 32, steps: 120, batchSize: 16),
+                                 evaluator: EvaluatorRecipe(dataset: dataset, steps: 120, batchSize: 32, calibrationCount: 256))
+        }
+    }
+}
+
+extension GeneratorSettings {
+    /// The main generators' training settings of a profile (VQ-Diffusion and VQ-AR alike).
+    public static func main(_ profile: StudyProfile) -> GeneratorSettings {
+        var s = GeneratorSettings()
+        switch profile {
+        case .paper:
+            s.preset = "small"
+            s.textEncoder = .minilm
+            s.steps = 5000
+            s.batchSize = 32
+            s.warmupSteps = 300
+        case .quick:
+            s.preset = "tiny"
+            s.textEncoder = .tiny
+            s.trainCount = 512
+            s.steps = 60
+            s.batchSize = 16
+            s.warmupSteps = 10
+            s.learningRate = 1e-3
+        }
+        return s
+    }
+}
+
+/// How generated images are measured.
+public struct EvalSettings: Codable, Equatable, Sendable {
+    /// Generated images (and as many real ones for the reference statistics; the floor uses
+    /// another N real images).
+    public var count: Int = 1000
+    /// Generation batch size.
+    public var batchSize: Int = 16
+    /// Diffusion sampling steps and truncation.
+    public var sampleSteps: Int = 25
+    public var truncation: Double = 0.86
+    /// The held-out split the captions and reference images come from.
+    public var split: DatasetSplit = .test
+    public var seed: UInt64 = 0
+    /// Throughput measured at these batch sizes (empty: not measured).
+    public var throughputBatches: [Int] = [1, 16]
+    /// Seconds each throughput point is timed for (at least).
+    public var throughputSeconds: Double = 2
+
+    public init() {}
+
+    public static func standard(_ profile: StudyProfile) -> EvalSettings {
+        var e = EvalSettings()
+        if profile == .quick {
+            e.count = 48
+            e.sampleSteps = 10
+            e.throughputBatches = [4]
+            e.throughputSeconds = 0.2
+        }
+        return e
+    }
+}
+
+/// What one evaluation of a generator measured (the numbers the studies compare).
+public struct GeneratorScores: Sendable {
+    public var fid: Double
+    public var kid: Double
+    public var floorFID: Double?
+    /// Alignment fractions by name ("colour_and_shape", "class", …).
+    public var alignment: [String: Double]
+    /// Images per second by batch size.
+    public var imagesPerSecond: [Int: Double]
+    /// Parameters of the generator network.
+    public var parameters: Int
+}
+
+extension StudyContext {
+    /// Evaluates a trained generator file on `dataset`'s held-out split inside a measurement run
+    /// named `name`: FID and KID in evaluator features, alignment, throughput, and (when
+    /// `floor`) the real-data floor at the same N. Everything is logged to the run.
+    public func evaluate(_ name: String, generator model: URL, dataset: DatasetModels, eval e: EvalSettings,
+                         sampling: GeneratorSamplingOptions, floor: Bool, params: [String: String] = [:]) throws -> GeneratorScores {
+        let evaluatorURL = try store.model(dataset.evaluator)
+        let vqvaeURL = try store.model(dataset.vqvae)
+        let evaluator = try Evaluator.load(evaluatorURL)
+        let heldOut = try DatasetSelection(source: dataset.vqvae.dataset, split: e.split, imageSize: dataset.vqvae.imageSize).open()
+        let generator = try CheckpointGenerator(model: model, vqvae: vqvaeURL, options: sampling,
+                                                cacheDirectory: store.textFeatureCache)
+        var configuration = EvalConfiguration(count: e.count, batchSize: e.batchSize, seed: e.seed, measureFloor: floor)
+        configuration.showProgress = showProgress
+        configuration.throughput = e.throughputBatches.isEmpty ? nil
+            : ThroughputMeter(batchSizes: e.throughputBatches, minimumSeconds: e.throughputSeconds)
+        var all = params
+        all["model"] = model.path
+        all["evaluator"] = evaluatorURL.path
+        all["vqvae"] = vqvaeURL.path
+        all["dataset"] = dataset.vqvae.dataset.rawValue
+        all["split"] = e.split.rawValue
+        all["sample_steps"] = String(sampling.steps)
+        all["truncation"] = sampling.truncation.map { String($0) } ?? "none"
+        all["skipping"] = sampling.skipping.rawValue
+        all["parameters"] = String(generator.parameterCount)
+        let report = try measure(name, params: all, seed: e.seed) { run in
+            try EvalRunner.measure(generator: generator, evaluator: evaluator, dataset: heldOut, configuration: configuration,
+                                   run: run, params: [:])
+        }
+        guard let generated = report.generated else { throw MetricError("the evaluation produced no generated-image metrics") }
+        var throughput: [Int: Double] = [:]
+        for t in report.throughput { throughput[t.batchSize] = t.imagesPerSecond }
+        return GeneratorScores(fid: generated.fid.fid, kid: generated.kid.mean, floorFID: report.floor?.fid.fid,
+                               alignment: Dictionary(generated.alignment.scoredFractions.map { ($0.name, $0.fraction) },
+                                                     uniquingKeysWith: { $1 }),
+                               imagesPerSecond: throughput, parameters: generator.parameterCount)
+    }
+}
