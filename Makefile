@@ -9,7 +9,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # System packages the suite needs (Debian names).
 DEBS := libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
 
-.PHONY: deps system-packages minilm build test bench query clean
+.PHONY: deps system-packages minilm build test bench query clean studies figures \
+        study-quality study-speed study-mask study-reparam
 
 ## deps: system packages, then the text encoder weights (each step does nothing when already done)
 deps: system-packages
@@ -42,6 +43,19 @@ test: deps
 ## bench: engine throughput against this machine's sgemm peak
 bench: deps
 	$(SWIFT) run $(RELEASE) vqd-bench
+
+## study-quality, study-speed, study-mask, study-reparam: run one study (PROFILE=quick|paper, default
+## paper; ARGS="--key value …" overrides its configuration), then redraw its figure from the database
+study-quality study-speed study-mask study-reparam: build
+	.build/release/$@ --profile $(PROFILE) --db $(DB) $(ARGS)
+	@scripts/figures.sh -d $(DB) -p $(PROFILE) $(@:study-%=%)
+
+## studies: all four studies (the prerequisite models are trained once and shared)
+studies: study-speed study-quality study-mask study-reparam
+
+## figures: redraw every figure from the results database alone
+figures:
+	@scripts/figures.sh -d $(DB) -p $(PROFILE)
 
 ## query: run SQL against the results database, e.g. make query SQL="select * from runs"
 query:

@@ -45,6 +45,7 @@ public struct StudyOptions: ParsableArguments {
             for (key, value) in try ConfigurationOverrides.listing(configuration) { print("\(key) = \(value)") }
             return
         }
+        setvbuf(stdout, nil, _IOLBF, 0)   // line by line, also into a log file
         if let threads { BLAS.setThreads(threads) }
         let database = try ResultsDatabase(path: db)
         let cacheURL = URL(fileURLWithPath: cache)

@@ -87,15 +87,7 @@ import Testing
     // MARK: Several processes
 
     /// The vqd tool built next to the test binary.
-    static func vqd() throws -> URL {
-        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-                          Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
-        for folder in candidates {
-            let url = folder.appendingPathComponent("vqd")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw ResultsError("vqd is not built next to the tests (looked in \(candidates.map(\.path))); run swift build first")
-    }
+    static func vqd() throws -> URL { try builtExecutable("vqd") }
 
     /// Starts `vqd results selftest-write` with `arguments`; stdout goes to the returned pipe.
     static func writer(_ arguments: [String]) throws -> (Process, Pipe) {

@@ -1,4 +1,5 @@
 import Foundation
+@testable import VQDiffusion
 
 /// A fresh temporary folder for one test, removed when the value is released.
 final class TemporaryFolder {
@@ -19,3 +20,17 @@ final class TemporaryFolder {
 func thrownMessage(_ body: () throws -> Void) -> String? {
     do { try body(); return nil } catch { return String(describing: error) }
 }
+
+/// An executable product built next to the test bundle (vqd, the study executables).
+func builtExecutable(_ name: String) throws -> URL {
+    let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+                      Bundle.main.bundleURL.deletingLastPathComponent(), Bundle.main.bundleURL]
+    for folder in candidates {
+        let url = folder.appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    throw FileError(name, "is not built next to the tests (looked in \(candidates.map(\.path))); run swift build first")
+}
+
+/// The package's root folder (where Package.swift is).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

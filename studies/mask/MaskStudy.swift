@@ -57,7 +57,9 @@ struct MaskStudy: Study {
                 settings.seed = UInt64(seed)
                 let recipe = GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: settings)
                 let url = try context.store.model(recipe)
-                let sampling = GeneratorSamplingOptions(steps: c.eval.sampleSteps, truncation: c.eval.truncation)
+                // Every model starts from its own q(x_T): all [MASK] only makes sense for γ̄_T = 1.
+                var sampling = GeneratorSamplingOptions(steps: c.eval.sampleSteps, truncation: c.eval.truncation)
+                sampling.startFromPrior = true
                 let scores = try context.evaluate(
                     String(format: "gamma %.2f seed %d", gamma, seed), generator: url, dataset: c.shapes, eval: c.eval,
                     sampling: sampling, floor: floor == nil,
@@ -117,7 +119,8 @@ struct MaskStudy: Study {
         table.details = lines.joined(separator: "\n")
         table.notes = [
             "Seeds \(c.seeds.map(String.init).joined(separator: ", ")); \(c.generator.preset) preset, \(c.generator.steps) training steps each; "
-                + "\(c.eval.count) test captions, \(c.eval.sampleSteps) sampling steps, truncation \(c.eval.truncation).",
+                + "\(c.eval.count) test captions, \(c.eval.sampleSteps) sampling steps, truncation \(c.eval.truncation); "
+                + "sampling starts from each model's own q(x_T) (γ̄_T [MASK], the rest uniform codes).",
             "Real-data floor FID at this N: \(formatNumber(floor ?? .nan)).",
         ]
         return table

@@ -55,8 +55,13 @@ struct SpeedStudy: Study {
         let arRecipe = GeneratorRecipe(family: .ar, vqvae: c.shapes.vqvae, settings: c.generator)
         let trainedDiffusion = try context.store.existing(diffusionRecipe)
         let trainedAR = try context.store.existing(arRecipe)
-        let textWidth = 384
-        let encoder = RandomTextEncoder(width: textWidth, maxLength: c.textLength)
+        // Text features are random (generation time does not depend on them), as wide as the
+        // chosen encoder's (MiniLM 384, the trainable one its configured width).
+        let textWidth = c.generator.textEncoder == .minilm ? 384 : TinyTextEncoderConfiguration().width
+        func text(width: Int, batch: Int) throws -> TextFeatures {
+            try RandomTextEncoder(width: width, maxLength: c.textLength)
+                .encode((0..<batch).map { "a small red circle above a blue square \($0)" })
+        }
         print("timing \(c.generator.preset) models, K = \(c.shapes.vqvae.codes); trained weights at \(trainedGrid)×\(trainedGrid): "
               + "diffusion \(trainedDiffusion == nil ? "absent, random weights" : "yes"), "
               + "AR \(trainedAR == nil ? "absent, random weights" : "yes")")
@@ -83,8 +88,6 @@ struct SpeedStudy: Study {
 
         var curves: [String: [Int: [Point]]] = [:]   // method → batch → points
         for batch in c.batches {
-            let captions = (0..<batch).map { "a small red circle above a blue square \($0)" }
-            let text = try encoder.encode(captions)
             for useCache in [true, false] {
                 let method = useCache ? "VQ-AR (cached)" : "VQ-AR (uncached)"
                 var points: [Point] = []
@@ -96,6 +99,7 @@ struct SpeedStudy: Study {
                         let (model, w) = try arModel(grid: grid)
                         weights.append("\(grid):\(w)")
                         let decoder = ARDecoder(model: model)
+                        let text = try text(width: model.configuration.textWidth, batch: batch)
                         let N = grid * grid
                         var rng = RandomGenerator(seed: c.seed)
                         let point = try timeCumulative(total: N, budget: c.pointBudgetSeconds, degree: useCache ? 2 : 3) { steps in
@@ -119,6 +123,7 @@ struct SpeedStudy: Study {
                         let (model, schedule, w) = try diffusionModel(grid: grid)
                         weights.append("\(grid):\(w)")
                         var rng = RandomGenerator(seed: c.seed)
+                        let text = try text(width: model.configuration.textWidth, batch: batch)
                         let point = try timeCumulative(total: steps, budget: c.pointBudgetSeconds, degree: 1) { k in
                             // k network evaluations with the step skipping of a k-step schedule; every
                             // evaluation costs the same, so k of them time a fraction of the full run.

@@ -19,11 +19,17 @@ public struct DiffusionSamplingOptions: Equatable, Sendable {
     public var truncation: Double?
     /// How a skip from t to s < t − 1 is taken.
     public var skipping: StepSkipping
+    /// The grid at T: all [MASK] (the paper's and the reference code's start), or a draw from
+    /// the forward process's marginal q(x_T) — each token [MASK] with probability γ̄_T, else the
+    /// clean code with probability ᾱ_T… approximated by a uniformly random code. The second is the
+    /// only consistent start when γ̄_T < 1 is small (replace-only diffusion never masks).
+    public var startFromPrior: Bool
 
-    public init(steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact) {
+    public init(steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact, startFromPrior: Bool = false) {
         self.steps = steps
         self.truncation = truncation
         self.skipping = skipping
+        self.startFromPrior = startFromPrior
     }
 }
 
@@ -82,6 +88,10 @@ public enum DiffusionSampling {
         let K = schedule.classes
         let times = timeGrid(diffusionSteps: schedule.steps, samplingSteps: options.steps)
         var x = [Int32](repeating: Int32(K), count: B * N)     // (B·N) all [MASK]
+        if options.startFromPrior {
+            let maskRate = schedule.cumulative(schedule.steps).mask
+            for i in x.indices where rng.uniformDouble() >= maskRate { x[i] = Int32(rng.int(below: K)) }
+        }
         observe?(x, times[0])
         for i in 0..<(times.count - 1) {
             let (t, s) = (times[i], times[i + 1])
@@ -126,7 +136,7 @@ public final class DiffusionSampler {
     /// Token grids (B, N) row-major, one per caption, with S network evaluations (`steps`), an
     /// optional truncation rate r and the chosen way of skipping steps.
     public func sample(captions: [String], steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact,
-                       using rng: inout RandomGenerator) throws -> [Int32] {
+                       startFromPrior: Bool = false, using rng: inout RandomGenerator) throws -> [Int32] {
         guard !captions.isEmpty else { return [] }
         guard steps >= 1 && steps <= schedule.steps else {
             throw DiffusionSamplingError("the number of sampling steps must lie in 1…\(schedule.steps), got \(steps)")
@@ -136,7 +146,8 @@ public final class DiffusionSampler {
         }
         let text = try Autograd.withoutGrad { try textEncoder.encode(captions) }
         let B = captions.count
-        let options = DiffusionSamplingOptions(steps: steps, truncation: truncation, skipping: skipping)
+        let options = DiffusionSamplingOptions(steps: steps, truncation: truncation, skipping: skipping,
+                                               startFromPrior: startFromPrior)
         return DiffusionSampling.run(batch: B, tokens: model.configuration.tokens, schedule: schedule,
                                      parameterization: model.configuration.parameterization,
                                      options: options, using: &rng) { x, t in

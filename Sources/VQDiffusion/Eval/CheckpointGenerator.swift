@@ -9,6 +9,8 @@ public struct GeneratorSamplingOptions: Sendable {
     public var truncation: Double? = 0.86
     /// Diffusion: exact multi-step posterior or the reference code's shortcut.
     public var skipping: StepSkipping = .exact
+    /// Diffusion: start from a draw of q(x_T) instead of all [MASK] (see DiffusionSamplingOptions).
+    public var startFromPrior: Bool = false
     /// AR: temperature (0 = greedy), top-k, and the key/value cache.
     public var temperature: Float = 1
     public var topK: Int? = nil
@@ -58,7 +60,7 @@ public final class CheckpointGenerator: ImageGenerator {
             let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
             sampleTokens = { captions, rng in
                 try sampler.sample(captions: captions, steps: options.steps, truncation: options.truncation,
-                                   skipping: options.skipping, using: &rng)
+                                   skipping: options.skipping, startFromPrior: options.startFromPrior, using: &rng)
             }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             parameterCount = file.model.parameterCount

@@ -45,21 +45,40 @@ public enum ConfigurationOverrides {
             throw ConfigurationError("the configuration is not a JSON object")
         }
         let known = flatten(root).map(\.key)
-        for (key, text) in overrides {
-            guard let current = value(at: key.split(separator: ".").map(String.init), in: root) else {
-                let close = known.filter { $0.hasSuffix("." + (key.split(separator: ".").last.map(String.init) ?? key)) || $0 == key }
-                let hint = close.isEmpty ? "keys: \(known.joined(separator: ", "))" : "did you mean \(close.joined(separator: " or "))?"
-                throw ConfigurationError("unknown configuration key '\(key)'; \(hint)")
-            }
-            let parsed = try parse(text, like: current, key: key)
-            root = setting(parsed, at: key.split(separator: ".").map(String.init), in: root)
+        func unknown(_ key: String) -> ConfigurationError {
+            let last = key.split(separator: ".").last.map(String.init) ?? key
+            let close = known.filter { $0.hasSuffix("." + last) || $0 == last }
+            let hint = close.isEmpty ? "keys: \(known.joined(separator: ", "))" : "did you mean \(close.joined(separator: " or "))?"
+            return ConfigurationError("unknown configuration key '\(key)'; \(hint)")
         }
-        let data = try JSONSerialization.data(withJSONObject: root)
+        for (key, text) in overrides {
+            let path = key.split(separator: ".").map(String.init)
+            // An optional field left unset is absent from the JSON: accept any value there, and
+            // check below that decoding kept it.
+            let current = value(at: path, in: root) ?? NSNull()
+            guard path.count == 1 || value(parentOf: path, in: root) else { throw unknown(key) }
+            root = setting(try parse(text, like: current, key: key), at: path, in: root)
+        }
+        let decoded: C
         do {
-            return try JSONDecoder().decode(C.self, from: data)
+            decoded = try JSONDecoder().decode(C.self, from: JSONSerialization.data(withJSONObject: root))
         } catch {
             throw ConfigurationError("the overridden configuration is not valid: \(error)")
         }
+        // A key the type does not have is dropped by decoding: it was a typo.
+        let kept = Set(try listing(decoded).map(\.key))
+        for (key, _) in overrides where !kept.contains(key) { throw unknown(key) }
+        return decoded
+    }
+
+    /// Whether the object holding the last component of `path` exists.
+    static func value(parentOf path: [String], in object: [String: Any]) -> Bool {
+        var node: Any = object
+        for component in path.dropLast() {
+            guard let dict = node as? [String: Any], let next = dict[component] as? [String: Any] else { return false }
+            node = next
+        }
+        return true
     }
 
     /// Every leaf of the configuration as (dotted key, JSON text), sorted by key.

@@ -124,6 +124,7 @@ extension StudyContext {
         all["sample_steps"] = String(sampling.steps)
         all["truncation"] = sampling.truncation.map { String($0) } ?? "none"
         all["skipping"] = sampling.skipping.rawValue
+        all["start"] = sampling.startFromPrior ? "prior" : "all-mask"
         all["parameters"] = String(generator.parameterCount)
         let report = try measure(name, params: all, seed: e.seed) { run in
             try EvalRunner.measure(generator: generator, evaluator: evaluator, dataset: heldOut, configuration: configuration,

@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+@testable import VQDiffusion
+
+// The studies' plumbing (overrides, model store, claims) and the four study executables run end to
+// end with the quick profile.
+
+struct OverrideSample: Codable, Equatable {
+    struct Inner: Codable, Equatable {
+        var steps: Int
+        var rate: Double
+        var flag: Bool
+        var name: String
+        var optional: Int?
+    }
+    var inner: Inner
+    var list: [Double]
+    var words: [String]
+}
+
+@Suite struct ConfigurationOverrideTests {
+    let base = OverrideSample(inner: .init(steps: 10, rate: 0.5, flag: false, name: "a", optional: nil),
+                              list: [0, 0.9], words: ["shapes"])
+
+    @Test func setsNestedFieldsOfEveryType() throws {
+        let pairs = try ConfigurationOverrides.pairs(["--inner.steps", "200", "--inner.rate=0.25", "--inner.flag", "true",
+                                                      "--inner.name", "b", "--list", "0.1,0.3,1", "--words", "shapes,fashion",
+                                                      "--inner.optional", "7"])
+        let c = try ConfigurationOverrides.apply(pairs, to: base)
+        #expect(c == OverrideSample(inner: .init(steps: 200, rate: 0.25, flag: true, name: "b", optional: 7),
+                                    list: [0.1, 0.3, 1], words: ["shapes", "fashion"]))
+    }
+
+    @Test func rejectsUnknownKeysAndWrongTypes() throws {
+        let unknown = thrownMessage { _ = try ConfigurationOverrides.apply([("steps", "3")], to: base) }
+        #expect(unknown?.contains("unknown configuration key 'steps'") == true)
+        #expect(unknown?.contains("inner.steps") == true)       // the close match is suggested
+        let wrong = thrownMessage { _ = try ConfigurationOverrides.apply([("inner.steps", "many")], to: base) }
+        #expect(wrong?.contains("takes a number") == true)
+        let fraction = thrownMessage { _ = try ConfigurationOverrides.apply([("inner.steps", "2.5")], to: base) }
+        #expect(fraction != nil)                                 // not an integer
+        #expect(thrownMessage { _ = try ConfigurationOverrides.pairs(["steps"]) }?.contains("--key value") == true)
+        #expect(thrownMessage { _ = try ConfigurationOverrides.pairs(["--steps"]) }?.contains("needs a value") == true)
+    }
+
+    @Test func listsEveryLeaf() throws {
+        let keys = try ConfigurationOverrides.listing(base).map(\.key)
+        #expect(keys == ["inner.flag", "inner.name", "inner.rate", "inner.steps", "list", "words"])
+    }
+}
+
+/// A recipe whose "training" writes its value to the file and counts how often it ran.
+struct CountingRecipe: ModelRecipe {
+    static let kind = "counting"
+    var value: Int
+    var counter: String
+    var summary: String { "counting \(value)" }
+
+    func train(to url: URL, checkpoint: URL, store: ModelStore) throws {
+        let previous = (try? String(contentsOfFile: counter, encoding: .utf8)).flatMap { Int($0) } ?? 0
+        try String(previous + 1).write(toFile: counter, atomically: true, encoding: .utf8)
+        Thread.sleep(forTimeInterval: 0.2)      // long enough for a second caller to arrive
+        try AtomicFile.write(Data("\(value)".utf8), to: url)
+    }
+}
+
+@Suite struct ModelStoreTests {
+    @Test func trainsOnceAndFindsItByRecipe() throws {
+        let folder = TemporaryFolder()
+        let store = ModelStore(committed: folder.file("committed"), cache: folder.file("cache"), database: nil, profile: nil,
+                               showProgress: false, log: { _ in })
+        let counter = folder.file("count").path
+        let recipe = CountingRecipe(value: 3, counter: counter)
+        #expect(try store.existing(recipe) == nil)
+        let url = try store.model(recipe)
+        #expect(try String(contentsOf: url, encoding: .utf8) == "3")
+        #expect(try store.model(recipe) == url)
+        #expect(try String(contentsOfFile: counter, encoding: .utf8) == "1")
+        // Another recipe, another model; the key depends on every field.
+        #expect(CountingRecipe(value: 4, counter: counter).key != recipe.key)
+        _ = try store.model(CountingRecipe(value: 4, counter: counter))
+        #expect(try String(contentsOfFile: counter, encoding: .utf8) == "2")
+    }
+
+    @Test func concurrentRequestsTrainOnce() throws {
+        let folder = TemporaryFolder()
+        let counter = folder.file("count").path
+        let recipe = CountingRecipe(value: 5, counter: counter)
+        let group = DispatchGroup()
+        nonisolated(unsafe) var urls: [URL?] = [nil, nil, nil]
+        for i in 0..<3 {
+            group.enter()
+            DispatchQueue.global().async {
+                let store = ModelStore(committed: folder.file("committed"), cache: folder.file("cache"), database: nil,
+                                       profile: nil, showProgress: false, log: { _ in })
+                urls[i] = try? store.model(recipe)
+                group.leave()
+            }
+        }
+        group.wait()
+        #expect(Set(urls.compactMap { $0 }).count == 1 && urls.allSatisfy { $0 != nil })
+        #expect(try String(contentsOfFile: counter, encoding: .utf8) == "1")
+    }
+
+    @Test func committedIndexComesFirst() throws {
+        let folder = TemporaryFolder()
+        let committed = folder.file("committed")
+        try FileManager.default.createDirectory(at: committed, withIntermediateDirectories: true)
+        let store = ModelStore(committed: committed, cache: folder.file("cache"), database: nil, profile: nil,
+                               showProgress: false, log: { _ in })
+        let recipe = CountingRecipe(value: 9, counter: folder.file("count").path)
+        try Data("committed".utf8).write(to: committed.appendingPathComponent("model-9.safetensors"))
+        try store.register(recipe, file: "model-9.safetensors")
+        #expect(try store.model(recipe).lastPathComponent == "model-9.safetensors")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("count").path))    // never trained
+        #expect(try store.index()[recipe.key]?.summary == "counting 9")
+    }
+}
+
+/// The four studies' quick profiles, run as a user runs them, sharing one database and one cache.
+@Suite(.serialized) struct StudyEndToEndTests {
+    static let folder = TemporaryFolder()
+    var db: String { Self.folder.file("results.sqlite").path }
+
+    func arguments(_ extra: [String] = []) -> [String] {
+        ["--profile", "quick", "--db", db, "--results", Self.folder.url.path, "--cache", Self.folder.file("cache").path,
+         "--models", Self.folder.file("no-committed-models").path, "--no-progress"] + extra
+    }
+
+    func start(_ study: String, _ extra: [String] = []) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = try builtExecutable("study-\(study)")
+        process.arguments = arguments(extra)
+        process.currentDirectoryURL = packageRoot
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        return (process, pipe)
+    }
+
+    func finish(_ p: (Process, Pipe)) -> (status: Int32, output: String) {
+        let output = String(decoding: p.1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.0.waitUntilExit()
+        return (p.0.terminationStatus, output)
+    }
+
+    func rows(_ sql: String) throws -> [[SQLValue]] {
+        let database = try ResultsDatabase(path: db)
+        return try database.withLock { try database.connection.query(sql) }
+    }
+
+    func text(_ v: SQLValue) -> String { if case .text(let s) = v { return s } else { return "" } }
+    func integer(_ v: SQLValue) -> Int { if case .integer(let i) = v { return Int(i) } else { return 0 } }
+
+    func studyRuns(_ study: String) throws -> [(id: String, status: String)] {
+        try rows("""
+            SELECT r.id, r.status FROM runs r JOIN experiments e ON e.id = r.experiment_id
+            JOIN tags k ON k.run_id = r.id AND k.key = 'kind' AND k.value = 'study'
+            WHERE e.name = 'study-\(study)' ORDER BY r.start_ms
+            """).map { (id: text($0[0]), status: text($0[1])) }
+    }
+
+    func measurements(of studyRun: String) throws -> [(id: String, status: String, metrics: Int)] {
+        try rows("""
+            SELECT r.id, r.status, (SELECT count(*) FROM metrics m WHERE m.run_id = r.id) FROM runs r
+            JOIN tags t ON t.run_id = r.id AND t.key = 'study_run' AND t.value = '\(studyRun)' ORDER BY r.start_ms
+            """).map { (id: text($0[0]), status: text($0[1]), metrics: integer($0[2])) }
+    }
+
+    @Test func quickProfilesRunEndToEndAndDrawTheirFigures() throws {
+        // Quality first: it trains the shared prerequisites (VQ-VAEs, evaluators, main generators).
+        let quality = finish(try start("quality"))
+        #expect(quality.status == 0, "\(quality.output.suffix(2000))")
+        #expect(quality.output.contains("## Claims: study quality (profile quick)"))
+        // Mask and reparam at once, writing to the same database.
+        let mask = try start("mask"), reparam = try start("reparam")
+        let (m, r) = (finish(mask), finish(reparam))
+        #expect(m.status == 0, "\(m.output.suffix(2000))")
+        #expect(r.status == 0, "\(r.output.suffix(2000))")
+        let speed = finish(try start("speed"))
+        #expect(speed.status == 0, "\(speed.output.suffix(2000))")
+        // The prerequisites trained by the quality study are reused, not retrained.
+        #expect(!m.output.contains("training vqvae") && !r.output.contains("training vqvae"))
+        #expect(!m.output.contains("training evaluator") && !r.output.contains("training evaluator"))
+
+        let expected = ["quality": 4, "mask": 6, "reparam": 7, "speed": 8]
+        for (study, count) in expected {
+            let runs = try studyRuns(study)
+            #expect(runs.last?.status == "FINISHED", "\(study): \(runs)")
+            let children = try measurements(of: runs.last?.id ?? "")
+            #expect(children.count == count, "\(study): \(children.count) measurement runs")
+            #expect(children.allSatisfy { $0.status == "FINISHED" && $0.metrics > 0 }, "\(study): \(children)")
+            let claims = Self.folder.file("claims-\(study)-quick.md")
+            #expect(FileManager.default.fileExists(atPath: claims.path))
+        }
+        // Figures from the database alone.
+        let figures = Process()
+        figures.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        figures.arguments = ["bash", packageRoot.appendingPathComponent("scripts/figures.sh").path,
+                             "-d", db, "-o", Self.folder.url.path, "-p", "quick"]
+        let out = Pipe()
+        figures.standardOutput = out
+        figures.standardError = out
+        try figures.run()
+        let log = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        figures.waitUntilExit()
+        #expect(figures.terminationStatus == 0, "\(log)")
+        for study in expected.keys {
+            let png = Self.folder.file("figures/\(study)-quick.png")
+            let size = (try? FileManager.default.attributesOfItem(atPath: png.path)[.size] as? Int) ?? 0
+            #expect(size > 10_000, "\(study): figure \(png.path) missing or empty; \(log)")
+            let data = try String(contentsOf: Self.folder.file("data/\(study)-quick.tsv"), encoding: .utf8)
+            #expect(!data.isEmpty, "\(study): no exported data")
+        }
+    }
+
+    @Test func killedStudyKeepsEarlierRunsAndIsMarkedKilled() throws {
+        // A slow speed study (longer timing budget, larger grid) interrupted after its first measurement.
+        let p = try start("speed", ["--pointBudgetSeconds", "3", "--grids", "4,8,16", "--batches", "1,4"])
+        var finishedChild: String?
+        let deadline = Date().addingTimeInterval(120)
+        while finishedChild == nil && Date() < deadline && p.0.isRunning {
+            Thread.sleep(forTimeInterval: 0.2)
+            if let run = try studyRuns("speed").last, run.status == "RUNNING" {
+                finishedChild = try measurements(of: run.id).first { $0.status == "FINISHED" }?.id
+            }
+        }
+        try #require(finishedChild != nil && p.0.isRunning, "the study ended before it could be interrupted")
+        kill(p.0.processIdentifier, SIGTERM)
+        let result = finish(p)
+        #expect(result.status != 0)
+        let run = try #require(try studyRuns("speed").last)
+        #expect(run.status == "KILLED" || run.status == "FAILED")
+        let children = try measurements(of: run.id)
+        #expect(children.first { $0.id == finishedChild }?.status == "FINISHED")
+        #expect(children.first { $0.id == finishedChild }.map { $0.metrics > 0 } == true)
+        #expect(children.allSatisfy { $0.status != "RUNNING" }, "\(children)")
+    }
+}
