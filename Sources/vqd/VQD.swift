@@ -26,6 +26,7 @@ struct VQD: ParsableCommand {
             EvaluatorCommand.self,
             EvalCommand.self,
             VQVAECommand.self,
+            ModelsCommand.self,
         ])
 }
 

@@ -238,3 +238,27 @@ struct CountingRecipe: ModelRecipe {
         #expect(children.allSatisfy { $0.status != "RUNNING" }, "\(children)")
     }
 }
+
+@Suite struct SamplingModelFileTests {
+    @Test func keepsTheEMAWeightsAndRewritesTheVQVAE() throws {
+        let folder = TemporaryFolder()
+        var config = DiffusionTrainingTests.configuration(steps: 10)
+        config.vqvae = "somewhere/vqvae.safetensors"
+        let trainer = try DiffusionTrainer(configuration: config, dataset: DiffusionTrainingTests.dataset(),
+                                           textEncoder: WordVectorTextEncoder())
+        for _ in 0..<5 { _ = try trainer.trainStep() }
+        let checkpoint = folder.file("train.safetensors"), sampling = folder.file("sample.safetensors")
+        try trainer.save(to: checkpoint)
+        try SamplingModelFile.export(checkpoint: checkpoint, to: sampling, vqvae: "results/models/v.safetensors")
+        let full = try DiffusionModelFile(checkpoint), small = try DiffusionModelFile(sampling)
+        for (a, b) in zip(full.model.namedParameters, small.model.namedParameters) {
+            #expect(a.name == b.name && a.tensor.values == b.tensor.values)
+        }
+        #expect(small.configuration.vqvae == "results/models/v.safetensors")
+        #expect(small.configuration.model == full.configuration.model && small.configuration.training == full.configuration.training)
+        let sizes = try [checkpoint, sampling].map { try FileManager.default.attributesOfItem(atPath: $0.path)[.size] as! Int }
+        #expect(sizes[1] * 3 < sizes[0])
+        let raw = thrownMessage { _ = try DiffusionModelFile(sampling, useEMA: false) }
+        #expect(raw?.contains("only the EMA weights") == true)
+    }
+}

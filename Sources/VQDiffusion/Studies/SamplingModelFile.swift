@@ -7,8 +7,9 @@ import Foundation
 public enum SamplingModelFile {
     public static let marker = "sampling_only"
 
-    /// Writes the sampling part of `checkpoint` to `url` (atomically).
-    public static func export(checkpoint: URL, to url: URL) throws {
+    /// Writes the sampling part of `checkpoint` to `url` (atomically). With `vqvae`, the
+    /// configuration records that path as the generator's VQ-VAE (e.g. a committed copy).
+    public static func export(checkpoint: URL, to url: URL, vqvae: String? = nil) throws {
         let file = try Safetensors.read(checkpoint)
         let kept = file.tensors.filter { $0.name.hasPrefix("ema.shadow.") || $0.name.hasPrefix("state.") }
         guard kept.contains(where: { $0.name.hasPrefix("ema.shadow.") }) else {
@@ -16,6 +17,13 @@ public enum SamplingModelFile {
         }
         var metadata = file.metadata
         metadata[marker] = "true"
+        if let vqvae, let json = metadata[Safetensors.configurationKey],
+           var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] {
+            guard object["vqvae"] != nil else { throw FileError(checkpoint.path, "records no VQ-VAE to replace") }
+            object["vqvae"] = vqvae
+            metadata[Safetensors.configurationKey] = String(decoding: try JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+        }
         try Safetensors.save(kept, metadata: metadata, to: url)
     }
 }
