@@ -145,6 +145,7 @@ struct TrainCommand: ParsableCommand {
                                                                 gridWidth: data.width, steps: diffusionSteps,
                                                                 textWidth: encoder.width)!
         diffusionModel.parameterization = parameterization
+        diffusionModel.textScale = textEncoder == .minilm && !synthetic ? Float(encoder.width).squareRoot() : nil
         let outURL = URL(fileURLWithPath: out)
         let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
         let database = try ResultsDatabase(path: db)

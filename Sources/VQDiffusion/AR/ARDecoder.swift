@@ -166,7 +166,8 @@ final class ARForwardPass {
         // Context and the cross-attention keys/values, once.
         let context = Storage(uninitializedCount: B * Lc * C)   // (B, Lc, C)
         let p = model.textProjection
-        linearForward(out: context.pointer, preact: nil, x: text.features.pointer, weight: p.weight.pointer,
+        let features = text.scaled(by: c.textScale).features
+        linearForward(out: context.pointer, preact: nil, x: features.pointer, weight: p.weight.pointer,
                       bias: p.bias?.pointer, activation: .none, N: B * Lc, IN: c.textWidth, OUT: C)
         var keys: [Storage] = [], values: [Storage] = []
         for block in model.blocks {

@@ -36,6 +36,11 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
     public var heads: Int
     /// MLP hidden width as a multiple of C.
     public var mlpRatio: Int = 4
+    /// Factor applied to the text features before the model's projection (nil = 1). Unit-norm
+    /// features (MiniLM's, L2-normalised per token) are read at √D, so that their elements have
+    /// unit scale like the token embeddings: the cross-attention keys then start large enough for
+    /// attention to single out words rather than average the caption.
+    public var textScale: Float? = nil
 
     public init(classes: Int, gridHeight: Int, gridWidth: Int, textWidth: Int, width: Int, depth: Int, heads: Int,
                 mlpRatio: Int = 4) {
@@ -61,6 +66,7 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
             candidate.mlpRatio = ratio
             if abs(candidate.parameterCount - target) < abs(best.parameterCount - target) { best = candidate }
         }
+        best.textScale = d.textScale
         return best
     }
 
@@ -141,7 +147,7 @@ public final class ARTransformer: Module {
                      "ARTransformer: text features \(text.features.shape) do not have width \(c.textWidth)")
         let inputs = shiftedInputs(x, batch: B)
         var h = tokenEmbedding(inputs, shape: [B, N]) + positionEmbedding()   // (B, N, C)
-        let context = textProjection(text.features)                          // (B, L, C)
+        let context = textProjection(text.scaled(by: c.textScale).features)  // (B, L, C)
         for block in blocks { h = block(h, time: nil, context: context, contextMask: text.mask) }
         return head(headNorm(h))                                              // (B, N, K)
     }

@@ -40,6 +40,11 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     public var mlpRatio: Int = 4
     /// Output meaning (the reparameterization study).
     public var parameterization: DiffusionParameterization = .reparameterized
+    /// Factor applied to the text features before the model's projection (nil = 1). Unit-norm
+    /// features (MiniLM's, L2-normalised per token) are read at √D, so that their elements have
+    /// unit scale like the token embeddings: the cross-attention keys then start large enough for
+    /// attention to single out words rather than average the caption.
+    public var textScale: Float? = nil
 
     public init(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int, width: Int, depth: Int,
                 heads: Int, mlpRatio: Int = 4, parameterization: DiffusionParameterization = .reparameterized) {
@@ -132,7 +137,7 @@ public final class DenoisingTransformer: Module {
                      "DenoisingTransformer: text features \(text.features.shape) do not match batch \(B) and width \(c.textWidth)")
         var x = tokenEmbedding(xt, shape: [B, N]) + positionEmbedding()   // (B, N, C)
         let time = timeEmbedding(t)                                        // (B, C)
-        let context = textProjection(text.features)                        // (B, L, C)
+        let context = textProjection(text.scaled(by: c.textScale).features)  // (B, L, C)
         for block in blocks { x = block(x, time: time, context: context, contextMask: text.mask) }
         return head(headNorm(x))                                           // (B, N, K or K+1)
     }

@@ -244,6 +244,8 @@ public struct GeneratorRecipe: ModelRecipe {
                                                        gridWidth: data.width, steps: s.diffusionSteps, textWidth: encoder.width)
         guard model != nil else { throw ConfigurationError("unknown model preset '\(s.preset)': use tiny or small") }
         model!.parameterization = s.parameterization
+        // MiniLM's features are unit vectors; the model reads them at unit element scale.
+        model!.textScale = s.textEncoder == .minilm ? Float(encoder.width).squareRoot() : nil
         let output = TrainingOutput(checkpoint: checkpoint, checkpointEvery: 250,
                                     resume: FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint : nil,
                                     database: store.database, experiment: "train-\(family.rawValue)",

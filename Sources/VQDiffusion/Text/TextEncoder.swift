@@ -7,6 +7,12 @@ public struct TextFeatures {
     /// (B·L): true for a real token, false for padding (the key-padding mask of cross-attention).
     public let mask: [Bool]
 
+    /// The same features multiplied by `scale` (differentiable; nil or 1 returns them unchanged).
+    public func scaled(by scale: Float?) -> TextFeatures {
+        guard let scale, scale != 1 else { return self }
+        return TextFeatures(features: features * scale, mask: mask)
+    }
+
     public init(features: Tensor, mask: [Bool]) {
         precondition(features.rank == 3, "text features must be [B, L, D], got \(features.shape)")
         precondition(mask.count == features.shape[0] * features.shape[1],
