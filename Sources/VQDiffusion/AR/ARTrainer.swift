@@ -236,7 +236,7 @@ public final class ARTrainer {
             "dataset_count": "\(dataset.count)",
             "text_encoder": configuration.textEncoder,
             "resumed_from_step": "\(trainer.step)",
-            "checkpoint": output.checkpoint.path,
+            "checkpoint": portablePath(output.checkpoint),
         ]
         if let diffusion { params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(diffusion))" }
         try output.withRun(params: params) { run in

@@ -23,7 +23,7 @@ extension DiffusionTrainer {
             "dataset_count": "\(dataset.count)",
             "text_encoder": configuration.textEncoder,
             "resumed_from_step": "\(trainer.step)",
-            "checkpoint": output.checkpoint.path,
+            "checkpoint": portablePath(output.checkpoint),
         ]
         try output.withRun(params: params) { run in
             run?.logMetric("step_gflop", flops / 1e9)

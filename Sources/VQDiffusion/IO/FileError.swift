@@ -70,3 +70,13 @@ public enum AtomicFile {
         }
     }
 }
+
+/// `url`'s path relative to the current folder when it lies inside it ("results/models/x"),
+/// otherwise the absolute path: what runs and model files record, so that they stay valid in
+/// another clone of the project.
+public func portablePath(_ url: URL) -> String {
+    let path = url.standardizedFileURL.path
+    let here = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL.path
+    let prefix = here.hasSuffix("/") ? here : here + "/"
+    return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
+}

@@ -80,7 +80,7 @@ public struct VQVAERecipe: ModelRecipe {
             : try VQVAETrainer(configuration: configuration, options: options, data: data, dataset: dataset)
         let run = try store.database?.startRun(experiment: "vqvae", name: "prerequisite \(summary)", profile: store.profile,
                                                threads: BLAS.threads)
-        run?.logParams(["recipe": try sortedJSON(self), "key": key, "out": url.path])
+        run?.logParams(["recipe": try sortedJSON(self), "key": key, "out": portablePath(url)])
         do {
             let progress = store.showProgress ? ProgressBar(total: max(1, steps - trainer.step), label: "vqvae \(dataset.count)") : nil
             let first = trainer.step
@@ -140,7 +140,7 @@ public struct EvaluatorRecipe: ModelRecipe {
                                            dataset: train)
         let run = try store.database?.startRun(experiment: "evaluator", name: "prerequisite \(summary)", profile: store.profile,
                                                threads: BLAS.threads)
-        run?.logParams(["recipe": try sortedJSON(self), "key": key, "out": url.path])
+        run?.logParams(["recipe": try sortedJSON(self), "key": key, "out": portablePath(url)])
         do {
             let progress = store.showProgress ? ProgressBar(total: steps, label: "evaluator") : nil
             for step in 1...steps {
@@ -260,14 +260,14 @@ public struct GeneratorRecipe: ModelRecipe {
                 loss: DiffusionLossConfiguration(auxiliaryWeight: s.auxiliaryWeight, adaptiveAuxiliaryWeight: s.adaptiveAuxiliary),
                 seed: s.seed)
             let configuration = DiffusionRunConfiguration(model: model!, diffusion: diffusion, training: training,
-                                                          textEncoder: s.textEncoder.rawValue, vqvae: vqvaeURL.path)
+                                                          textEncoder: s.textEncoder.rawValue, vqvae: portablePath(vqvaeURL))
             try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: s.steps,
                                      output: output)
         case .ar:
             let training = ARTrainingConfiguration(batchSize: s.batchSize, totalSteps: s.steps, learningRate: s.learningRate,
                                                    warmupSteps: s.warmupSteps, seed: s.seed)
             let configuration = ARRunConfiguration(model: .matching(model!), training: training,
-                                                   textEncoder: s.textEncoder.rawValue, vqvae: vqvaeURL.path)
+                                                   textEncoder: s.textEncoder.rawValue, vqvae: portablePath(vqvaeURL))
             try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: s.steps,
                               output: output, comparedWith: model!)
         }

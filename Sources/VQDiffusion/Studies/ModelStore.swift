@@ -101,7 +101,7 @@ public final class ModelStore {
         if let url = try existing(recipe) { return url }
         let url = cache.appendingPathComponent(recipe.fileName)
         let checkpoint = cache.appendingPathComponent("\(R.kind)-\(recipe.key).ckpt.safetensors")
-        log("training \(recipe.summary) → \(url.path)"
+        log("training \(recipe.summary) → \(portablePath(url))"
             + (FileManager.default.fileExists(atPath: checkpoint.path) ? " (resuming from its checkpoint)" : ""))
         let start = Run.monotonicSeconds()
         try recipe.train(to: url, checkpoint: checkpoint, store: self)

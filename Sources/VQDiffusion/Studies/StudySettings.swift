@@ -116,9 +116,9 @@ extension StudyContext {
         configuration.throughput = e.throughputBatches.isEmpty ? nil
             : ThroughputMeter(batchSizes: e.throughputBatches, minimumSeconds: e.throughputSeconds)
         var all = params
-        all["model"] = model.path
-        all["evaluator"] = evaluatorURL.path
-        all["vqvae"] = vqvaeURL.path
+        all["model"] = portablePath(model)
+        all["evaluator"] = portablePath(evaluatorURL)
+        all["vqvae"] = portablePath(vqvaeURL)
         all["dataset"] = dataset.vqvae.dataset.rawValue
         all["split"] = e.split.rawValue
         all["sample_steps"] = String(sampling.steps)
