@@ -86,9 +86,11 @@ struct ModelsExportCommand: ParsableCommand {
     var out: String
     @Option(help: "Record this VQ-VAE path in the exported configuration (e.g. the committed copy).")
     var vqvae: String?
+    @Flag(help: "Store the weights as F16 (half the size; sampling reads them back as Float32).")
+    var half = false
 
     func run() throws {
-        try SamplingModelFile.export(checkpoint: URL(fileURLWithPath: checkpoint), to: URL(fileURLWithPath: out), vqvae: vqvae)
+        try SamplingModelFile.export(checkpoint: URL(fileURLWithPath: checkpoint), to: URL(fileURLWithPath: out), vqvae: vqvae, half: half)
         print("wrote \(out)")
     }
 }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Testing
 @testable import VQDiffusion
@@ -260,5 +261,21 @@ struct CountingRecipe: ModelRecipe {
         #expect(sizes[1] * 3 < sizes[0])
         let raw = thrownMessage { _ = try DiffusionModelFile(sampling, useEMA: false) }
         #expect(raw?.contains("only the EMA weights") == true)
+
+        // Half precision: half the size again, weights within F16 rounding, same predictions nearly.
+        let half = folder.file("half.safetensors")
+        try SamplingModelFile.export(checkpoint: checkpoint, to: half, half: true)
+        let halfFile = try DiffusionModelFile(half)
+        let halfSize = try FileManager.default.attributesOfItem(atPath: half.path)[.size] as! Int
+        #expect(halfSize < sizes[1] * 6 / 10)
+        for (a, b) in zip(full.model.namedParameters, halfFile.model.namedParameters) {
+            let worst = zip(a.tensor.values, b.tensor.values).map { abs($0 - $1) / max(abs($0), 1e-3) }.max() ?? 0
+            #expect(worst < 1e-3, "\(a.name): relative error \(worst)")
+        }
+        let text = try WordVectorTextEncoder().encode(["a red circle"])
+        let x = [Int32](repeating: Int32(full.model.configuration.classes), count: full.model.configuration.tokens)
+        let p = Autograd.withoutGrad { full.model(x, t: [5], text: text).values }
+        let q = Autograd.withoutGrad { halfFile.model(x, t: [5], text: text).values }
+        #expect(zip(p, q).map { abs($0 - $1) }.max()! < 1e-2)
     }
 }

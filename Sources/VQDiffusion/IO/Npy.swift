@@ -23,6 +23,7 @@ public enum Npy {
         case .i32: "<i4"
         case .i64: "<i8"
         case .u8: "|u1"
+        case .f16: "<f2"
         }
     }
 

@@ -2,7 +2,7 @@ import Engine
 
 /// Element types of arrays stored in files. Raw values are the safetensors dtype names.
 public enum DType: String, Sendable, CaseIterable {
-    case f32 = "F32", f64 = "F64", i32 = "I32", i64 = "I64", u8 = "U8"
+    case f32 = "F32", f64 = "F64", i32 = "I32", i64 = "I64", u8 = "U8", f16 = "F16"
 
     /// Bytes per element.
     public var byteSize: Int {
@@ -10,6 +10,7 @@ public enum DType: String, Sendable, CaseIterable {
         case .f32, .i32: 4
         case .f64, .i64: 8
         case .u8: 1
+        case .f16: 2
         }
     }
 }
@@ -18,6 +19,8 @@ public enum DType: String, Sendable, CaseIterable {
 /// (token ids, generator state, step counters, images) travels as one of these.
 public enum TensorValues: Equatable, Sendable {
     case f32([Float]), f64([Double]), i32([Int32]), i64([Int64]), u8([UInt8])
+    /// IEEE half precision, as bit patterns (weights stored at half size; read back as Float).
+    case f16([UInt16])
 
     public var dtype: DType {
         switch self {
@@ -26,6 +29,7 @@ public enum TensorValues: Equatable, Sendable {
         case .i32: .i32
         case .i64: .i64
         case .u8: .u8
+        case .f16: .f16
         }
     }
 
@@ -36,6 +40,7 @@ public enum TensorValues: Equatable, Sendable {
         case .i32(let v): v.count
         case .i64(let v): v.count
         case .u8(let v): v.count
+        case .f16(let v): v.count
         }
     }
 
@@ -47,6 +52,7 @@ public enum TensorValues: Equatable, Sendable {
         case .i32(let v): try v.withUnsafeBytes(body)
         case .i64(let v): try v.withUnsafeBytes(body)
         case .u8(let v): try v.withUnsafeBytes(body)
+        case .f16(let v): try v.withUnsafeBytes(body)
         }
     }
 
@@ -66,6 +72,7 @@ public enum TensorValues: Equatable, Sendable {
         case .i32: return .i32(copy(Int32.self))
         case .i64: return .i64(copy(Int64.self))
         case .u8: return .u8(copy(UInt8.self))
+        case .f16: return .f16(copy(UInt16.self))
         }
     }
 }
@@ -98,7 +105,20 @@ public struct TensorData: Equatable, Sendable {
         return Tensor(shape: shape, values: v)
     }
 
-    public var floats: [Float]? { if case .f32(let v) = values { v } else { nil } }
+    /// Float32 values: F32 as stored, F16 widened.
+    public var floats: [Float]? {
+        switch values {
+        case .f32(let v): v
+        case .f16(let v): v.map { Float(Float16(bitPattern: $0)) }
+        default: nil
+        }
+    }
+
+    /// The same array with F32 values narrowed to F16 (rounded to nearest); other types unchanged.
+    public func halved() -> TensorData {
+        guard case .f32(let v) = values else { return self }
+        return TensorData(shape: shape, .f16(v.map { Float16($0).bitPattern }))
+    }
     public var doubles: [Double]? { if case .f64(let v) = values { v } else { nil } }
     public var int32s: [Int32]? { if case .i32(let v) = values { v } else { nil } }
     public var int64s: [Int64]? { if case .i64(let v) = values { v } else { nil } }

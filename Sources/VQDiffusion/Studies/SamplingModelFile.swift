@@ -9,9 +9,11 @@ public enum SamplingModelFile {
 
     /// Writes the sampling part of `checkpoint` to `url` (atomically). With `vqvae`, the
     /// configuration records that path as the generator's VQ-VAE (e.g. a committed copy).
-    public static func export(checkpoint: URL, to url: URL, vqvae: String? = nil) throws {
+    /// With `half`, the weights are stored as F16 (half the size; read back as Float32).
+    public static func export(checkpoint: URL, to url: URL, vqvae: String? = nil, half: Bool = false) throws {
         let file = try Safetensors.read(checkpoint)
         let kept = file.tensors.filter { $0.name.hasPrefix("ema.shadow.") || $0.name.hasPrefix("state.") }
+            .map { half && $0.name.hasPrefix("ema.shadow.") ? (name: $0.name, data: $0.data.halved()) : $0 }
         guard kept.contains(where: { $0.name.hasPrefix("ema.shadow.") }) else {
             throw FileError(checkpoint.path, "holds no EMA weights to export")
         }

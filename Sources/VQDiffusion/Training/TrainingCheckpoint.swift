@@ -101,8 +101,8 @@ public enum TrainingCheckpoint {
             if !unexpected.isEmpty { problems.append("unexpected tensor(s) \(unexpected.prefix(5).joined(separator: ", "))") }
             for (name, t) in model {
                 guard let d = stored[name] else { continue }
-                if d.dtype != .f32 {
-                    problems.append("\"\(name)\" has dtype \(d.dtype.rawValue), the model needs F32")
+                if d.dtype != .f32 && d.dtype != .f16 {
+                    problems.append("\"\(name)\" has dtype \(d.dtype.rawValue), the model needs F32 (or F16)")
                 } else if d.shape != t.shape {
                     problems.append("\"\(name)\" has shape \(d.shape), the model needs \(t.shape)")
                 }
