@@ -109,6 +109,14 @@ public final class Tensor {
 
     /// Adds `g` (same shape) into this tensor's gradient.
     public func accumulateGrad(_ g: Tensor) {
+        if gradStorage == nil {
+            // The first contribution is copied, not added to zeros: one pass instead of two.
+            precondition(g.shape == shape, "gradient of shape \(g.shape) accumulated into tensor of shape \(shape)")
+            let fresh = Storage(uninitializedCount: count)
+            fresh.pointer.update(from: g.storage.pointer, count: count)
+            gradStorage = fresh
+            return
+        }
         accumulateGrad(shape: g.shape) { dst in
             let src = g.storage.pointer
             for i in 0..<dst.count { dst[i] += src[i] }

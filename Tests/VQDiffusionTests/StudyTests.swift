@@ -103,6 +103,19 @@ struct CountingRecipe: ModelRecipe {
         #expect(try String(contentsOfFile: counter, encoding: .utf8) == "1")
     }
 
+    @Test func baselineKeyIgnoresDiffusionOnlySettings() throws {
+        let vqvae = VQVAERecipe(dataset: .shapes, codes: 64)
+        var a = GeneratorSettings(), b = GeneratorSettings()
+        b.auxiliaryWeight = 0.1
+        b.gammaFinal = 0.5
+        b.diffusionSteps = 20
+        #expect(GeneratorRecipe(family: .ar, vqvae: vqvae, settings: a).key == GeneratorRecipe(family: .ar, vqvae: vqvae, settings: b).key)
+        #expect(GeneratorRecipe(family: .diffusion, vqvae: vqvae, settings: a).key
+                != GeneratorRecipe(family: .diffusion, vqvae: vqvae, settings: b).key)
+        a.steps = 10
+        #expect(GeneratorRecipe(family: .ar, vqvae: vqvae, settings: a).key != GeneratorRecipe(family: .ar, vqvae: vqvae, settings: b).key)
+    }
+
     @Test func committedIndexComesFirst() throws {
         let folder = TemporaryFolder()
         let committed = folder.file("committed")

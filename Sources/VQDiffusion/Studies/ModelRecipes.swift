@@ -222,6 +222,23 @@ public struct GeneratorRecipe: ModelRecipe {
         self.settings = settings
     }
 
+    enum CodingKeys: String, CodingKey { case family, vqvae, settings }
+
+    /// VQ-AR ignores the diffusion-only settings: they are written at their defaults, so that the
+    /// baseline's key (and model) does not change with, say, the diffusion loss weights.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(family, forKey: .family)
+        try c.encode(vqvae, forKey: .vqvae)
+        var s = settings
+        if family == .ar {
+            let d = GeneratorSettings()
+            (s.diffusionSteps, s.gammaFinal, s.parameterization) = (d.diffusionSteps, d.gammaFinal, d.parameterization)
+            (s.auxiliaryWeight, s.adaptiveAuxiliary, s.timeSampling) = (d.auxiliaryWeight, d.adaptiveAuxiliary, d.timeSampling)
+        }
+        try c.encode(s, forKey: .settings)
+    }
+
     public var summary: String {
         var s = "\(family.rawValue) \(settings.preset) on \(vqvae.dataset.rawValue), \(settings.steps) steps, seed \(settings.seed)"
         if family == .diffusion {
