@@ -34,7 +34,7 @@ struct SpeedStudy: Study {
         case .paper:
             return Configuration(grids: [4, 8, 16, 32], batches: [1, 16], diffusionSteps: [100, 50, 25, 10],
                                  shapes: .standard(.shapes, profile: .paper), generator: .main(.paper),
-                                 pointBudgetSeconds: 12, textLength: 32, seed: 0)
+                                 pointBudgetSeconds: 30, textLength: 32, seed: 0)
         case .quick:
             return Configuration(grids: [4, 8], batches: [1, 4], diffusionSteps: [20, 10],
                                  shapes: .standard(.shapes, profile: .quick), generator: .main(.quick),
@@ -171,9 +171,12 @@ struct SpeedStudy: Study {
             if k == total { return (seconds, false) }
             samples.append((Double(k), seconds))
             spent += seconds
-            if spent + fitCumulative(samples, degree: degree, at: Double(total)) <= budget {
+            // Decisions use an upper bound (cost per unit growing as k^(degree−1)), so that a fit
+            // that underestimates never commits the run to a whole that blows the budget.
+            func bound(_ n: Int) -> Double { seconds * pow(Double(n) / Double(k), Double(degree)) }
+            if spent + bound(total) <= budget {
                 k = total
-            } else if 2 * k < total && spent + fitCumulative(samples, degree: degree, at: Double(2 * k)) <= budget {
+            } else if 2 * k < total && spent + bound(2 * k) <= budget {
                 k *= 2
             } else {
                 break

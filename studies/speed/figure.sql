@@ -1,6 +1,6 @@
 -- Seconds per image of every measurement run of one speed study run (@study_run):
--- batch, method, grid side, seconds per image, extrapolated (0/1), weights note.
-SELECT p.value AS batch, replace(m.value, ' ', '_') AS method, s.step AS grid, s.value AS seconds,
+-- batch, method (spaces as no-break spaces, so gnuplot's words() keeps names whole), grid side, seconds per image, extrapolated (0/1), weights note.
+SELECT p.value AS batch, replace(m.value, ' ', char(160)) AS method, s.step AS grid, s.value AS seconds,
        coalesce(x.value, 0) AS extrapolated, coalesce(w.value, '') AS weights
 FROM runs r
 JOIN tags t ON t.run_id = r.id AND t.key = 'study_run' AND t.value = @study_run
