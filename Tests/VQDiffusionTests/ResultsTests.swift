@@ -125,7 +125,7 @@ import Testing
         #expect(writers.allSatisfy { $0.0.terminationStatus == 0 })
         let db = try ResultsDatabase(path: path)
         let runs = try db.runs(experiment: "selftest")
-        #expect(runs.count == 2 && runs.allSatisfy { $0.status == .finished })
+        try #require(runs.count == 2 && runs.allSatisfy { $0.status == .finished })
         for run in runs {
             let values = try db.metric(runID: run.id, key: "value")
             #expect(values.count == count)

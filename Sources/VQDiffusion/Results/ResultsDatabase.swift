@@ -50,7 +50,18 @@ public final class ResultsDatabase {
             try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         }
         connection = try SQLiteConnection(path: path, create: create, busyTimeoutMs: busyTimeoutMs)
-        try connection.execute("PRAGMA journal_mode=WAL")
+        // Switching a new file to WAL needs an exclusive lock, and SQLite may answer "locked" at
+        // once (without its busy handler) when another process opens the same new file at the same
+        // moment: retry for as long as the busy timeout.
+        let deadline = Run.monotonicSeconds() + Double(busyTimeoutMs) / 1000
+        while true {
+            do {
+                try connection.execute("PRAGMA journal_mode=WAL")
+                break
+            } catch let error as ResultsError where error.description.contains("locked") && Run.monotonicSeconds() < deadline {
+                usleep(20_000)
+            }
+        }
         try connection.execute("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")
         try checkSchema()
         try markStaleRunsKilled()
