@@ -17,13 +17,6 @@ struct EvaluatorCommand: ParsableCommand {
                       EvaluatorFidelityCommand.self])
 }
 
-/// Sets the evaluator's feature scale from the first `count` images of `dataset`.
-func calibrate(_ evaluator: Evaluator, dataset: any CaptionedDataset, count: Int) throws -> Float {
-    let n = min(count, dataset.count)
-    let loader = BatchLoader(dataset: dataset, batchSize: n, shuffle: false, generator: RandomGenerator(seed: 0))
-    return try evaluator.calibrateFeatureScale(images: loader.batch(indices: Array(0..<n)).images)
-}
-
 struct EvaluatorCalibrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibrate",
@@ -57,7 +50,7 @@ struct EvaluatorCalibrateCommand: ParsableCommand {
         let stored = try TrainingCheckpoint.read(url, expectingKind: Evaluator.checkpointKind)
         let before = evaluator.configuration.featureScale
         let train = try openDataset(dataset, split: .train, imageSize: evaluator.configuration.imageSize)
-        let scale = try calibrate(evaluator, dataset: train, count: count)
+        let scale = try evaluator.calibrate(on: train, count: count)
         var extra = stored.metadata
         extra[TrainingCheckpoint.kindKey] = nil
         extra[Safetensors.configurationKey] = nil
@@ -176,7 +169,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 - start
             run.logMetric("train/seconds", seconds)
             run.logMetric("train/seconds_per_step", seconds / Double(steps))
-            let scale = try calibrate(trainer.evaluator, dataset: train, count: calibrationCount)
+            let scale = try trainer.evaluator.calibrate(on: train, count: calibrationCount)
             run.logParam("feature_scale", scale)
             try trainer.evaluator.save(to: URL(fileURLWithPath: path), generator: trainer.generator, step: steps,
                                        extra: ["run_id": run.id])

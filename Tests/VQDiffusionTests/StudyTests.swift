@@ -253,6 +253,16 @@ struct CountingRecipe: ModelRecipe {
     }
 }
 
+@Test func linearSystemSolvesANonSymmetricSystem() {
+    // A = [[2, 1, 0], [1, 3, 1], [0, 4, 5]] (row-major, not symmetric), x = [1, −2, 3].
+    let a: [Double] = [2, 1, 0, 1, 3, 1, 0, 4, 5]
+    let x: [Double] = [1, -2, 3]
+    let b = (0..<3).map { i in (0..<3).reduce(0.0) { $0 + a[i * 3 + $1] * x[$1] } }
+    let solved = solveLinearSystem(a, b)!
+    #expect(zip(solved, x).allSatisfy { abs($0 - $1) < 1e-12 })
+    #expect(solveLinearSystem([1, 2, 2, 4], [1, 2]) == nil)      // singular
+}
+
 @Suite struct SamplingModelFileTests {
     @Test func keepsTheEMAWeightsAndRewritesTheVQVAE() throws {
         let folder = TemporaryFolder()

@@ -197,31 +197,10 @@ struct SpeedStudy: Study {
                 for j in 0..<terms { ata[i * terms + j] += row[i] * row[j] }
             }
         }
-        // Gaussian elimination (terms ≤ 3).
-        var a = ata, b = atb
-        for col in 0..<terms {
-            let pivot = (col..<terms).max { abs(a[$0 * terms + col]) < abs(a[$1 * terms + col]) }!
-            if pivot != col {
-                for j in 0..<terms { a.swapAt(col * terms + j, pivot * terms + j) }
-                b.swapAt(col, pivot)
-            }
-            let p = a[col * terms + col]
-            guard abs(p) > 1e-300 else { return samples.last!.seconds * x / samples.last!.k }
-            for r in (col + 1)..<terms {
-                let f = a[r * terms + col] / p
-                for j in col..<terms { a[r * terms + j] -= f * a[col * terms + j] }
-                b[r] -= f * b[col]
-            }
-        }
-        var coef = [Double](repeating: 0, count: terms)
-        for r in stride(from: terms - 1, through: 0, by: -1) {
-            var v = b[r]
-            for j in (r + 1)..<terms { v -= a[r * terms + j] * coef[j] }
-            coef[r] = v / a[r * terms + r]
-        }
-        let estimate = coef.reduce(0, +)     // Σ a_d (x/x)^d
-        // A fit that bends down cannot be right for growing costs: fall back to the last rate.
+        // A fit that bends down (or fails) cannot be right for growing costs: the last rate instead.
         let linear = samples.last!.seconds * x / samples.last!.k
+        guard let coef = solveLinearSystem(ata, atb) else { return linear }
+        let estimate = coef.reduce(0, +)     // Σ a_d (x/x)^d
         return estimate.isFinite && estimate >= linear ? estimate : linear
     }
 

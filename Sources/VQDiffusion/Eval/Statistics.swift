@@ -140,3 +140,18 @@ func matmul(_ a: [Double], _ b: [Double], n: Int, transposeA: Bool = false) -> [
                 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
     return c
 }
+
+/// The solution x of A·x = b for a square n×n matrix A (row-major) by LAPACK's dgesv (LU with
+/// partial pivoting); nil when A is singular.
+public func solveLinearSystem(_ a: [Double], _ b: [Double]) -> [Double]? {
+    var n = Int32(b.count)
+    precondition(a.count == b.count * b.count, "solveLinearSystem: a \(a.count)-value matrix for \(b.count) unknowns")
+    guard n > 0 else { return [] }
+    // LAPACK is column-major: pass Aᵀ's storage (A transposed) so that it solves A·x = b.
+    var matrix = [Double](repeating: 0, count: a.count)
+    for i in 0..<b.count { for j in 0..<b.count { matrix[j * b.count + i] = a[i * b.count + j] } }
+    var rhs = b, pivots = [Int32](repeating: 0, count: b.count)
+    var nrhs: Int32 = 1, lda = n, ldb = n, info: Int32 = 0
+    dgesv_(&n, &nrhs, &matrix, &lda, &pivots, &rhs, &ldb, &info)
+    return info == 0 ? rhs : nil
+}
