@@ -52,7 +52,13 @@ extension Tensor {
     public func backward(seed: Tensor? = nil, retainGraph: Bool = false) {
         precondition(requiresGrad, "backward() on a tensor that does not require a gradient (shape \(shape))")
         if let seed {
-            accumulateGrad(seed)
+            if gradStorage == nil && gradNode != nil && !retainGraph && seed.shape == shape {
+                // The seed is read, never written, by the node below, and the gradient is dropped
+                // when the pass is over: borrow its storage instead of copying it.
+                gradStorage = seed.storage
+            } else {
+                accumulateGrad(seed)
+            }
         } else {
             precondition(count == 1, "backward() without a seed needs a scalar, got shape \(shape)")
             accumulateGrad(shape: shape) { $0[0] += 1 }
