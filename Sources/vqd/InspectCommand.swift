@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import Foundation
 import VQDiffusion
 
@@ -6,8 +7,8 @@ import VQDiffusion
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Print internal quantities (noise schedules) as JSON; compute posteriors of given arrays.",
-        subcommands: [InspectSchedule.self, InspectPosterior.self])
+        abstract: "Print internal quantities (noise schedules) as JSON; compute posteriors of given arrays; probe a trained model's denoising.",
+        subcommands: [InspectSchedule.self, InspectPosterior.self, InspectDenoise.self])
 }
 
 struct InspectSchedule: ParsableCommand {
@@ -79,5 +80,104 @@ struct ScheduleOptions: ParsableArguments {
         let c = DiffusionConfiguration(classes: classes, steps: steps, alphaStart: alphaStart, alphaEnd: alphaEnd,
                                        gammaStart: gammaStart, gammaEnd: gammaEnd)
         return try gammaFinal.map { try c.withGammaFinal($0) } ?? c
+    }
+}
+
+struct InspectDenoise: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "denoise",
+        abstract: "How much of a real image a trained VQ-Diffusion model restores, from several noise levels.",
+        discussion: """
+            Encodes the split's first N images with the model's VQ-VAE, noises their token grids to \
+            x_t ~ q(x_t | x0) for each start time t, samples from t down to 0 with their captions \
+            (every step, or --steps), and has the evaluator read the restored images against the \
+            captions. The first row is the real grids decoded as they are: the tokenizer's ceiling. \
+            A low t asks for local completion with almost the whole image in view; t = T is \
+            ordinary generation. Shapes or Fashion-MNIST; nothing is written.
+            """)
+
+    @Option(help: "The VQ-Diffusion checkpoint (vqd train --model diffusion).")
+    var model: String
+    @Option(help: "Its VQ-VAE (default: the one it was trained on).")
+    var vqvae: String?
+    @Option(help: "The dataset: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "The held-out split.")
+    var split: DatasetSplit = .test
+    @Option(help: "N: real images restored at each start time.")
+    var count: Int = 200
+    @Option(help: "Start times t, comma-separated, each in 1…T.")
+    var times: String = "10,30,50,70,100"
+    @Option(help: "Sampling steps from each t (default: every step).")
+    var steps: Int?
+    @Option(help: "Truncation rate r in (0, 1]; 1 keeps every code.")
+    var truncation: Double = 0.86
+    @Option(help: "Seed of the noise and the sampling.")
+    var seed: UInt64 = 0
+    @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
+    var evaluator: String?
+
+    func parsedTimes() throws -> [Int] {
+        let parts = times.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { Int($0) }
+        guard !parts.isEmpty, values.count == parts.count else {
+            throw ValidationError("--times must be comma-separated integers such as 10,30,50,100, got \"\(times)\".")
+        }
+        return values
+    }
+
+    func validate() throws {
+        if count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps).") }
+        if !(truncation > 0 && truncation <= 1) { throw ValidationError("--truncation must lie in (0, 1], got \(truncation).") }
+        _ = try parsedTimes()
+    }
+
+    func run() throws {
+        let file = try DiffusionModelFile(URL(fileURLWithPath: model))
+        guard let vqvaePath = vqvae ?? file.configuration.vqvae else {
+            throw CommandError("\(model) does not record the VQ-VAE it was trained on: give --vqvae FILE.")
+        }
+        guard FileManager.default.fileExists(atPath: vqvaePath) else {
+            throw CommandError("VQ-VAE checkpoint \(vqvaePath) does not exist: give the one the model was trained on with --vqvae FILE.")
+        }
+        let tokenizer = try VQVAE.load(URL(fileURLWithPath: vqvaePath))
+        let task = try EvaluatorTask(dataset)
+        let size = file.configuration.model.gridHeight * tokenizer.downsampling
+        let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: size)
+        let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
+        guard net.configuration.task == task else {
+            throw CommandError("\(evaluatorPath) is a \(net.configuration.task.rawValue) evaluator; pass the \(task.rawValue) one with --evaluator.")
+        }
+        let data = try openDataset(dataset, split: split, imageSize: size,
+                                   count: dataset == .shapes ? count : nil)
+        let subset = PrefixDataset(base: data, count: min(count, data.count))
+        let tokens = try TokenCache.encode(subset, with: tokenizer)
+        let encoder = try sampleTextEncoder(for: file, maxLength: 32)
+        var rng = RandomGenerator(seed: seed)
+        let bar = ProgressBar(total: try parsedTimes().count, label: "denoise")
+        let (ceiling, results) = try DenoisingProbe.run(
+            model: file.model, schedule: file.schedule, textEncoder: encoder, vqvae: tokenizer, evaluator: net,
+            data: tokens, times: try parsedTimes(), steps: steps, truncation: truncation < 1 ? truncation : nil,
+            using: &rng) { done, _ in bar.update(done) }
+        bar.finish()
+        let names = ceiling.scores.map { $0.name }
+        print("\(dataset.rawValue) \(split.rawValue), N = \(tokens.count), truncation \(truncation)\(steps.map { ", \($0) steps" } ?? ", every step")")
+        let widths = names.map { max($0.count, 7) + 2 }
+        func cells(_ values: [String]) -> String {
+            zip(values, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined()
+        }
+        print(["start", "masked", "replaced", "tokens"].map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined()
+              + cells(names))
+        func row(_ label: String, _ fields: [String], _ scores: AttributeScores) -> String {
+            ([label] + fields).map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined()
+                + cells(scores.scores.map { String(format: "%.1f %%", 100 * $0.fraction) })
+        }
+        print(row("real", ["0 %", "0 %", "100 %"], ceiling))
+        for r in results {
+            print(row("t=\(r.time)", [String(format: "%.0f %%", 100 * r.maskedFraction),
+                                     String(format: "%.1f %%", 100 * r.replacedFraction),
+                                     String(format: "%.1f %%", 100 * r.tokenAgreement)], r.alignment))
+        }
     }
 }

@@ -27,6 +27,21 @@ extension OpsTests {
             return (shape, values)
         }
 
+        /// backward(seed:) borrows the seed's storage for the root's gradient: the seed must come
+        /// out unchanged and give the same gradients as a copied seed would, over two passes that
+        /// accumulate into a leaf, with and without a retained graph.
+        @Test func seedIsReadNotWritten() {
+            let x = opsUniform([3, 4], seed: 7)
+            x.requiresGrad = true
+            let seed = opsUniform([3, 4], seed: 8)
+            let before = seed.values
+            ((x * x) * 2).backward(seed: seed)
+            (x * x).backward(seed: seed, retainGraph: true)
+            #expect(seed.values == before)
+            let expected = zip(x.values, before).map { xi, s in 4 * xi * s + 2 * xi * s }
+            for (g, e) in zip(x.grad!.values, expected) { #expect(abs(g - e) <= 1e-5 * max(1, abs(e))) }
+        }
+
         @Test func broadcastShapeRules() {
             #expect(broadcastShapes([3, 1], [1, 4]) == [3, 4])
             #expect(broadcastShapes([2, 3, 4], [4]) == [2, 3, 4])

@@ -80,15 +80,24 @@ public enum DiffusionSampling {
     /// — or log p_θ(x_{t−1} | x_t) (B, N, K+1) for the direct parameterization — for tokens
     /// (B·N). `observe(x, t)` (optional) sees the tokens at every visited time, from the initial
     /// all-[MASK] grid at T to the final grid at 0. Returns x0 (B·N) in 0…K−1.
+    ///
+    /// `start` replaces the start at T by given tokens x_t (B·N, values 0…K) at a time t in 1…T —
+    /// real grids noised by q(x_t | x0), to see how much of an image the model restores; the walk
+    /// then takes `options.steps` (at most t) steps from t down to 0.
     public static func run(batch B: Int, tokens N: Int, schedule: DiffusionSchedule,
                            parameterization: DiffusionParameterization = .reparameterized,
-                           options: DiffusionSamplingOptions, using rng: inout RandomGenerator,
+                           options: DiffusionSamplingOptions, start: (tokens: [Int32], time: Int)? = nil,
+                           using rng: inout RandomGenerator,
                            observe: (([Int32], Int) -> Void)? = nil,
                            predict: ([Int32], Int) throws -> Tensor) rethrows -> [Int32] {
         let K = schedule.classes
-        let times = timeGrid(diffusionSteps: schedule.steps, samplingSteps: options.steps)
-        var x = [Int32](repeating: Int32(K), count: B * N)     // (B·N) all [MASK]
-        if options.startFromPrior {
+        let startTime = start?.time ?? schedule.steps
+        precondition(startTime >= 1 && startTime <= schedule.steps, "sampling: start time \(startTime) outside 1…\(schedule.steps)")
+        precondition(start == nil || start!.tokens.count == B * N,
+                     "sampling: \(start?.tokens.count ?? 0) start tokens for \(B) grids of \(N)")
+        let times = timeGrid(diffusionSteps: startTime, samplingSteps: min(options.steps, startTime))
+        var x = start?.tokens ?? [Int32](repeating: Int32(K), count: B * N)     // (B·N) all [MASK]
+        if start == nil && options.startFromPrior {
             let maskRate = schedule.cumulative(schedule.steps).mask
             for i in x.indices where rng.uniformDouble() >= maskRate { x[i] = Int32(rng.int(below: K)) }
         }
