@@ -1,4 +1,5 @@
 import ArgumentParser
+import Engine
 import Foundation
 import VQDiffusion
 
@@ -12,9 +13,10 @@ struct ModelsCommand: ParsableCommand {
             decides the weights): first in results/models/index.json, then in cache/models. \
             `vqd models list` shows both; `register` records a file of results/models under a recipe; \
             `export` writes the part of a generator checkpoint that sampling needs (EMA weights), a \
-            quarter of its size.
+            quarter of its size. `train` trains a recipe into cache/models as a study would: run \
+            several at once (each with --threads 1) to prepare a study's models in parallel.
             """,
-        subcommands: [ModelsListCommand.self, ModelsRegisterCommand.self, ModelsExportCommand.self])
+        subcommands: [ModelsListCommand.self, ModelsRegisterCommand.self, ModelsExportCommand.self, ModelsTrainCommand.self])
 }
 
 struct ModelsListCommand: ParsableCommand {
@@ -57,22 +59,7 @@ struct ModelsRegisterCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: models).appendingPathComponent(name).path) else {
             throw ValidationError("\(name) is not in \(models): copy the model there first")
         }
-        let data = Data(recipe.utf8)
-        let key: String
-        do {
-            switch kind {
-            case VQVAERecipe.kind:
-                let r = try JSONDecoder().decode(VQVAERecipe.self, from: data); try store.register(r, file: name); key = r.key
-            case EvaluatorRecipe.kind:
-                let r = try JSONDecoder().decode(EvaluatorRecipe.self, from: data); try store.register(r, file: name); key = r.key
-            case GeneratorRecipe.kind:
-                let r = try JSONDecoder().decode(GeneratorRecipe.self, from: data); try store.register(r, file: name); key = r.key
-            default:
-                throw ValidationError("--kind must be vqvae, evaluator or generator, got \(kind)")
-            }
-        } catch let error as DecodingError {
-            throw ValidationError("the recipe is not a valid \(kind) recipe: \(error)")
-        }
+        let key = try decodeRecipe(kind: kind, json: recipe) { try store.register($0, file: name); return $0.key }
         print("registered \(name) as \(kind)-\(key)")
     }
 }
@@ -92,5 +79,55 @@ struct ModelsExportCommand: ParsableCommand {
     func run() throws {
         try SamplingModelFile.export(checkpoint: URL(fileURLWithPath: checkpoint), to: URL(fileURLWithPath: out), vqvae: vqvae, half: half)
         print("wrote \(out)")
+    }
+}
+
+/// Decodes `json` as a recipe of `kind` and hands it to `body`.
+func decodeRecipe<T>(kind: String, json: String, _ body: (any ModelRecipe) throws -> T) throws -> T {
+    let data = Data(json.utf8)
+    do {
+        switch kind {
+        case VQVAERecipe.kind: return try body(try JSONDecoder().decode(VQVAERecipe.self, from: data))
+        case EvaluatorRecipe.kind: return try body(try JSONDecoder().decode(EvaluatorRecipe.self, from: data))
+        case GeneratorRecipe.kind: return try body(try JSONDecoder().decode(GeneratorRecipe.self, from: data))
+        default: throw ValidationError("--kind must be vqvae, evaluator or generator, got \(kind)")
+        }
+    } catch let error as DecodingError {
+        throw ValidationError("the recipe is not a valid \(kind) recipe: \(error)")
+    }
+}
+
+struct ModelsTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train a recipe's model into the cache (or find it), as a study would.",
+        discussion: """
+            The model lands in cache/models/<kind>-<key>.safetensors under the same lock a study \
+            takes, so a study started meanwhile waits for it instead of training it twice, and an \
+            interrupted run resumes from its checkpoint. A recipe already committed or cached is \
+            only reported. Recipes are the JSON that `vqd models list` and the index show.
+            """)
+    @Option(help: "The recipe's kind: vqvae, evaluator or generator.")
+    var kind: String
+    @Option(help: "The recipe as JSON.")
+    var recipe: String
+    @Option(help: "The profile recorded with the training run.")
+    var profile = "paper"
+    @Option(help: "BLAS and kernel threads (default: OpenBLAS's choice).")
+    var threads: Int?
+    @Option(help: "The results database (training runs are logged there).")
+    var db = ResultsDatabase.defaultPath
+    @Option(help: "The committed models folder.")
+    var models = "results/models"
+    @Option(help: "The folder of models trained on demand.")
+    var cache = "cache/models"
+    @Flag(help: "No progress bars.")
+    var noProgress = false
+
+    func run() throws {
+        if let threads { BLAS.setThreads(threads) }
+        let store = ModelStore(committed: URL(fileURLWithPath: models), cache: URL(fileURLWithPath: cache),
+                               database: try ResultsDatabase(path: db), profile: profile, showProgress: !noProgress)
+        let url = try decodeRecipe(kind: kind, json: recipe) { try store.model($0) }
+        print("model: \(url.path)")
     }
 }
