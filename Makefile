@@ -4,6 +4,7 @@ SWIFT ?= swift
 RELEASE := -c release
 PROFILE ?= paper
 DB ?= results/results.sqlite
+JOBS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # System packages the suite needs (Debian names).
@@ -45,9 +46,10 @@ bench: deps
 	$(SWIFT) run $(RELEASE) vqd-bench
 
 ## study-quality, study-speed, study-mask, study-reparam: run one study (PROFILE=quick|paper, default
-## paper; ARGS="--key value …" overrides its configuration), then redraw its figure from the database
+## paper; ARGS="--key value …" overrides its configuration), then redraw its figure from the database.
+## Missing models are trained JOBS at a time first (default 2, one thread each).
 study-quality study-speed study-mask study-reparam: build
-	.build/release/$@ --profile $(PROFILE) --db $(DB) $(ARGS)
+	.build/release/$@ --profile $(PROFILE) --db $(DB) --jobs $(JOBS) $(ARGS)
 	@scripts/figures.sh -d $(DB) -p $(PROFILE) $(@:study-%=%)
 
 ## studies: all four studies (the prerequisite models are trained once and shared)

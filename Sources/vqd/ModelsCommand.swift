@@ -84,17 +84,11 @@ struct ModelsExportCommand: ParsableCommand {
 
 /// Decodes `json` as a recipe of `kind` and hands it to `body`.
 func decodeRecipe<T>(kind: String, json: String, _ body: (any ModelRecipe) throws -> T) throws -> T {
-    let data = Data(json.utf8)
-    do {
-        switch kind {
-        case VQVAERecipe.kind: return try body(try JSONDecoder().decode(VQVAERecipe.self, from: data))
-        case EvaluatorRecipe.kind: return try body(try JSONDecoder().decode(EvaluatorRecipe.self, from: data))
-        case GeneratorRecipe.kind: return try body(try JSONDecoder().decode(GeneratorRecipe.self, from: data))
-        default: throw ValidationError("--kind must be vqvae, evaluator or generator, got \(kind)")
-        }
-    } catch let error as DecodingError {
-        throw ValidationError("the recipe is not a valid \(kind) recipe: \(error)")
+    let recipe: any ModelRecipe
+    do { recipe = try decodeModelRecipe(kind: kind, json: json) } catch let error as ConfigurationError {
+        throw ValidationError(error.message)
     }
+    return try body(recipe)
 }
 
 struct ModelsTrainCommand: ParsableCommand {

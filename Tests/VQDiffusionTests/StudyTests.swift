@@ -131,6 +131,27 @@ struct CountingRecipe: ModelRecipe {
     }
 }
 
+/// What `--jobs` prepares: each recipe once, VQ-VAEs and evaluators before generators, and the
+/// recipe JSON decoding back to the same key.
+@Suite struct StudyPrerequisiteTests {
+    @Test func orderedOnceWithTheGeneratorsLast() throws {
+        let vqvae = VQVAERecipe(dataset: .shapes, codes: 64)
+        let evaluator = EvaluatorRecipe(dataset: .shapes)
+        let diffusion = GeneratorRecipe(family: .diffusion, vqvae: vqvae, settings: GeneratorSettings())
+        let ar = GeneratorRecipe(family: .ar, vqvae: vqvae, settings: GeneratorSettings())
+        let list = [diffusion, ar].map(StudyPrerequisite.init) + [StudyPrerequisite(vqvae), StudyPrerequisite(evaluator),
+                                                                  StudyPrerequisite(diffusion)]
+        let ordered = StudyPrerequisite.ordered(list)
+        #expect(ordered.map(\.fileName) == [vqvae.fileName, evaluator.fileName, diffusion.fileName, ar.fileName])
+        for p in ordered {
+            let decoded = try StudyPrerequisite(kind: p.kind, recipe: p.recipe)
+            #expect(decoded == p)
+        }
+        #expect(throws: ConfigurationError.self) { try StudyPrerequisite(kind: "nonsense", recipe: "{}") }
+        #expect(throws: ConfigurationError.self) { try StudyPrerequisite(kind: "vqvae", recipe: "{\"codes\": \"many\"}") }
+    }
+}
+
 /// The four studies' quick profiles, run as a user runs them, sharing one database and one cache.
 @Suite(.serialized) struct StudyEndToEndTests {
     static let folder = TemporaryFolder()
@@ -187,13 +208,17 @@ struct CountingRecipe: ModelRecipe {
         let quality = finish(try start("quality"))
         #expect(quality.status == 0, "\(quality.output.suffix(2000))")
         #expect(quality.output.contains("## Claims: study quality (profile quick)"))
-        // Mask and reparam at once, writing to the same database.
-        let mask = try start("mask"), reparam = try start("reparam")
+        // Mask and reparam at once, writing to the same database; mask prepares its six models
+        // first, two at a time in child processes.
+        let mask = try start("mask", ["--jobs", "2"]), reparam = try start("reparam")
         let (m, r) = (finish(mask), finish(reparam))
         #expect(m.status == 0, "\(m.output.suffix(2000))")
         #expect(r.status == 0, "\(r.output.suffix(2000))")
         let speed = finish(try start("speed"))
         #expect(speed.status == 0, "\(speed.output.suffix(2000))")
+        #expect(m.output.contains("preparing 6 model(s), 2 at a time"), "\(m.output.prefix(2000))")
+        let maskStudyPart = m.output.components(separatedBy: "study mask, profile quick").last ?? ""
+        #expect(!maskStudyPart.contains("training diffusion"), "the study itself trained a model: \(maskStudyPart.prefix(1000))")
         // The prerequisites trained by the quality study are reused, not retrained.
         #expect(!m.output.contains("training vqvae") && !r.output.contains("training vqvae"))
         #expect(!m.output.contains("training evaluator") && !r.output.contains("training evaluator"))

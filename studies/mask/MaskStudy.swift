@@ -45,6 +45,19 @@ struct MaskStudy: Study {
         var meanAlignment: Double { alignment.reduce(0, +) / Double(alignment.count) }
     }
 
+    /// The model of one γ̄_T and seed.
+    static func recipe(_ c: Configuration, gamma: Double, seed: Int) -> GeneratorRecipe {
+        var settings = c.generator
+        settings.gammaFinal = gamma
+        settings.seed = UInt64(seed)
+        return GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: settings)
+    }
+
+    static func prerequisites(_ c: Configuration) -> [StudyPrerequisite] {
+        [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
+            + c.gammas.flatMap { gamma in c.seeds.map { StudyPrerequisite(recipe(c, gamma: gamma, seed: $0)) } }
+    }
+
     static func run(_ c: Configuration, context: StudyContext) throws -> ClaimsTable {
         guard !c.gammas.isEmpty, !c.seeds.isEmpty else { throw ConfigurationError("gammas and seeds must not be empty") }
         var points: [Point] = []
@@ -52,10 +65,7 @@ struct MaskStudy: Study {
         for gamma in c.gammas {
             var point = Point(gamma: gamma, fid: [], alignment: [])
             for seed in c.seeds {
-                var settings = c.generator
-                settings.gammaFinal = gamma
-                settings.seed = UInt64(seed)
-                let recipe = GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: settings)
+                let recipe = Self.recipe(c, gamma: gamma, seed: seed)
                 let url = try context.store.model(recipe)
                 // Every model starts from its own q(x_T): all [MASK] only makes sense for γ̄_T = 1.
                 var sampling = GeneratorSamplingOptions(steps: c.eval.sampleSteps, truncation: c.eval.truncation)
@@ -64,7 +74,7 @@ struct MaskStudy: Study {
                     String(format: "gamma %.2f seed %d", gamma, seed), generator: url, dataset: c.shapes, eval: c.eval,
                     sampling: sampling, floor: floor == nil,
                     params: ["gamma_final": String(gamma), "training_seed": String(seed), "family": "diffusion",
-                             "training_steps": String(settings.steps), "recipe": recipe.key])
+                             "training_steps": String(recipe.settings.steps), "recipe": recipe.key])
                 if floor == nil { floor = scores.floorFID }
                 point.fid.append(scores.fid)
                 point.alignment.append(scores.alignment["colour_and_shape"] ?? .nan)

@@ -32,6 +32,14 @@ struct QualityStudy: Study {
         var ar: GeneratorScores
     }
 
+    static func prerequisites(_ c: Configuration) -> [StudyPrerequisite] {
+        c.datasets.flatMap { name -> [StudyPrerequisite] in
+            guard let models = name == "shapes" ? c.shapes : name == "fashion" ? c.fashion : nil else { return [] }
+            return [StudyPrerequisite(models.vqvae), StudyPrerequisite(models.evaluator)]
+                + GeneratorFamily.allCases.map { StudyPrerequisite(GeneratorRecipe(family: $0, vqvae: models.vqvae, settings: c.generator)) }
+        }
+    }
+
     static func run(_ c: Configuration, context: StudyContext) throws -> ClaimsTable {
         var results: [Result] = []
         for name in c.datasets {

@@ -40,19 +40,30 @@ struct ReparamStudy: Study {
         var imagesPerSecond: Double
     }
 
+    /// The reparameterized, the directly parameterized and the AR model.
+    static func recipes(_ c: Configuration) -> (reparam: GeneratorRecipe, direct: GeneratorRecipe, ar: GeneratorRecipe) {
+        var reparamSettings = c.generator
+        reparamSettings.parameterization = .reparameterized
+        var directSettings = c.generator
+        directSettings.parameterization = .direct
+        return (GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: reparamSettings),
+                GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: directSettings),
+                GeneratorRecipe(family: .ar, vqvae: c.shapes.vqvae, settings: c.generator))
+    }
+
+    static func prerequisites(_ c: Configuration) -> [StudyPrerequisite] {
+        let (reparam, direct, ar) = recipes(c)
+        return [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator),
+                StudyPrerequisite(reparam), StudyPrerequisite(direct), StudyPrerequisite(ar)]
+    }
+
     static func run(_ c: Configuration, context: StudyContext) throws -> ClaimsTable {
         let T = c.generator.diffusionSteps
         guard c.steps.allSatisfy({ $0 >= 1 && $0 <= T }) else {
             throw ConfigurationError("steps must lie in 1…\(T) (generator.diffusionSteps), got \(c.steps)")
         }
         let batch = c.eval.throughputBatches.last ?? c.eval.batchSize
-        var reparamSettings = c.generator
-        reparamSettings.parameterization = .reparameterized
-        var directSettings = c.generator
-        directSettings.parameterization = .direct
-        let reparam = GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: reparamSettings)
-        let direct = GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: directSettings)
-        let ar = GeneratorRecipe(family: .ar, vqvae: c.shapes.vqvae, settings: c.generator)
+        let (reparam, direct, ar) = recipes(c)
 
         var points: [Point] = []
         var first = true

@@ -30,6 +30,22 @@ extension ModelRecipe {
     public var fileName: String { "\(Self.kind)-\(key).safetensors" }
 }
 
+/// A recipe of `kind` ("vqvae", "evaluator" or "generator") from its JSON (as the index and
+/// `vqd models list` show it).
+public func decodeModelRecipe(kind: String, json: String) throws -> any ModelRecipe {
+    let data = Data(json.utf8)
+    do {
+        switch kind {
+        case VQVAERecipe.kind: return try JSONDecoder().decode(VQVAERecipe.self, from: data)
+        case EvaluatorRecipe.kind: return try JSONDecoder().decode(EvaluatorRecipe.self, from: data)
+        case GeneratorRecipe.kind: return try JSONDecoder().decode(GeneratorRecipe.self, from: data)
+        default: throw ConfigurationError("unknown model kind '\(kind)': use vqvae, evaluator or generator")
+        }
+    } catch let error as DecodingError {
+        throw ConfigurationError("the recipe is not a valid \(kind) recipe: \(error)")
+    }
+}
+
 // MARK: - VQ-VAE
 
 /// A VQ-VAE trained on one dataset's train split.

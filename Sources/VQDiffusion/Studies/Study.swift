@@ -21,6 +21,54 @@ public protocol Study {
     static func configuration(_ profile: StudyProfile) -> Configuration
     /// Runs the study, logging measurement runs through `context`, and returns its claims.
     static func run(_ configuration: Configuration, context: StudyContext) throws -> ClaimsTable
+    /// The models the study trains when they are missing, in the order it needs them: what
+    /// `--jobs N` prepares in parallel before the study starts. Models found by other means
+    /// (the speed study's) are not listed.
+    static func prerequisites(_ configuration: Configuration) -> [StudyPrerequisite]
+}
+
+extension Study {
+    public static func prerequisites(_ configuration: Configuration) -> [StudyPrerequisite] { [] }
+}
+
+/// A model a study needs, as the model store names it: the recipe's kind and JSON.
+public struct StudyPrerequisite: Equatable, Sendable {
+    public var kind: String
+    public var recipe: String
+    public var summary: String
+    public var fileName: String
+
+    /// The recipe of `kind` given as JSON.
+    public init(kind: String, recipe json: String) throws {
+        let r = try decodeModelRecipe(kind: kind, json: json)
+        self.init(r)
+    }
+
+    public init<R: ModelRecipe>(_ recipe: R) {
+        kind = R.kind
+        self.recipe = (try? sortedJSON(recipe)) ?? ""
+        summary = recipe.summary
+        fileName = recipe.fileName
+    }
+
+    /// Each recipe once, and every VQ-VAE and evaluator before the generators (which train on a
+    /// VQ-VAE's tokens), keeping the order otherwise.
+    public static func ordered(_ list: [StudyPrerequisite]) -> [StudyPrerequisite] {
+        var seen = Set<String>(), unique: [StudyPrerequisite] = []
+        for p in list where seen.insert(p.fileName).inserted { unique.append(p) }
+        return unique.filter { $0.kind != GeneratorRecipe.kind } + unique.filter { $0.kind == GeneratorRecipe.kind }
+    }
+
+    /// Trains (or finds) this model with `store`.
+    public func prepare(in store: ModelStore) throws -> URL {
+        try store.model(try decodeModelRecipe(kind: kind, json: recipe))
+    }
+
+    /// Whether the store already has this model (committed or cached).
+    public func isAvailable(in store: ModelStore) -> Bool {
+        guard let r = try? decodeModelRecipe(kind: kind, json: recipe) else { return false }
+        return (try? store.existing(r)) != nil
+    }
 }
 
 /// Where a study writes and what it records with every run.
