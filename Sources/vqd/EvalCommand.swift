@@ -58,12 +58,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let task = try EvaluatorTask(dataset)
-        let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: size)
-        let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
-        guard net.configuration.task == task else {
-            throw CommandError("\(evaluatorPath) is a \(net.configuration.task.rawValue) evaluator; pass the \(task.rawValue) one with --evaluator.")
-        }
+        let (net, evaluatorPath) = try loadEvaluator(evaluator, for: dataset, imageSize: size)
         let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,
                                    count: dataset == .shapes ? max(ShapesConfiguration.defaultCount(split), 2 * count) : nil)
         let database = try ResultsDatabase(path: db)

@@ -74,6 +74,27 @@ extension EvaluatorTask {
 }
 
 /// A problem found while a command runs (a file of the wrong kind, a feature not yet available).
+/// The evaluator of `dataset` from `path` (default results/models/evaluator-<dataset>-<size>.safetensors),
+/// refused when it was trained for the other task.
+func loadEvaluator(_ path: String?, for dataset: DatasetName, imageSize: Int) throws -> (net: Evaluator, path: String) {
+    let task = try EvaluatorTask(dataset)
+    let path = path ?? Evaluator.defaultPath(task: task, imageSize: imageSize)
+    let net = try Evaluator.load(URL(fileURLWithPath: path))
+    guard net.configuration.task == task else {
+        throw CommandError("\(path) is a \(net.configuration.task.rawValue) evaluator; pass the \(task.rawValue) one with --evaluator.")
+    }
+    return (net, path)
+}
+
+/// Comma-separated integers given to `option` ("--times"), e.g. "10,30,50".
+func parseIntegers(_ text: String, option: String, example: String) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
+        throw ValidationError("\(option) \"\(text)\" must be comma-separated integers, e.g. \(example).")
+    }
+    return values.map { $0! }
+}
+
 struct CommandError: Error, CustomStringConvertible {
     let message: String
     init(_ message: String) { self.message = message }

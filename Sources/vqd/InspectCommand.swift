@@ -117,14 +117,7 @@ struct InspectDenoise: ParsableCommand {
     @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var evaluator: String?
 
-    func parsedTimes() throws -> [Int] {
-        let parts = times.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let values = parts.compactMap { Int($0) }
-        guard !parts.isEmpty, values.count == parts.count else {
-            throw ValidationError("--times must be comma-separated integers such as 10,30,50,100, got \"\(times)\".")
-        }
-        return values
-    }
+    func parsedTimes() throws -> [Int] { try parseIntegers(times, option: "--times", example: "10,30,50,100") }
 
     func validate() throws {
         if count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
@@ -138,27 +131,20 @@ struct InspectDenoise: ParsableCommand {
         guard let vqvaePath = vqvae ?? file.configuration.vqvae else {
             throw CommandError("\(model) does not record the VQ-VAE it was trained on: give --vqvae FILE.")
         }
-        guard FileManager.default.fileExists(atPath: vqvaePath) else {
-            throw CommandError("VQ-VAE checkpoint \(vqvaePath) does not exist: give the one the model was trained on with --vqvae FILE.")
-        }
-        let tokenizer = try VQVAE.load(URL(fileURLWithPath: vqvaePath))
-        let task = try EvaluatorTask(dataset)
+        let tokenizer = try loadGeneratorVQVAE(vqvaePath)
         let size = file.configuration.model.gridHeight * tokenizer.downsampling
-        let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: size)
-        let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
-        guard net.configuration.task == task else {
-            throw CommandError("\(evaluatorPath) is a \(net.configuration.task.rawValue) evaluator; pass the \(task.rawValue) one with --evaluator.")
-        }
+        let net = try loadEvaluator(evaluator, for: dataset, imageSize: size).net
         let data = try openDataset(dataset, split: split, imageSize: size,
                                    count: dataset == .shapes ? count : nil)
         let subset = PrefixDataset(base: data, count: min(count, data.count))
         let tokens = try TokenCache.encode(subset, with: tokenizer)
         let encoder = try sampleTextEncoder(for: file, maxLength: 32)
         var rng = RandomGenerator(seed: seed)
-        let bar = ProgressBar(total: try parsedTimes().count, label: "denoise")
+        let startTimes = try parsedTimes()
+        let bar = ProgressBar(total: startTimes.count, label: "denoise")
         let (ceiling, results) = try DenoisingProbe.run(
             model: file.model, schedule: file.schedule, textEncoder: encoder, vqvae: tokenizer, evaluator: net,
-            data: tokens, times: try parsedTimes(), steps: steps, truncation: truncation < 1 ? truncation : nil,
+            data: tokens, times: startTimes, steps: steps, truncation: truncation < 1 ? truncation : nil,
             using: &rng) { done, _ in bar.update(done) }
         bar.finish()
         let names = ceiling.scores.map { $0.name }

@@ -142,12 +142,17 @@ func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> T
     }
 }
 
+/// The VQ-VAE whose tokens a generator was trained on, at `path`.
+func loadGeneratorVQVAE(_ path: String) throws -> VQVAE {
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw GeneratorCommandError("VQ-VAE checkpoint \(path) does not exist: give the one the model was trained on with --vqvae FILE.")
+    }
+    return try VQVAE.load(URL(fileURLWithPath: path))
+}
+
 /// Images from token grids (count, h, w) through the VQ-VAE decoder in `vqvae`.
 func decodeTokens(_ tokens: [Int32], count: Int, height: Int, width: Int, vqvae: String) throws -> [Image] {
-    guard FileManager.default.fileExists(atPath: vqvae) else {
-        throw GeneratorCommandError("VQ-VAE checkpoint \(vqvae) does not exist: give the one the model was trained on with --vqvae FILE.")
-    }
-    let decoder = try VQVAE.load(URL(fileURLWithPath: vqvae))
+    let decoder = try loadGeneratorVQVAE(vqvae)
     let images = try Autograd.withoutGrad { try decoder.decode(tokens, count: count, height: height, width: width) }
     return Image.batch(images)
 }

@@ -108,11 +108,7 @@ struct VQVAETrainCommand: ParsableCommand {
 
     func parsedWidths() throws -> [Int]? {
         guard let widths else { return nil }
-        let values = widths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
-            throw ValidationError("--widths \"\(widths)\" must be comma-separated integers, e.g. 32,64,128.")
-        }
-        return values.map { $0! }
+        return try parseIntegers(widths, option: "--widths", example: "32,64,128")
     }
 
     /// The settings of this run: defaults, overridden by a resumed checkpoint's, overridden by the options given.
