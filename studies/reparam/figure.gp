@@ -12,9 +12,10 @@ set grid
 set key top right font ",9"
 set title "quality"
 set ylabel "FID (evaluator features), lower is better"
-plot for [i=1:words(methods)] data using (strcol(1) eq word(methods, i) ? $2 : NaN):3 with linespoints lw 2 pt 7 lc i title word(methods, i) noenhanced
+plot for [i=1:words(methods)] data using (strcol(1) eq word(methods, i) ? $2 : NaN):3 with linespoints lw 2 pt 7 lc i title sprintf("%s", system("echo ".word(methods, i)." | tr _ \" \"")) noenhanced
 set title "speed"
+set key bottom left
 set logscale y 10
 set ylabel "images per second"
-plot for [i=1:words(methods)] data using (strcol(1) eq word(methods, i) ? $2 : NaN):4 with linespoints lw 2 pt 7 lc i title word(methods, i) noenhanced
+plot for [i=1:words(methods)] data using (strcol(1) eq word(methods, i) ? $2 : NaN):4 with linespoints lw 2 pt 7 lc i title sprintf("%s", system("echo ".word(methods, i)." | tr _ \" \"")) noenhanced
 unset multiplot
