@@ -164,7 +164,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
         let trainCount = dataset == .shapes ? max(ShapesConfiguration.defaultCount(.train), steps * batchSize) : nil
         let train = try openDataset(dataset, split: .train, imageSize: size, count: trainCount)
         let val = try openDataset(dataset, split: .val, imageSize: size)
-        let training = EvaluatorTrainingConfiguration(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
+        let training = TrainingRunSettings.evaluator.with(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
         let trainer = try EvaluatorTrainer(EvaluatorConfiguration.standard(task, imageSize: size), training: training, dataset: train)
 
         let database = try ResultsDatabase(path: db)

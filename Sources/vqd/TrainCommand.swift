@@ -152,11 +152,11 @@ struct TrainCommand: ParsableCommand {
         let output = TrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery, resume: resumeURL,
                                     database: database, experiment: experiment ?? "train-\(model.rawValue)",
                                     runName: runName, logEvery: logEvery)
+        let training = GeneratorTrainingConfiguration(
+            batchSize: batchSize, totalSteps: steps, learningRate: learningRate, warmupSteps: warmup,
+            minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
+            emaDecay: emaDecay, seed: seed)
         if model == .ar {
-            let training = ARTrainingConfiguration(
-                batchSize: batchSize, totalSteps: steps, learningRate: learningRate, warmupSteps: warmup,
-                minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
-                emaDecay: emaDecay, seed: seed)
             let configuration = ARRunConfiguration(model: .matching(diffusionModel), training: training,
                                                    textEncoder: encoderName, vqvae: vqvae)
             try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
@@ -164,14 +164,11 @@ struct TrainCommand: ParsableCommand {
             print("wrote \(out)")
             return
         }
-        let training = DiffusionTrainingConfiguration(
-            batchSize: batchSize, totalSteps: steps, learningRate: learningRate, warmupSteps: warmup,
-            minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
-            emaDecay: emaDecay, timeSampling: timeSampling,
+        let diffusionTraining = DiffusionTrainingConfiguration(
+            training, timeSampling: timeSampling,
             loss: DiffusionLossConfiguration(auxiliaryWeight: auxiliaryWeight, adaptiveAuxiliaryWeight: adaptiveAuxiliary,
-                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight),
-            seed: seed)
-        let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: training,
+                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight))
+        let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: diffusionTraining,
                                                       textEncoder: encoderName, vqvae: vqvae)
         try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
                                  output: output)

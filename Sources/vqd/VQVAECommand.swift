@@ -112,9 +112,9 @@ struct VQVAETrainCommand: ParsableCommand {
     }
 
     /// The settings of this run: defaults, overridden by a resumed checkpoint's, overridden by the options given.
-    func settings() throws -> (VQVAEConfiguration, VQVAETrainingOptions, DatasetSelection) {
+    func settings() throws -> (VQVAEConfiguration, TrainingRunSettings, DatasetSelection) {
         var configuration = VQVAEConfiguration()
-        var options = VQVAETrainingOptions()
+        var options = TrainingRunSettings.vqvae
         var data = DatasetSelection(source: .shapes, split: .train)
         if let resume {
             let loaded = try TrainingCheckpoint.read(URL(fileURLWithPath: resume), expectingKind: VQVAE.kind)
@@ -233,7 +233,7 @@ struct VQVAETrainCommand: ParsableCommand {
     }
 }
 
-extension VQVAETrainingOptions {
+extension TrainingRunSettings {
     var lr: String { String(format: "%g", learningRate) }
 }
 

@@ -14,8 +14,8 @@ import Testing
 
     static func configuration(steps: Int = 200) -> ARRunConfiguration {
         let diffusion = DiffusionModelConfiguration.tiny(classes: 16, gridHeight: 4, gridWidth: 4, steps: 20, textWidth: 8)
-        let training = ARTrainingConfiguration(batchSize: 4, totalSteps: steps, learningRate: 3e-3, warmupSteps: 20,
-                                               minimumLearningRate: 1e-4, weightDecay: 0, emaDecay: 0.99, seed: 4)
+        let training = GeneratorTrainingConfiguration(batchSize: 4, totalSteps: steps, learningRate: 3e-3, warmupSteps: 20,
+                                                      minimumLearningRate: 1e-4, weightDecay: 0, emaDecay: 0.99, seed: 4)
         return ARRunConfiguration(model: .matching(diffusion), training: training, textEncoder: "test-words")
     }
 

@@ -16,12 +16,27 @@ import Testing
                               timeSampling: TimeSampling = .importance) -> DiffusionRunConfiguration {
         var model = DiffusionModelConfiguration.tiny(classes: 16, gridHeight: 4, gridWidth: 4, steps: 20, textWidth: 8)
         model.parameterization = parameterization
-        let training = DiffusionTrainingConfiguration(batchSize: 4, totalSteps: steps, learningRate: 3e-3, warmupSteps: 20,
-                                                      minimumLearningRate: 1e-4, weightDecay: 0, emaDecay: 0.99,
-                                                      timeSampling: timeSampling,
-                                                      loss: DiffusionLossConfiguration(auxiliaryWeight: 0.05), seed: 4)
+        let training = DiffusionTrainingConfiguration(
+            GeneratorTrainingConfiguration(batchSize: 4, totalSteps: steps, learningRate: 3e-3, warmupSteps: 20,
+                                           minimumLearningRate: 1e-4, weightDecay: 0, emaDecay: 0.99, seed: 4),
+            timeSampling: timeSampling, loss: DiffusionLossConfiguration(auxiliaryWeight: 0.05))
         return DiffusionRunConfiguration(model: model, diffusion: .paper(classes: 16, steps: 20), training: training,
                                          textEncoder: "test-words")
+    }
+
+    /// Checkpoints hold the training settings as one flat object (the generator's fields beside
+    /// timeSampling and loss), so files written before the shared part was split out still load.
+    @Test func trainingConfigurationIsOneFlatObject() throws {
+        let c = DiffusionTrainingConfiguration(GeneratorTrainingConfiguration(batchSize: 8, seed: 3), timeSampling: .uniform)
+        let data = try JSONEncoder().encode(c)
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["batchSize"] as? Int == 8)
+        #expect(object["seed"] as? Int == 3)
+        #expect(object["timeSampling"] as? String == "uniform")
+        #expect(object["loss"] is [String: Any])
+        #expect(object["generator"] == nil)
+        #expect(try JSONDecoder().decode(DiffusionTrainingConfiguration.self, from: data) == c)
+        #expect(c.batchSize == 8 && c.optimization.totalSteps == c.totalSteps)
     }
 
     @Test func tinyModelOverfitsOneBatchAndSamplesIt() throws {

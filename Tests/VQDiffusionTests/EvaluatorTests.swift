@@ -10,7 +10,7 @@ func evaluationTestShapes(_ split: DatasetSplit, count: Int) -> ShapesDataset {
 
 /// A tiny Shapes evaluator at S = 16 trained for `steps` steps of 32 (a few seconds in release).
 func evaluationTestTrainedEvaluator(steps: Int) throws -> Evaluator {
-    let training = EvaluatorTrainingConfiguration(steps: steps, batchSize: 32, learningRate: 3e-3, warmupSteps: 20, seed: 1)
+    let training = TrainingRunSettings.evaluator.with(steps: steps, batchSize: 32, learningRate: 3e-3, warmupSteps: 20, seed: 1)
     let trainer = try EvaluatorTrainer(.tiny(.shapes), training: training,
                                        dataset: evaluationTestShapes(.train, count: steps * 32))
     for _ in 0..<steps { try trainer.trainStep() }
@@ -98,7 +98,7 @@ func evaluationTestTrainedEvaluator(steps: Int) throws -> Evaluator {
     }
 
     @Test func trainingRejectsDataOfTheOtherTask() throws {
-        let trainer = try EvaluatorTrainer(.tiny(.fashion).withChannels(3), training: .init(steps: 1, batchSize: 4),
+        let trainer = try EvaluatorTrainer(.tiny(.fashion).withChannels(3), training: TrainingRunSettings.evaluator.with(steps: 1, batchSize: 4),
                                            dataset: evaluationTestShapes(.train, count: 8))
         #expect(thrownMessage { try trainer.trainStep() }?.contains("fashion evaluator") == true)
     }

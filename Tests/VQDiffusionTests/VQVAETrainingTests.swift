@@ -12,13 +12,13 @@ import Testing
         DatasetSelection(source: .shapes, split: .train, imageSize: 16, seed: 7, count: count)
     }
 
-    static func trainer(count: Int, options: VQVAETrainingOptions) throws -> VQVAETrainer {
+    static func trainer(count: Int, options: TrainingRunSettings) throws -> VQVAETrainer {
         let data = data(count: count)
         return try VQVAETrainer(configuration: configuration, options: options, data: data, dataset: try data.open())
     }
 
     @Test func tinyModelOverfitsAFewImages() throws {
-        let options = VQVAETrainingOptions(steps: 400, batchSize: 4, learningRate: 3e-3, warmupSteps: 5, seed: 1)
+        let options = TrainingRunSettings.vqvae.with(steps: 400, batchSize: 4, learningRate: 3e-3, warmupSteps: 5, seed: 1)
         let trainer = try Self.trainer(count: 4, options: options)
         let dataset = try Self.data(count: 4).open()
         let before = try VQVAEMetrics.evaluate(trainer.model, on: dataset)
@@ -35,7 +35,7 @@ import Testing
     func resumeEqualsUninterrupted() throws {
         // 10 images in batches of 4 (2 batches per epoch, the last 2 images dropped): 7 steps cross
         // three epochs, and the interruption after step 3 falls inside an epoch.
-        let options = VQVAETrainingOptions(steps: 7, batchSize: 4, learningRate: 2e-3, warmupSteps: 2, seed: 3)
+        let options = TrainingRunSettings.vqvae.with(steps: 7, batchSize: 4, learningRate: 2e-3, warmupSteps: 2, seed: 3)
         let whole = try Self.trainer(count: 10, options: options)
         while !whole.isFinished { whole.trainStep() }
 
@@ -57,7 +57,7 @@ import Testing
     }
 
     @Test func aCheckpointOfAnotherConfigurationIsRefused() throws {
-        let options = VQVAETrainingOptions(steps: 2, batchSize: 4, seed: 3)
+        let options = TrainingRunSettings.vqvae.with(steps: 2, batchSize: 4, seed: 3)
         let trainer = try Self.trainer(count: 8, options: options)
         trainer.trainStep()
         let folder = TemporaryFolder()

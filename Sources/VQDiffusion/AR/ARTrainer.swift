@@ -9,61 +9,16 @@ import Foundation
 //   batch (x, captions) → text features → teacher-forced logits → cross-entropy → backward →
 //   clip → AdamW → EMA.
 
-public struct ARTrainingConfiguration: Equatable, Codable, Sendable {
-    /// Images per step.
-    public var batchSize: Int = 32
-    /// Length of the learning-rate schedule (the cosine reaches its floor here).
-    public var totalSteps: Int = 10_000
-    /// Peak learning rate after warm-up.
-    public var learningRate: Float = 5e-4
-    /// Linear warm-up steps.
-    public var warmupSteps: Int = 500
-    /// Floor of the cosine decay.
-    public var minimumLearningRate: Float = 1e-5
-    /// Decoupled weight decay of weight matrices (the paper's 0.045).
-    public var weightDecay: Float = 0.045
-    /// AdamW's second-moment decay (the paper's 0.96).
-    public var beta2: Float = 0.96
-    /// Largest global gradient norm.
-    public var gradientClip: Float = 1
-    /// EMA decay of the sampling weights (with the (1+n)/(10+n) warm-up).
-    public var emaDecay: Float = 0.999
-    /// Seed of initialisation and data order.
-    public var seed: UInt64 = 0
-
-    public init(batchSize: Int = 32, totalSteps: Int = 10_000, learningRate: Float = 5e-4, warmupSteps: Int = 500,
-                minimumLearningRate: Float = 1e-5, weightDecay: Float = 0.045, beta2: Float = 0.96,
-                gradientClip: Float = 1, emaDecay: Float = 0.999, seed: UInt64 = 0) {
-        self.batchSize = batchSize
-        self.totalSteps = totalSteps
-        self.learningRate = learningRate
-        self.warmupSteps = warmupSteps
-        self.minimumLearningRate = minimumLearningRate
-        self.weightDecay = weightDecay
-        self.beta2 = beta2
-        self.gradientClip = gradientClip
-        self.emaDecay = emaDecay
-        self.seed = seed
-    }
-
-    /// The optimizer part of the configuration.
-    public var optimization: OptimizationSettings {
-        OptimizationSettings(learningRate: learningRate, warmupSteps: warmupSteps, totalSteps: totalSteps,
-                             minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: beta2,
-                             gradientClip: gradientClip, emaDecay: emaDecay)
-    }
-}
-
 /// What an "ar" checkpoint's `configuration` metadata holds.
 public struct ARRunConfiguration: Equatable, Codable, Sendable {
     public var model: ARModelConfiguration
-    public var training: ARTrainingConfiguration
+    public var training: GeneratorTrainingConfiguration
     /// Name of the text encoder; a trainable encoder's weights are stored under `textEncoder.`.
     public var textEncoder: String
     /// The VQ-VAE checkpoint whose tokens the model was trained on (its decoder draws the samples).
     public var vqvae: String?
 
-    public init(model: ARModelConfiguration, training: ARTrainingConfiguration, textEncoder: String,
+    public init(model: ARModelConfiguration, training: GeneratorTrainingConfiguration, textEncoder: String,
                 vqvae: String? = nil) {
         self.vqvae = vqvae
         self.model = model

@@ -12,57 +12,48 @@ import Foundation
 // generator, the step and the loss history. The data order is a pure function of the seed and
 // the step, so a resumed run sees the same batches as an uninterrupted one.
 
+/// The diffusion model's training settings: a generator's (`GeneratorTrainingConfiguration`,
+/// whose fields read through, e.g. `training.learningRate`) plus how t is drawn and the loss
+/// weights. Stored as one flat JSON object, as before the shared part was split out.
+@dynamicMemberLookup
 public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
-    /// Images per step.
-    public var batchSize: Int = 32
-    /// Length of the learning-rate schedule (the cosine reaches its floor here).
-    public var totalSteps: Int = 10_000
-    /// Peak learning rate after warm-up.
-    public var learningRate: Float = 5e-4
-    /// Linear warm-up steps.
-    public var warmupSteps: Int = 500
-    /// Floor of the cosine decay.
-    public var minimumLearningRate: Float = 1e-5
-    /// Decoupled weight decay of weight matrices (the paper's 0.045).
-    public var weightDecay: Float = 0.045
-    /// AdamW's second-moment decay (the paper's 0.96).
-    public var beta2: Float = 0.96
-    /// Largest global gradient norm.
-    public var gradientClip: Float = 1
-    /// EMA decay of the sampling weights (with the (1+n)/(10+n) warm-up).
-    public var emaDecay: Float = 0.999
+    /// Batch, schedule, optimizer, EMA and seed (of initialisation, data order and noise).
+    public var generator: GeneratorTrainingConfiguration
     /// How t is drawn.
-    public var timeSampling: TimeSampling = .importance
+    public var timeSampling: TimeSampling
     /// Loss weights.
-    public var loss: DiffusionLossConfiguration = DiffusionLossConfiguration()
-    /// Seed of initialisation, data order and noise.
-    public var seed: UInt64 = 0
+    public var loss: DiffusionLossConfiguration
 
-    public init(batchSize: Int = 32, totalSteps: Int = 10_000, learningRate: Float = 5e-4, warmupSteps: Int = 500,
-                minimumLearningRate: Float = 1e-5, weightDecay: Float = 0.045, beta2: Float = 0.96,
-                gradientClip: Float = 1, emaDecay: Float = 0.999, timeSampling: TimeSampling = .importance,
-                loss: DiffusionLossConfiguration = DiffusionLossConfiguration(), seed: UInt64 = 0) {
-        self.batchSize = batchSize
-        self.totalSteps = totalSteps
-        self.learningRate = learningRate
-        self.warmupSteps = warmupSteps
-        self.minimumLearningRate = minimumLearningRate
-        self.weightDecay = weightDecay
-        self.beta2 = beta2
-        self.gradientClip = gradientClip
-        self.emaDecay = emaDecay
+    public init(_ generator: GeneratorTrainingConfiguration = GeneratorTrainingConfiguration(),
+                timeSampling: TimeSampling = .importance, loss: DiffusionLossConfiguration = DiffusionLossConfiguration()) {
+        self.generator = generator
         self.timeSampling = timeSampling
         self.loss = loss
-        self.seed = seed
     }
-}
 
-extension DiffusionTrainingConfiguration {
-    /// The optimizer part of the configuration.
-    public var optimization: OptimizationSettings {
-        OptimizationSettings(learningRate: learningRate, warmupSteps: warmupSteps, totalSteps: totalSteps,
-                             minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: beta2,
-                             gradientClip: gradientClip, emaDecay: emaDecay)
+    public subscript<Value>(dynamicMember keyPath: WritableKeyPath<GeneratorTrainingConfiguration, Value>) -> Value {
+        get { generator[keyPath: keyPath] }
+        set { generator[keyPath: keyPath] = newValue }
+    }
+
+    public subscript<Value>(dynamicMember keyPath: KeyPath<GeneratorTrainingConfiguration, Value>) -> Value {
+        generator[keyPath: keyPath]
+    }
+
+    private enum CodingKeys: String, CodingKey { case timeSampling, loss }
+
+    public init(from decoder: any Decoder) throws {
+        generator = try GeneratorTrainingConfiguration(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        timeSampling = try container.decode(TimeSampling.self, forKey: .timeSampling)
+        loss = try container.decode(DiffusionLossConfiguration.self, forKey: .loss)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try generator.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(timeSampling, forKey: .timeSampling)
+        try container.encode(loss, forKey: .loss)
     }
 }
 

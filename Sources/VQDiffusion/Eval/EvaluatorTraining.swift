@@ -1,37 +1,11 @@
 import Engine
 import Foundation
 
-/// Settings of evaluator training.
-public struct EvaluatorTrainingConfiguration: Codable, Equatable, Sendable {
-    /// Optimizer steps.
-    public var steps: Int = 4000
-    /// Images per step.
-    public var batchSize: Int = 64
-    /// AdamW learning rate at the end of warm-up; cosine decay to zero by the last step.
-    public var learningRate: Float = 2e-3
-    /// Linear warm-up steps.
-    public var warmupSteps: Int = 100
-    /// Decoupled weight decay of the weight matrices and kernels.
-    public var weightDecay: Float = 0.01
-    /// Seed of initialisation and data order.
-    public var seed: UInt64 = 0
-
-    public init(steps: Int = 4000, batchSize: Int = 64, learningRate: Float = 2e-3, warmupSteps: Int = 100,
-                weightDecay: Float = 0.01, seed: UInt64 = 0) {
-        self.steps = steps
-        self.batchSize = batchSize
-        self.learningRate = learningRate
-        self.warmupSteps = warmupSteps
-        self.weightDecay = weightDecay
-        self.seed = seed
-    }
-}
-
 /// Trains an evaluator on labelled real images: the sum over heads of the cross-entropy of each
 /// head against its targets (heads that do not apply to an image are ignored for it).
 public final class EvaluatorTrainer {
     public let evaluator: Evaluator
-    public let configuration: EvaluatorTrainingConfiguration
+    public let configuration: TrainingRunSettings
     public let optimizer: AdamW
     public let schedule: WarmupCosineSchedule
     /// Steps taken so far.
@@ -42,11 +16,9 @@ public final class EvaluatorTrainer {
 
     /// A fresh evaluator for `dataset` (which must carry Shapes scenes or class labels) with its
     /// optimizer and data stream.
-    public init(_ evaluatorConfiguration: EvaluatorConfiguration, training configuration: EvaluatorTrainingConfiguration,
+    public init(_ evaluatorConfiguration: EvaluatorConfiguration, training configuration: TrainingRunSettings,
                 dataset: any CaptionedDataset) throws {
-        guard configuration.steps >= 1, configuration.batchSize >= 1 else {
-            throw MetricError("evaluator training needs at least 1 step and a batch of at least 1 (got \(configuration.steps) steps, batch \(configuration.batchSize))")
-        }
+        try configuration.validate()
         guard dataset.channels == evaluatorConfiguration.channels, dataset.imageSize == evaluatorConfiguration.imageSize else {
             throw MetricError("the dataset has \(dataset.channels)-channel \(dataset.imageSize)×\(dataset.imageSize) images, the evaluator takes \(evaluatorConfiguration.channels)-channel \(evaluatorConfiguration.imageSize)×\(evaluatorConfiguration.imageSize)")
         }
@@ -59,9 +31,7 @@ public final class EvaluatorTrainer {
         optimizer = AdamW(named: evaluator.namedParameters,
                           configuration: AdamWConfiguration(learningRate: configuration.learningRate,
                                                             weightDecay: configuration.weightDecay))
-        schedule = WarmupCosineSchedule(peak: configuration.learningRate,
-                                        warmupSteps: min(configuration.warmupSteps, configuration.steps),
-                                        totalSteps: configuration.steps)
+        schedule = configuration.schedule(floor: 0)
         let loader = BatchLoader(dataset: dataset, batchSize: configuration.batchSize, shuffle: true, dropLast: true,
                                  generator: rng.derived(0xDA7A))
         batches = loader.stream()

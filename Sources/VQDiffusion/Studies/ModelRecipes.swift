@@ -83,8 +83,8 @@ public struct VQVAERecipe: ModelRecipe {
                            codeDimension: codeDimension)
     }
 
-    public var options: VQVAETrainingOptions {
-        VQVAETrainingOptions(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
+    public var options: TrainingRunSettings {
+        TrainingRunSettings.vqvae.with(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
     }
 
     public func train(to url: URL, checkpoint: URL, store: ModelStore) throws {
@@ -151,7 +151,7 @@ public struct EvaluatorRecipe: ModelRecipe {
         let task: EvaluatorTask = dataset == .fashion ? .fashion : .shapes
         let trainCount = dataset == .shapes ? max(ShapesConfiguration.defaultCount(.train), steps * batchSize) : nil
         let train = try DatasetSelection(source: dataset, split: .train, imageSize: imageSize, count: trainCount).open()
-        let training = EvaluatorTrainingConfiguration(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
+        let training = TrainingRunSettings.evaluator.with(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
         let trainer = try EvaluatorTrainer(EvaluatorConfiguration.standard(task, imageSize: imageSize), training: training,
                                            dataset: train)
         let run = try store.database?.startRun(experiment: "evaluator", name: "prerequisite \(summary)", profile: store.profile,
@@ -283,22 +283,20 @@ public struct GeneratorRecipe: ModelRecipe {
                                     resume: FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint : nil,
                                     database: store.database, experiment: "train-\(family.rawValue)",
                                     runName: "prerequisite \(summary)", logEvery: 25, showProgress: store.showProgress)
+        let training = GeneratorTrainingConfiguration(batchSize: s.batchSize, totalSteps: s.steps, learningRate: s.learningRate,
+                                                      warmupSteps: s.warmupSteps, seed: s.seed)
         switch family {
         case .diffusion:
             var diffusion = DiffusionConfiguration.paper(classes: data.codes, steps: s.diffusionSteps)
             if s.gammaFinal != 0.9 { diffusion = try diffusion.withGammaFinal(s.gammaFinal) }
-            let training = DiffusionTrainingConfiguration(
-                batchSize: s.batchSize, totalSteps: s.steps, learningRate: s.learningRate, warmupSteps: s.warmupSteps,
-                timeSampling: s.timeSampling,
-                loss: DiffusionLossConfiguration(auxiliaryWeight: s.auxiliaryWeight, adaptiveAuxiliaryWeight: s.adaptiveAuxiliary),
-                seed: s.seed)
-            let configuration = DiffusionRunConfiguration(model: model!, diffusion: diffusion, training: training,
+            let diffusionTraining = DiffusionTrainingConfiguration(
+                training, timeSampling: s.timeSampling,
+                loss: DiffusionLossConfiguration(auxiliaryWeight: s.auxiliaryWeight, adaptiveAuxiliaryWeight: s.adaptiveAuxiliary))
+            let configuration = DiffusionRunConfiguration(model: model!, diffusion: diffusion, training: diffusionTraining,
                                                           textEncoder: s.textEncoder.rawValue, vqvae: portablePath(vqvaeURL))
             try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: s.steps,
                                      output: output)
         case .ar:
-            let training = ARTrainingConfiguration(batchSize: s.batchSize, totalSteps: s.steps, learningRate: s.learningRate,
-                                                   warmupSteps: s.warmupSteps, seed: s.seed)
             let configuration = ARRunConfiguration(model: .matching(model!), training: training,
                                                    textEncoder: s.textEncoder.rawValue, vqvae: portablePath(vqvaeURL))
             try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: s.steps,

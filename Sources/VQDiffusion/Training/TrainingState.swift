@@ -43,6 +43,54 @@ public struct OptimizationSettings: Equatable, Sendable {
     }
 }
 
+/// The training settings of a generator (VQ-Diffusion or VQ-AR): batch, schedule, optimizer, EMA
+/// and seed. The VQ-AR baseline needs just these; VQ-Diffusion adds how t is drawn and the loss
+/// weights (`DiffusionTrainingConfiguration`).
+public struct GeneratorTrainingConfiguration: Equatable, Codable, Sendable {
+    /// Images per step.
+    public var batchSize: Int = 32
+    /// Length of the learning-rate schedule (the cosine reaches its floor here).
+    public var totalSteps: Int = 10_000
+    /// Peak learning rate after warm-up.
+    public var learningRate: Float = 5e-4
+    /// Linear warm-up steps.
+    public var warmupSteps: Int = 500
+    /// Floor of the cosine decay.
+    public var minimumLearningRate: Float = 1e-5
+    /// Decoupled weight decay of weight matrices (the paper's 0.045).
+    public var weightDecay: Float = 0.045
+    /// AdamW's second-moment decay (the paper's 0.96).
+    public var beta2: Float = 0.96
+    /// Largest global gradient norm.
+    public var gradientClip: Float = 1
+    /// EMA decay of the sampling weights (with the (1+n)/(10+n) warm-up).
+    public var emaDecay: Float = 0.999
+    /// Seed of initialisation and data order.
+    public var seed: UInt64 = 0
+
+    public init(batchSize: Int = 32, totalSteps: Int = 10_000, learningRate: Float = 5e-4, warmupSteps: Int = 500,
+                minimumLearningRate: Float = 1e-5, weightDecay: Float = 0.045, beta2: Float = 0.96,
+                gradientClip: Float = 1, emaDecay: Float = 0.999, seed: UInt64 = 0) {
+        self.batchSize = batchSize
+        self.totalSteps = totalSteps
+        self.learningRate = learningRate
+        self.warmupSteps = warmupSteps
+        self.minimumLearningRate = minimumLearningRate
+        self.weightDecay = weightDecay
+        self.beta2 = beta2
+        self.gradientClip = gradientClip
+        self.emaDecay = emaDecay
+        self.seed = seed
+    }
+
+    /// The optimizer part of the configuration.
+    public var optimization: OptimizationSettings {
+        OptimizationSettings(learningRate: learningRate, warmupSteps: warmupSteps, totalSteps: totalSteps,
+                             minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: beta2,
+                             gradientClip: gradientClip, emaDecay: emaDecay)
+    }
+}
+
 /// Everything a trainer carries from step to step besides its model: optimizer, EMA, learning-rate
 /// schedule, data order, noise generator and step count.
 public final class TrainingState {

@@ -1,46 +1,6 @@
 import Engine
 import Foundation
 
-/// Settings of a VQ-VAE training run (everything besides the model that decides its result).
-public struct VQVAETrainingOptions: Codable, Equatable, Sendable {
-    /// Optimizer steps in the whole run.
-    public var steps: Int = 2500
-    /// Images per step.
-    public var batchSize: Int = 32
-    /// Peak AdamW learning rate, reached after the warm-up, then a cosine decay to a tenth of it.
-    public var learningRate: Float = 2e-3
-    /// Linear warm-up steps.
-    public var warmupSteps: Int = 50
-    /// AdamW decoupled weight decay on convolution kernels.
-    public var weightDecay: Float = 0
-    /// Seed of initialisation, data order and code restarts.
-    public var seed: UInt64 = 0
-
-    public init(steps: Int = 2500, batchSize: Int = 32, learningRate: Float = 2e-3, warmupSteps: Int = 50,
-                weightDecay: Float = 0, seed: UInt64 = 0) {
-        self.steps = steps
-        self.batchSize = batchSize
-        self.learningRate = learningRate
-        self.warmupSteps = warmupSteps
-        self.weightDecay = weightDecay
-        self.seed = seed
-    }
-
-    public func validate() throws {
-        guard steps >= 1 else { throw VQVAEError("--steps is \(steps): train for at least 1 step.") }
-        guard batchSize >= 1 else { throw VQVAEError("--batch-size is \(batchSize): use at least 1.") }
-        guard learningRate > 0, learningRate.isFinite else { throw VQVAEError("--lr is \(learningRate): use a positive rate such as 2e-3.") }
-        guard warmupSteps >= 0 else { throw VQVAEError("warm-up steps \(warmupSteps) must be 0 or more.") }
-        guard weightDecay >= 0 else { throw VQVAEError("weight decay \(weightDecay) must be 0 or more.") }
-    }
-
-    /// The learning-rate schedule of the run.
-    public var schedule: WarmupCosineSchedule {
-        let warmup = min(warmupSteps, steps)
-        return WarmupCosineSchedule(peak: learningRate, warmupSteps: warmup, totalSteps: steps, minimum: learningRate / 10)
-    }
-}
-
 /// What one training step measured on its batch.
 public struct VQVAEStepMetrics: Sendable {
     public var step: Int
@@ -69,7 +29,7 @@ public struct VQVAEStepMetrics: Sendable {
 public final class VQVAETrainer {
     public let model: VQVAE
     public let optimizer: AdamW
-    public let options: VQVAETrainingOptions
+    public let options: TrainingRunSettings
     /// The training images, as logged and compared on resume.
     public let data: DatasetSelection
     public let schedule: WarmupCosineSchedule
@@ -80,7 +40,7 @@ public final class VQVAETrainer {
     private var stream: BatchStream
 
     /// A fresh run.
-    public init(configuration: VQVAEConfiguration, options: VQVAETrainingOptions, data: DatasetSelection,
+    public init(configuration: VQVAEConfiguration, options: TrainingRunSettings, data: DatasetSelection,
                 dataset: any CaptionedDataset) throws {
         try configuration.validate()
         try options.validate()
@@ -98,7 +58,7 @@ public final class VQVAETrainer {
                           configuration: AdamWConfiguration(learningRate: options.learningRate, weightDecay: options.weightDecay))
         self.options = options
         self.data = data
-        schedule = options.schedule
+        schedule = options.schedule(floor: 0.1)
         generator = root.derived(3)
         let loader = BatchLoader(dataset: dataset, batchSize: options.batchSize, shuffle: true, dropLast: true,
                                  generator: root.derived(2))
@@ -107,7 +67,7 @@ public final class VQVAETrainer {
 
     /// Continues the run saved in `checkpoint`. The configuration, options and data must be the
     /// ones the checkpoint was trained with; otherwise this throws naming what differs.
-    public convenience init(resuming checkpoint: URL, configuration: VQVAEConfiguration, options: VQVAETrainingOptions,
+    public convenience init(resuming checkpoint: URL, configuration: VQVAEConfiguration, options: TrainingRunSettings,
                             data: DatasetSelection, dataset: any CaptionedDataset) throws {
         let loaded = try TrainingCheckpoint.read(checkpoint, expectingKind: VQVAE.kind)
         let stored = try VQVAETrainer.storedSettings(loaded)
@@ -137,7 +97,7 @@ public final class VQVAETrainer {
 
     /// The configuration, options and data a checkpoint was trained with.
     public static func storedSettings(_ loaded: TrainingCheckpoint.Loaded) throws
-        -> (configuration: VQVAEConfiguration, options: VQVAETrainingOptions, data: DatasetSelection) {
+        -> (configuration: VQVAEConfiguration, options: TrainingRunSettings, data: DatasetSelection) {
         let configuration = try loaded.configuration(as: VQVAEConfiguration.self)
         func decode<T: Decodable>(_ key: String, _ type: T.Type) throws -> T {
             guard let json = loaded.metadata[key] else {
@@ -147,7 +107,7 @@ public final class VQVAETrainer {
                 throw VQVAEError("\(loaded.path): the recorded \(key) does not decode: \(error)")
             }
         }
-        return (configuration, try decode("training", VQVAETrainingOptions.self), try decode("data", DatasetSelection.self))
+        return (configuration, try decode("training", TrainingRunSettings.self), try decode("data", DatasetSelection.self))
     }
 
     /// Whether every step of the run is done.
