@@ -73,7 +73,6 @@ extension EvaluatorTask {
     }
 }
 
-/// A problem found while a command runs (a file of the wrong kind, a feature not yet available).
 /// The evaluator of `dataset` from `path` (default results/models/evaluator-<dataset>-<size>.safetensors),
 /// refused when it was trained for the other task.
 func loadEvaluator(_ path: String?, for dataset: DatasetName, imageSize: Int) throws -> (net: Evaluator, path: String) {
@@ -95,6 +94,7 @@ func parseIntegers(_ text: String, option: String, example: String) throws -> [I
     return values.map { $0! }
 }
 
+/// A problem found while a command runs (a file of the wrong kind, a feature not yet available).
 struct CommandError: Error, CustomStringConvertible {
     let message: String
     init(_ message: String) { self.message = message }

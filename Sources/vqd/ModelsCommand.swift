@@ -19,15 +19,26 @@ struct ModelsCommand: ParsableCommand {
         subcommands: [ModelsListCommand.self, ModelsRegisterCommand.self, ModelsExportCommand.self, ModelsTrainCommand.self])
 }
 
-struct ModelsListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List committed and cached models.")
+/// Where the model store looks: the committed folder and the cache.
+struct ModelFolderOptions: ParsableArguments {
     @Option(help: "The committed models folder.")
     var models = "results/models"
     @Option(help: "The folder of models trained on demand.")
     var cache = "cache/models"
 
+    func store(database: ResultsDatabase? = nil, profile: String? = nil, showProgress: Bool = true) -> ModelStore {
+        ModelStore(committed: URL(fileURLWithPath: models), cache: URL(fileURLWithPath: cache), database: database,
+                   profile: profile, showProgress: showProgress)
+    }
+}
+
+struct ModelsListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List committed and cached models.")
+    @OptionGroup var folders: ModelFolderOptions
+
     func run() throws {
-        let store = ModelStore(committed: URL(fileURLWithPath: models), cache: URL(fileURLWithPath: cache), database: nil, profile: nil)
+        let (models, cache) = (folders.models, folders.cache)
+        let store = folders.store()
         let entries = try store.index().values.sorted { $0.file < $1.file }
         print("committed (\(models)/\(ModelStore.indexName)):")
         if entries.isEmpty { print("  none") }
@@ -110,17 +121,13 @@ struct ModelsTrainCommand: ParsableCommand {
     var threads: Int?
     @Option(help: "The results database (training runs are logged there).")
     var db = ResultsDatabase.defaultPath
-    @Option(help: "The committed models folder.")
-    var models = "results/models"
-    @Option(help: "The folder of models trained on demand.")
-    var cache = "cache/models"
+    @OptionGroup var folders: ModelFolderOptions
     @Flag(help: "No progress bars.")
     var noProgress = false
 
     func run() throws {
         if let threads { BLAS.setThreads(threads) }
-        let store = ModelStore(committed: URL(fileURLWithPath: models), cache: URL(fileURLWithPath: cache),
-                               database: try ResultsDatabase(path: db), profile: profile, showProgress: !noProgress)
+        let store = folders.store(database: try ResultsDatabase(path: db), profile: profile, showProgress: !noProgress)
         let url = try decodeRecipe(kind: kind, json: recipe) { try store.model($0) }
         print("model: \(url.path)")
     }
