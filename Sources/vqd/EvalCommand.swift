@@ -26,6 +26,8 @@ struct EvalCommand: ParsableCommand {
     var truncation: Double = 0.86
     @Option(help: "Diffusion: exact or referenceApproximation.")
     var skipping: StepSkipping = .exact
+    @Option(help: "Diffusion: classifier-free guidance scale s (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout.")
+    var guidance: Double = 1
     @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo, help: "AR: decode with the key/value cache.")
     var kvCache = true
     @Flag(help: "Skip the throughput measurement.")
@@ -55,6 +57,7 @@ struct EvalCommand: ParsableCommand {
         if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }
         if realOnly && model != nil { throw ValidationError("--real-only measures real images only: leave out --model.") }
         if !realOnly && model == nil { throw ValidationError("give --model FILE to evaluate a generator, or --real-only for the real floor.") }
+        if !(guidance >= 0 && guidance.isFinite) { throw ValidationError("--guidance must be a number ≥ 0, got \(guidance).") }
     }
 
     func run() throws {
@@ -80,8 +83,9 @@ struct EvalCommand: ParsableCommand {
     /// Samples N images for the split's captions with the checkpoint and logs the comparison.
     func evaluateGenerator(_ model: String, evaluator net: Evaluator, evaluatorPath: String,
                            data: any CaptionedDataset, database: ResultsDatabase) throws {
-        let options = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil,
+        var options = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil,
                                                skipping: skipping, useCache: kvCache)
+        options.guidance = guidance
         let generator = try CheckpointGenerator(model: URL(fileURLWithPath: model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
                                                 options: options, cacheDirectory: URL(fileURLWithPath: "cache/text-features"))
         let configuration = EvalConfiguration(count: count, batchSize: batchSize, seed: seed, measureFloor: true,
@@ -91,6 +95,7 @@ struct EvalCommand: ParsableCommand {
                                         params: ["dataset": dataset.rawValue, "split": split.rawValue, "model": model,
                                                  "steps": String(steps), "truncation": String(truncation),
                                                  "skipping": skipping.rawValue, "kv_cache": String(kvCache),
+                                                 "guidance": String(guidance),
                                                  "image_size": String(net.configuration.imageSize), "evaluator": evaluatorPath])
         print("\(dataset.rawValue) \(split.rawValue): \(generator.name) (\(generator.kind)), N = \(count)")
         if let generated = report.generated { printMetrics(generated) }

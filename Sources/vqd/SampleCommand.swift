@@ -32,6 +32,8 @@ struct SampleCommand: ParsableCommand {
     var truncation: Double = 0.86
     @Option(help: "How skipped steps are taken: exact or referenceApproximation.")
     var skipping: StepSkipping = .exact
+    @Option(help: "Diffusion: classifier-free guidance scale s (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout.")
+    var guidance: Double = 1
     @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo,
           help: "AR models: keep the attention keys/values of earlier tokens instead of recomputing the prefix.")
     var kvCache = true
@@ -65,6 +67,7 @@ struct SampleCommand: ParsableCommand {
             throw ValidationError("--temperature must be finite and at least 0, got \(temperature).")
         }
         if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK).") }
+        guard guidance >= 0 && guidance.isFinite else { throw ValidationError("--guidance must be a number ≥ 0, got \(guidance).") }
     }
 
     func run() throws {
@@ -80,10 +83,14 @@ struct SampleCommand: ParsableCommand {
             let encoder = try sampleTextEncoder(for: file, maxLength: textLength)
             let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
             tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), steps: steps,
-                                        truncation: truncation < 1 ? truncation : nil, skipping: skipping, using: &rng)
+                                        truncation: truncation < 1 ? truncation : nil, skipping: skipping,
+                                        guidance: guidance, using: &rng)
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             trainedVQVAE = file.configuration.vqvae
         case ARTrainer.checkpointKind:
+            guard guidance == 1 else {
+                throw GeneratorCommandError("--guidance applies to diffusion models; \(model) is an autoregressive one.")
+            }
             let file = try ARModelFile(url, useEMA: !rawWeights)
             let encoder = try sampleTextEncoder(for: file, maxLength: textLength)
             let sampler = ARSampler(model: file.model, textEncoder: encoder)

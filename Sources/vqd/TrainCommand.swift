@@ -93,6 +93,9 @@ struct TrainCommand: ParsableCommand {
     var maskedWeight: Double = 1
     @Option(name: .customLong("unmasked-weight"), help: "Loss weight of positions where x_t is a real code.")
     var unmaskedWeight: Double = 1
+    @Option(name: .customLong("caption-dropout"),
+            help: "Probability of training on the null text instead of the caption, so the model can be sampled with classifier-free guidance (vqd sample --guidance); 0 is the paper's setting.")
+    var captionDropout: Double = 0
     @Option(help: "Seed of initialisation, data order and noise.")
     var seed: UInt64 = 0
 
@@ -120,6 +123,12 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--vqvae FILE is needed to tokenize the dataset (or use --synthetic for a speed run).")
         }
         guard checkpointEvery >= 1 && logEvery >= 1 else { throw ValidationError("--checkpoint-every and --log-every must be at least 1.") }
+        guard captionDropout >= 0 && captionDropout < 1 else {
+            throw ValidationError("--caption-dropout must lie in [0, 1), got \(captionDropout).")
+        }
+        guard captionDropout == 0 || model != .ar else {
+            throw ValidationError("--caption-dropout is a VQ-Diffusion option (guidance); VQ-AR trains without it.")
+        }
     }
 
     func run() throws {
@@ -167,7 +176,8 @@ struct TrainCommand: ParsableCommand {
         let diffusionTraining = DiffusionTrainingConfiguration(
             training, timeSampling: timeSampling,
             loss: DiffusionLossConfiguration(auxiliaryWeight: auxiliaryWeight, adaptiveAuxiliaryWeight: adaptiveAuxiliary,
-                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight))
+                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight),
+            captionDropout: captionDropout)
         let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: diffusionTraining,
                                                       textEncoder: encoderName, vqvae: vqvae)
         try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,

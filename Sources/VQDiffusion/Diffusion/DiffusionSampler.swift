@@ -70,6 +70,36 @@ public enum DiffusionSampling {
         }
     }
 
+    /// Classifier-free guidance (Ho & Salimans 2021; for VQ-Diffusion, Tang et al. 2022):
+    /// log p̂ = log p_u + s·(log p_c − log p_u), renormalised over each row, from the conditional
+    /// and unconditional log-probabilities (B, N, C) of one network evaluation each. s = 1 gives
+    /// the conditional prediction, s = 0 the unconditional one, s > 1 sharpens what the text
+    /// changes. Codes with probability 0 under either stay at 0.
+    public static func guided(conditional: Tensor, unconditional: Tensor, scale s: Double) -> Tensor {
+        precondition(conditional.shape == unconditional.shape && conditional.rank >= 1,
+                     "guidance: conditional \(conditional.shape) and unconditional \(unconditional.shape) differ")
+        let C = conditional.shape[conditional.rank - 1]
+        let rows = C == 0 ? 0 : conditional.count / C
+        let out = Tensor(uninitializedShape: conditional.shape)
+        let (pc, pu, po) = (conditional.pointer, unconditional.pointer, out.pointer)
+        let scale = Float(s)
+        for r in 0..<rows {
+            let (c, u, o) = (pc + r * C, pu + r * C, po + r * C)
+            var m = -Float.infinity
+            for k in 0..<C {
+                let v: Float = c[k] == -.infinity || u[k] == -.infinity ? -.infinity : u[k] + scale * (c[k] - u[k])
+                o[k] = v
+                m = max(m, v)
+            }
+            guard m > -.infinity else { continue }
+            var total = 0.0
+            for k in 0..<C { total += Double(Foundation.exp(o[k] - m)) }
+            let log = m + Float(Foundation.log(total))
+            for k in 0..<C { o[k] -= log }
+        }
+        return out
+    }
+
     /// Gumbel-max draws from the first `classes` of each row of `stride` log-probabilities.
     static func draw(_ logP: UnsafePointer<Float>, rows: Int, stride: Int, classes C: Int,
                      using rng: inout RandomGenerator) -> [Int32] {
@@ -143,9 +173,12 @@ public final class DiffusionSampler {
     }
 
     /// Token grids (B, N) row-major, one per caption, with S network evaluations (`steps`), an
-    /// optional truncation rate r and the chosen way of skipping steps.
+    /// optional truncation rate r and the chosen way of skipping steps. `guidance` s ≠ 1 applies
+    /// classifier-free guidance at every step (the network then runs on the captions and on the
+    /// null text in one batch of 2B); it is meant for models trained with caption dropout.
     public func sample(captions: [String], steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact,
-                       startFromPrior: Bool = false, using rng: inout RandomGenerator) throws -> [Int32] {
+                       startFromPrior: Bool = false, guidance: Double = 1,
+                       using rng: inout RandomGenerator) throws -> [Int32] {
         guard !captions.isEmpty else { return [] }
         guard steps >= 1 && steps <= schedule.steps else {
             throw DiffusionSamplingError("the number of sampling steps must lie in 1…\(schedule.steps), got \(steps)")
@@ -153,15 +186,42 @@ public final class DiffusionSampler {
         if let r = truncation, !(r > 0 && r <= 1) {
             throw DiffusionSamplingError("the truncation rate must lie in (0, 1], got \(r)")
         }
+        guard guidance.isFinite && guidance >= 0 else {
+            throw DiffusionSamplingError("the guidance scale must be a number ≥ 0 (1 = no guidance), got \(guidance)")
+        }
         let text = try Autograd.withoutGrad { try textEncoder.encode(captions) }
         let B = captions.count
         let options = DiffusionSamplingOptions(steps: steps, truncation: truncation, skipping: skipping,
                                                startFromPrior: startFromPrior)
+        let model = self.model
+        guard guidance != 1 else {
+            return DiffusionSampling.run(batch: B, tokens: model.configuration.tokens, schedule: schedule,
+                                         parameterization: model.configuration.parameterization,
+                                         options: options, using: &rng) { x, t in
+                model(x, t: [Int](repeating: t, count: B), text: text)
+            }
+        }
+        let both = text.appending(.null(batch: B, length: text.length, width: text.width))   // (2B, L, D)
         return DiffusionSampling.run(batch: B, tokens: model.configuration.tokens, schedule: schedule,
                                      parameterization: model.configuration.parameterization,
                                      options: options, using: &rng) { x, t in
-            model(x, t: [Int](repeating: t, count: B), text: text)
+            guidedPrediction(x, t: t, captionsAndNull: both, scale: guidance)
         }
+    }
+
+    /// The guided prediction for tokens x_t (B·N) at time t: one network evaluation on the batch
+    /// of 2B — the captions' features followed by the null text's (`captionsAndNull`, (2B, L, D))
+    /// — combined by `DiffusionSampling.guided`. (B, N, K), or (B, N, K+1) when direct.
+    public func guidedPrediction(_ x: [Int32], t: Int, captionsAndNull text: TextFeatures, scale: Double) -> Tensor {
+        let B = text.batch / 2
+        precondition(text.batch == 2 * B && x.count == B * model.configuration.tokens,
+                     "guidedPrediction: \(x.count) tokens and \(text.batch) text rows (need B grids and 2B rows)")
+        let out = model(x + x, t: [Int](repeating: t, count: 2 * B), text: text)       // (2B, N, C)
+        let rest = Array(out.shape.dropFirst())
+        let half = rest.reduce(1, *) * B
+        let conditional = Tensor(shape: [B] + rest, values: Array(UnsafeBufferPointer(start: out.pointer, count: half)))
+        let unconditional = Tensor(shape: [B] + rest, values: Array(UnsafeBufferPointer(start: out.pointer + half, count: half)))
+        return DiffusionSampling.guided(conditional: conditional, unconditional: unconditional, scale: scale)
     }
 }
 

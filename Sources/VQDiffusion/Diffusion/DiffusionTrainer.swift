@@ -23,12 +23,18 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
     public var timeSampling: TimeSampling
     /// Loss weights.
     public var loss: DiffusionLossConfiguration
+    /// Probability that a training caption is replaced by the null text (`TextFeatures.null`), so
+    /// the same network also learns p_θ(x0 | x_t) without text — what classifier-free guidance
+    /// (`DiffusionSampler.sample(…guidance:)`) needs. 0, the paper's setting, never drops one.
+    public var captionDropout: Double
 
     public init(_ generator: GeneratorTrainingConfiguration = GeneratorTrainingConfiguration(),
-                timeSampling: TimeSampling = .importance, loss: DiffusionLossConfiguration = DiffusionLossConfiguration()) {
+                timeSampling: TimeSampling = .importance, loss: DiffusionLossConfiguration = DiffusionLossConfiguration(),
+                captionDropout: Double = 0) {
         self.generator = generator
         self.timeSampling = timeSampling
         self.loss = loss
+        self.captionDropout = captionDropout
     }
 
     public subscript<Value>(dynamicMember keyPath: WritableKeyPath<GeneratorTrainingConfiguration, Value>) -> Value {
@@ -40,13 +46,16 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
         generator[keyPath: keyPath]
     }
 
-    private enum CodingKeys: String, CodingKey { case timeSampling, loss }
+    private enum CodingKeys: String, CodingKey { case timeSampling, loss, captionDropout }
 
+    // captionDropout is written only when it is not 0, so files of models trained without it
+    // read and hash as before.
     public init(from decoder: any Decoder) throws {
         generator = try GeneratorTrainingConfiguration(from: decoder)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         timeSampling = try container.decode(TimeSampling.self, forKey: .timeSampling)
         loss = try container.decode(DiffusionLossConfiguration.self, forKey: .loss)
+        captionDropout = try container.decodeIfPresent(Double.self, forKey: .captionDropout) ?? 0
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -54,6 +63,7 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(timeSampling, forKey: .timeSampling)
         try container.encode(loss, forKey: .loss)
+        if captionDropout != 0 { try container.encode(captionDropout, forKey: .captionDropout) }
     }
 }
 
@@ -128,6 +138,9 @@ public final class DiffusionTrainer {
         guard dataset.count >= 1, tc.batchSize >= 1 else {
             throw DiffusionTrainingError("need a non-empty dataset and a batch size ≥ 1")
         }
+        guard tc.captionDropout >= 0 && tc.captionDropout < 1 else {
+            throw DiffusionTrainingError("the caption dropout must lie in [0, 1), got \(tc.captionDropout)")
+        }
         self.configuration = configuration
         self.dataset = dataset
         self.textEncoder = textEncoder
@@ -161,7 +174,12 @@ public final class DiffusionTrainer {
         let captions = indices.map { dataset.captions[$0] }
         let (t, weights) = timeSampler.draw(count: B, using: &state.generator)
         let xt = schedule.noised(x0, t: t, using: &state.generator)
-        let text = try textEncoder.encode(captions)
+        var text = try textEncoder.encode(captions)
+        if tc.captionDropout > 0 {
+            // Drawn only when dropout is on, so runs without it keep their noise stream.
+            let dropped = (0..<B).map { _ in state.generator.uniformDouble() < tc.captionDropout }
+            text = text.replacingCaptions(where: dropped)
+        }
         let logits = model.logits(xt, t: t, text: text)
         let terms = DiffusionLoss.compute(logits: logits, x0: x0, xt: xt, t: t, timeWeights: weights, schedule: schedule,
                                           parameterization: configuration.model.parameterization,

@@ -11,6 +11,8 @@ public struct GeneratorSamplingOptions: Sendable {
     public var skipping: StepSkipping = .exact
     /// Diffusion: start from a draw of q(x_T) instead of all [MASK] (see DiffusionSamplingOptions).
     public var startFromPrior: Bool = false
+    /// Diffusion: classifier-free guidance scale (1 = none; for models trained with caption dropout).
+    public var guidance: Double = 1
     /// AR: temperature (0 = greedy), top-k, and the key/value cache.
     public var temperature: Float = 1
     public var topK: Int? = nil
@@ -60,12 +62,13 @@ public final class CheckpointGenerator: ImageGenerator {
             let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
             sampleTokens = { captions, rng in
                 try sampler.sample(captions: captions, steps: options.steps, truncation: options.truncation,
-                                   skipping: options.skipping, startFromPrior: options.startFromPrior, using: &rng)
+                                   skipping: options.skipping, startFromPrior: options.startFromPrior,
+                                   guidance: options.guidance, using: &rng)
             }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             parameterCount = file.model.parameterCount
             recordedVQVAE = file.configuration.vqvae
-            name = "diffusion-\(options.steps)steps"
+            name = "diffusion-\(options.steps)steps" + (options.guidance != 1 ? "-guidance\(options.guidance)" : "")
         case ARTrainer.checkpointKind:
             let file = try ARModelFile(url, useEMA: options.useEMA)
             let encoder = try TextEncoderCheckpoint.rebuild(

@@ -24,6 +24,38 @@ public struct TextFeatures {
     public var batch: Int { features.shape[0] }
     public var length: Int { features.shape[1] }
     public var width: Int { features.shape[2] }
+
+    /// The null text of classifier-free guidance: B captions of one zero vector each, the rest
+    /// padding. Every encoder's features can be replaced by it, and a model reads it as "no
+    /// caption": its cross-attention sees one key, the projection's bias.
+    public static func null(batch B: Int, length L: Int, width D: Int) -> TextFeatures {
+        precondition(B >= 0 && L >= 1 && D >= 1, "null text: need length ≥ 1 and width ≥ 1, got \(L) and \(D)")
+        var mask = [Bool](repeating: false, count: B * L)
+        for b in 0..<B { mask[b * L] = true }
+        return TextFeatures(features: Tensor(zeros: [B, L, D]), mask: mask)
+    }
+
+    /// These features with the captions of the rows where `dropped` is true replaced by the null
+    /// text (differentiable for the rows kept).
+    public func replacingCaptions(where dropped: [Bool]) -> TextFeatures {
+        precondition(dropped.count == batch, "replacingCaptions: \(dropped.count) flags for \(batch) captions")
+        guard dropped.contains(true) else { return self }
+        let (L, D) = (length, width)
+        var keep = [Float](repeating: 1, count: batch * L * D)
+        var newMask = mask
+        for b in 0..<batch where dropped[b] {
+            for i in (b * L * D)..<((b + 1) * L * D) { keep[i] = 0 }
+            for l in 0..<L { newMask[b * L + l] = l == 0 }
+        }
+        return TextFeatures(features: features * Tensor(shape: features.shape, values: keep), mask: newMask)
+    }
+
+    /// The rows of `self` followed by the rows of `other` (same length and width).
+    public func appending(_ other: TextFeatures) -> TextFeatures {
+        precondition(other.length == length && other.width == width,
+                     "appending text features: \(other.features.shape) does not match \(features.shape)")
+        return TextFeatures(features: concat([features, other.features], axis: 0), mask: mask + other.mask)
+    }
 }
 
 /// Turns captions into per-token features. A frozen encoder (pretrained MiniLM) returns features
