@@ -78,26 +78,17 @@ public enum DiffusionSampling {
     public static func guided(conditional: Tensor, unconditional: Tensor, scale s: Double) -> Tensor {
         precondition(conditional.shape == unconditional.shape && conditional.rank >= 1,
                      "guidance: conditional \(conditional.shape) and unconditional \(unconditional.shape) differ")
-        let C = conditional.shape[conditional.rank - 1]
-        let rows = C == 0 ? 0 : conditional.count / C
-        let out = Tensor(uninitializedShape: conditional.shape)
-        let (pc, pu, po) = (conditional.pointer, unconditional.pointer, out.pointer)
-        let scale = Float(s)
-        for r in 0..<rows {
-            let (c, u, o) = (pc + r * C, pu + r * C, po + r * C)
-            var m = -Float.infinity
-            for k in 0..<C {
-                let v: Float = c[k] == -.infinity || u[k] == -.infinity ? -.infinity : u[k] + scale * (c[k] - u[k])
-                o[k] = v
-                m = max(m, v)
-            }
-            guard m > -.infinity else { continue }
-            var total = 0.0
-            for k in 0..<C { total += Double(Foundation.exp(o[k] - m)) }
-            let log = m + Float(Foundation.log(total))
-            for k in 0..<C { o[k] -= log }
+        return guided(conditional.pointer, unconditional.pointer, shape: conditional.shape, scale: s)
+    }
+
+    /// `guided` on raw log-probabilities of `shape`, e.g. the two halves of one batch of 2B.
+    static func guided(_ c: UnsafePointer<Float>, _ u: UnsafePointer<Float>, shape: [Int], scale s: Double) -> Tensor {
+        let mixed = Tensor(uninitializedShape: shape)
+        let (p, scale) = (mixed.pointer, Float(s))
+        for i in 0..<mixed.count {
+            p[i] = c[i] == -.infinity || u[i] == -.infinity ? -.infinity : u[i] + scale * (c[i] - u[i])
         }
-        return out
+        return mixed.logSoftmax()
     }
 
     /// Gumbel-max draws from the first `classes` of each row of `stride` log-probabilities.
@@ -194,19 +185,16 @@ public final class DiffusionSampler {
         let options = DiffusionSamplingOptions(steps: steps, truncation: truncation, skipping: skipping,
                                                startFromPrior: startFromPrior)
         let model = self.model
-        guard guidance != 1 else {
-            return DiffusionSampling.run(batch: B, tokens: model.configuration.tokens, schedule: schedule,
-                                         parameterization: model.configuration.parameterization,
-                                         options: options, using: &rng) { x, t in
-                model(x, t: [Int](repeating: t, count: B), text: text)
-            }
+        let predict: ([Int32], Int) -> Tensor
+        if guidance == 1 {
+            predict = { x, t in model(x, t: [Int](repeating: t, count: B), text: text) }
+        } else {
+            let both = text.appending(.null(batch: B, length: text.length, width: text.width))   // (2B, L, D)
+            predict = { x, t in self.guidedPrediction(x, t: t, captionsAndNull: both, scale: guidance) }
         }
-        let both = text.appending(.null(batch: B, length: text.length, width: text.width))   // (2B, L, D)
         return DiffusionSampling.run(batch: B, tokens: model.configuration.tokens, schedule: schedule,
                                      parameterization: model.configuration.parameterization,
-                                     options: options, using: &rng) { x, t in
-            guidedPrediction(x, t: t, captionsAndNull: both, scale: guidance)
-        }
+                                     options: options, using: &rng, predict: predict)
     }
 
     /// The guided prediction for tokens x_t (B·N) at time t: one network evaluation on the batch
@@ -217,11 +205,8 @@ public final class DiffusionSampler {
         precondition(text.batch == 2 * B && x.count == B * model.configuration.tokens,
                      "guidedPrediction: \(x.count) tokens and \(text.batch) text rows (need B grids and 2B rows)")
         let out = model(x + x, t: [Int](repeating: t, count: 2 * B), text: text)       // (2B, N, C)
-        let rest = Array(out.shape.dropFirst())
-        let half = rest.reduce(1, *) * B
-        let conditional = Tensor(shape: [B] + rest, values: Array(UnsafeBufferPointer(start: out.pointer, count: half)))
-        let unconditional = Tensor(shape: [B] + rest, values: Array(UnsafeBufferPointer(start: out.pointer + half, count: half)))
-        return DiffusionSampling.guided(conditional: conditional, unconditional: unconditional, scale: scale)
+        let shape = [B] + out.shape.dropFirst()
+        return DiffusionSampling.guided(out.pointer, out.pointer + out.count / 2, shape: shape, scale: scale)
     }
 }
 

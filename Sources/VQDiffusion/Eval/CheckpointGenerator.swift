@@ -70,6 +70,9 @@ public final class CheckpointGenerator: ImageGenerator {
             recordedVQVAE = file.configuration.vqvae
             name = "diffusion-\(options.steps)steps" + (options.guidance != 1 ? "-guidance\(options.guidance)" : "")
         case ARTrainer.checkpointKind:
+            guard options.guidance == 1 else {
+                throw FileError(url.path, "is an autoregressive model: guidance applies to diffusion models only")
+            }
             let file = try ARModelFile(url, useEMA: options.useEMA)
             let encoder = try TextEncoderCheckpoint.rebuild(
                 choice: file.configuration.textEncoder, metadata: file.metadata, maxLength: options.textLength,
