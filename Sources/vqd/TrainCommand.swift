@@ -5,6 +5,7 @@ import VQDiffusion
 
 extension DiffusionParameterization: ExpressibleByArgument {}
 extension TimeSampling: ExpressibleByArgument {}
+extension DiffusionAuxiliaryNormalization: ExpressibleByArgument {}
 extension StepSkipping: ExpressibleByArgument {}
 
 extension TextEncoderChoice: ExpressibleByArgument {}
@@ -89,6 +90,9 @@ struct TrainCommand: ParsableCommand {
     var auxiliaryWeight: Double = 5e-4
     @Flag(name: .customLong("adaptive-aux"), help: "Scale the auxiliary loss by 2 − t/T.")
     var adaptiveAuxiliary = false
+    @Option(name: .customLong("aux-normalization"),
+            help: "How the auxiliary loss at [MASK] positions is averaged: tokens (over all tokens, the paper's) or masked-tokens (over each image's masked positions, so every t weighs the same).")
+    var auxiliaryNormalization: DiffusionAuxiliaryNormalization = .tokens
     @Option(name: .customLong("masked-weight"), help: "Loss weight of positions where x_t is [MASK].")
     var maskedWeight: Double = 1
     @Option(name: .customLong("unmasked-weight"), help: "Loss weight of positions where x_t is a real code.")
@@ -176,7 +180,8 @@ struct TrainCommand: ParsableCommand {
         let diffusionTraining = DiffusionTrainingConfiguration(
             training, timeSampling: timeSampling,
             loss: DiffusionLossConfiguration(auxiliaryWeight: auxiliaryWeight, adaptiveAuxiliaryWeight: adaptiveAuxiliary,
-                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight),
+                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight,
+                                             auxiliaryNormalization: auxiliaryNormalization),
             captionDropout: captionDropout)
         let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: diffusionTraining,
                                                       textEncoder: encoderName, vqvae: vqvae)

@@ -98,6 +98,49 @@ import Testing
         #expect(direct.auxiliary == 0 && direct.bound > 0)
     }
 
+    /// `.maskedTokens`: each element's masked terms average over its own masked positions, the
+    /// unmasked ones over N, against the formula written out; the default configuration's JSON has
+    /// no new key, so earlier files read and hash the same.
+    @Test func maskedTokenNormalisationAveragesOverEachElementsMaskedPositions() throws {
+        let (K, T, N) = (4, 10, 6)
+        let schedule = try DiffusionSchedule(.paper(classes: K, steps: T))
+        let x0: [Int32] = [0, 1, 2, 3, 0, 1, 2, 3, 1, 0, 3, 2]
+        let xt: [Int32] = [4, 1, 2, 3, 0, 1,                       // one masked position
+                           4, 4, 4, 0, 3, 4]                       // four masked, one replaced
+        let t = [2, 9], weights = [1.0, 0.5]
+        var rng = RandomGenerator(seed: 12)
+        let logits = Tensor.randn([2, N, K], std: 1.3, using: &rng)
+        let l = Autograd.withoutGrad { logits.logSoftmax() }
+        func aux(_ normalization: DiffusionAuxiliaryNormalization) -> Double {
+            DiffusionLoss.compute(logits: logits, x0: x0, xt: xt, t: t, timeWeights: weights, schedule: schedule,
+                                  parameterization: .reparameterized,
+                                  configuration: DiffusionLossConfiguration(auxiliaryWeight: 0.3, maskedWeight: 2,
+                                                                            unmaskedWeight: 0.5,
+                                                                            auxiliaryNormalization: normalization)).auxiliary
+        }
+        var expected = 0.0
+        for b in 0..<2 {
+            let masked = (0..<N).filter { Int(xt[b * N + $0]) == K }
+            var m = 0.0, u = 0.0
+            for n in 0..<N {
+                let ce = -Double(l.pointer[(b * N + n) * K + Int(x0[b * N + n])])
+                if masked.contains(n) { m += 2 * ce } else { u += 0.5 * ce }
+            }
+            expected += 0.3 * weights[b] * (m / Double(masked.count) + u / Double(N))
+        }
+        expected /= 2
+        #expect(abs(aux(.maskedTokens) - expected) < 1e-5, "\(aux(.maskedTokens)) vs \(expected)")
+        #expect(abs(aux(.maskedTokens) - aux(.tokens)) > 1e-3)
+
+        let json = try String(decoding: JSONEncoder().encode(DiffusionLossConfiguration()), as: UTF8.self)
+        #expect(!json.contains("auxiliaryNormalization"))
+        let old = #"{"auxiliaryWeight":0.1,"adaptiveAuxiliaryWeight":false,"maskedWeight":1,"unmaskedWeight":1}"#
+        let decoded = try JSONDecoder().decode(DiffusionLossConfiguration.self, from: Data(old.utf8))
+        #expect(decoded == DiffusionLossConfiguration(auxiliaryWeight: 0.1))
+        let masked = DiffusionLossConfiguration(auxiliaryWeight: 0.1, auxiliaryNormalization: .maskedTokens)
+        #expect(try JSONDecoder().decode(DiffusionLossConfiguration.self, from: JSONEncoder().encode(masked)) == masked)
+    }
+
     @Test func maskWeightsScaleMaskedAndUnmaskedTerms() throws {
         let (K, T) = (4, 8)
         let schedule = try DiffusionSchedule(.paper(classes: K, steps: T))

@@ -9,9 +9,23 @@ import Foundation
 //
 // with w_t = 1/(T·p(t)) from the time sampler, m the weight of masked or unmasked positions (by
 // x_t), λ the auxiliary weight and a(t) = 1, or 2 − t/T when adaptive. As in the reference the
-// total is summed over tokens and batch and divided by B·N: a loss per token. The bound terms are
+// total is summed over tokens and batch and divided by B·N: a loss per token. With the auxiliary
+// normalisation `.maskedTokens` the auxiliary terms at [MASK] positions are instead averaged over
+// each element's own [MASK] positions (N/M_b in place of 1 for M_b of them), as masked-token
+// models train: every time t then carries the same auxiliary weight per element, where per token
+// it grows with the number masked (about γ̄_t·N), so the small t that fill in a token with nearly
+// the whole grid in view get a share of the signal instead of about 1 %. The bound terms are
 // one fused KL node over (B, N, K+1); at t = 1 the target q is one-hot at x0, which makes the same
 // KL the decoder NLL.
+
+/// How the auxiliary cross-entropy at [MASK] positions is averaged.
+public enum DiffusionAuxiliaryNormalization: String, Codable, Sendable, CaseIterable {
+    /// Over all B·N tokens, like the bound (the paper's and the reference code's).
+    case tokens
+    /// Over each element's [MASK] positions: every element's masked terms weigh the same whatever
+    /// its t. Positions holding a real code keep the per-token average.
+    case maskedTokens = "masked-tokens"
+}
 
 public struct DiffusionLossConfiguration: Equatable, Codable, Sendable {
     /// λ, the weight of the auxiliary cross-entropy on p_θ(x0 | x_t) (the paper's 5e-4).
@@ -22,13 +36,44 @@ public struct DiffusionLossConfiguration: Equatable, Codable, Sendable {
     public var maskedWeight: Double = 1
     /// Weight of the terms at positions where x_t is a real code.
     public var unmaskedWeight: Double = 1
+    /// How the auxiliary terms at [MASK] positions are averaged.
+    public var auxiliaryNormalization: DiffusionAuxiliaryNormalization = .tokens
 
     public init(auxiliaryWeight: Double = 5e-4, adaptiveAuxiliaryWeight: Bool = false,
-                maskedWeight: Double = 1, unmaskedWeight: Double = 1) {
+                maskedWeight: Double = 1, unmaskedWeight: Double = 1,
+                auxiliaryNormalization: DiffusionAuxiliaryNormalization = .tokens) {
         self.auxiliaryWeight = auxiliaryWeight
         self.adaptiveAuxiliaryWeight = adaptiveAuxiliaryWeight
         self.maskedWeight = maskedWeight
         self.unmaskedWeight = unmaskedWeight
+        self.auxiliaryNormalization = auxiliaryNormalization
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case auxiliaryWeight, adaptiveAuxiliaryWeight, maskedWeight, unmaskedWeight, auxiliaryNormalization
+    }
+
+    // auxiliaryNormalization is written only when it is not the default, so files of models
+    // trained before it existed read, and hash, unchanged.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        auxiliaryWeight = try container.decode(Double.self, forKey: .auxiliaryWeight)
+        adaptiveAuxiliaryWeight = try container.decode(Bool.self, forKey: .adaptiveAuxiliaryWeight)
+        maskedWeight = try container.decode(Double.self, forKey: .maskedWeight)
+        unmaskedWeight = try container.decode(Double.self, forKey: .unmaskedWeight)
+        auxiliaryNormalization = try container.decodeIfPresent(DiffusionAuxiliaryNormalization.self,
+                                                               forKey: .auxiliaryNormalization) ?? .tokens
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(auxiliaryWeight, forKey: .auxiliaryWeight)
+        try container.encode(adaptiveAuxiliaryWeight, forKey: .adaptiveAuxiliaryWeight)
+        try container.encode(maskedWeight, forKey: .maskedWeight)
+        try container.encode(unmaskedWeight, forKey: .unmaskedWeight)
+        if auxiliaryNormalization != .tokens {
+            try container.encode(auxiliaryNormalization, forKey: .auxiliaryNormalization)
+        }
     }
 }
 
@@ -98,12 +143,17 @@ public enum DiffusionLoss {
         var loss = klLoss
         var auxiliary = 0.0
         if parameterization == .reparameterized && c.auxiliaryWeight != 0 {
-            // crossEntropy averages over its B·N rows, which is the per-token normalisation.
+            // crossEntropy averages over its B·N rows, which is the per-token normalisation;
+            // N/M_b turns it into an average over the element's M_b masked positions.
             var auxWeights = [Float](repeating: 0, count: B * N)
             for b in 0..<B {
                 let a = c.adaptiveAuxiliaryWeight ? 2 - Double(t[b]) / Double(T) : 1
+                let masked = (0..<N).reduce(0) { $0 + (Int(xt[b * N + $1]) == K ? 1 : 0) }
+                let maskedScale = c.auxiliaryNormalization == .maskedTokens && masked > 0 ? Double(N) / Double(masked) : 1
                 for n in 0..<N {
-                    auxWeights[b * N + n] = Float(c.auxiliaryWeight * a * timeWeights[b] * maskWeights[b * N + n])
+                    let r = b * N + n
+                    let scale = Int(xt[r]) == K ? maskedScale : 1
+                    auxWeights[r] = Float(c.auxiliaryWeight * a * timeWeights[b] * maskWeights[r] * scale)
                 }
             }
             let aux = crossEntropy(logits: logits.reshape([B * N, K]), targets: x0, weights: auxWeights)
