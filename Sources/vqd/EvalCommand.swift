@@ -28,6 +28,8 @@ struct EvalCommand: ParsableCommand {
     var skipping: StepSkipping = .exact
     @Option(help: "Diffusion: classifier-free guidance scale s (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout.")
     var guidance: Double = 1
+    @Option(help: "Diffusion: which [MASK] tokens each step fills in: posterior (the paper's: random places) or purity (the schedule's count, purest predictions first, drawn codes kept).")
+    var order: SamplingOrder = .posterior
     @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo, help: "AR: decode with the key/value cache.")
     var kvCache = true
     @Flag(help: "Skip the throughput measurement.")
@@ -86,6 +88,7 @@ struct EvalCommand: ParsableCommand {
         var options = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil,
                                                skipping: skipping, useCache: kvCache)
         options.guidance = guidance
+        options.order = order
         let generator = try CheckpointGenerator(model: URL(fileURLWithPath: model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
                                                 options: options, cacheDirectory: URL(fileURLWithPath: "cache/text-features"))
         let configuration = EvalConfiguration(count: count, batchSize: batchSize, seed: seed, measureFloor: true,
@@ -95,7 +98,7 @@ struct EvalCommand: ParsableCommand {
                                         params: ["dataset": dataset.rawValue, "split": split.rawValue, "model": model,
                                                  "steps": String(steps), "truncation": String(truncation),
                                                  "skipping": skipping.rawValue, "kv_cache": String(kvCache),
-                                                 "guidance": String(guidance),
+                                                 "guidance": String(guidance), "order": order.rawValue,
                                                  "image_size": String(net.configuration.imageSize), "evaluator": evaluatorPath])
         print("\(dataset.rawValue) \(split.rawValue): \(generator.name) (\(generator.kind)), N = \(count)")
         if let generated = report.generated { printMetrics(generated) }

@@ -34,6 +34,8 @@ struct SampleCommand: ParsableCommand {
     var skipping: StepSkipping = .exact
     @Option(help: "Diffusion: classifier-free guidance scale s (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout.")
     var guidance: Double = 1
+    @Option(help: "Diffusion: which [MASK] tokens each step fills in: posterior (the paper's: random places) or purity (the schedule's count, purest predictions first, drawn codes kept).")
+    var order: SamplingOrder = .posterior
     @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo,
           help: "AR models: keep the attention keys/values of earlier tokens instead of recomputing the prefix.")
     var kvCache = true
@@ -84,12 +86,15 @@ struct SampleCommand: ParsableCommand {
             let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
             tokens = try sampler.sample(captions: [String](repeating: prompt, count: count), steps: steps,
                                         truncation: truncation < 1 ? truncation : nil, skipping: skipping,
-                                        guidance: guidance, using: &rng)
+                                        guidance: guidance, order: order, using: &rng)
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             trainedVQVAE = file.configuration.vqvae
         case ARTrainer.checkpointKind:
             guard guidance == 1 else {
                 throw GeneratorCommandError("--guidance applies to diffusion models; \(model) is an autoregressive one.")
+            }
+            guard order == .posterior else {
+                throw GeneratorCommandError("--order applies to diffusion models; \(model) is an autoregressive one.")
             }
             let file = try ARModelFile(url, useEMA: !rawWeights)
             let encoder = try sampleTextEncoder(for: file, maxLength: textLength)

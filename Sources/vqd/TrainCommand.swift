@@ -7,6 +7,7 @@ extension DiffusionParameterization: ExpressibleByArgument {}
 extension TimeSampling: ExpressibleByArgument {}
 extension DiffusionAuxiliaryNormalization: ExpressibleByArgument {}
 extension StepSkipping: ExpressibleByArgument {}
+extension SamplingOrder: ExpressibleByArgument {}
 
 extension TextEncoderChoice: ExpressibleByArgument {}
 

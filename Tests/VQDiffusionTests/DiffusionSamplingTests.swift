@@ -36,6 +36,55 @@ import Testing
         }
     }
 
+    /// The purity order: the oracle still returns the truth; with a predictor whose purity rises
+    /// with the position, each step leaves round(M·γ̄_s/γ̄_t) of the M masked tokens masked, fills
+    /// the purest of the others, and never changes a drawn code.
+    @Test func purityOrderFillsThePurestTokensAndKeepsThem() throws {
+        let (K, T, B, N) = (6, 100, 2, 20)
+        var rng = RandomGenerator(seed: 23)
+        let x0: [Int32] = (0..<(B * N)).map { _ in Int32(rng.int(below: K)) }
+        for config in [DiffusionConfiguration.paper(classes: K, steps: T), .referenceMaskOnly(classes: K, steps: T)] {
+            let schedule = try DiffusionSchedule(config)
+            for steps in [100, 25, 10] {
+                var g = RandomGenerator(seed: UInt64(steps))
+                let out = DiffusionSampling.run(batch: B, tokens: N, schedule: schedule,
+                                                options: DiffusionSamplingOptions(steps: steps, truncation: 0.86, order: .purity),
+                                                using: &g) { _, _ in DiffusionSamplingTests.oracle(x0, batch: B, classes: K) }
+                #expect(out == x0, "purity order, \(steps) steps")
+            }
+        }
+        // Position n puts probability 0.3 + 0.6·n/N on code n mod K, the rest spread evenly.
+        var v = [Float](repeating: 0, count: B * N * K)
+        for b in 0..<B {
+            for n in 0..<N {
+                let top = 0.3 + 0.6 * Double(n) / Double(N)
+                for k in 0..<K { v[(b * N + n) * K + k] = Float(Foundation.log(k == n % K ? top : (1 - top) / Double(K - 1))) }
+            }
+        }
+        let peaked = Tensor(shape: [B, N, K], values: v)
+        let schedule = try DiffusionSchedule(.paper(classes: K, steps: T))
+        var previous: [Int32]? = nil, previousTime = T
+        var g = RandomGenerator(seed: 5)
+        _ = DiffusionSampling.run(batch: B, tokens: N, schedule: schedule,
+                                  options: DiffusionSamplingOptions(steps: 10, order: .purity), using: &g,
+                                  observe: { x, s in
+                                      defer { previous = x; previousTime = s }
+                                      guard let before = previous else { return }
+                                      let kept = schedule.cumulative(s).mask / schedule.cumulative(previousTime).mask
+                                      for b in 0..<B {
+                                          let was = (0..<N).filter { before[b * N + $0] == Int32(K) }
+                                          let now = (0..<N).filter { x[b * N + $0] == Int32(K) }
+                                          #expect(now.count == Int((Double(was.count) * kept).rounded()), "s = \(s)")
+                                          // the still-masked ones are the least pure: the lowest positions
+                                          #expect(now == Array(was.prefix(now.count)), "s = \(s)")
+                                          for n in 0..<N where before[b * N + n] != Int32(K) {
+                                              #expect(x[b * N + n] == before[b * N + n])
+                                          }
+                                      }
+                                  }) { _, _ in peaked }
+        #expect(previous.map { !$0.contains(Int32(K)) } == true)
+    }
+
     /// Started from real grids noised to x_t (masked and replaced tokens), the oracle restores the
     /// truth from any start time, walking the grid from t down to 0 with at most t steps.
     @Test func oracleRestoresNoisedGridsFromAnyStartTime() throws {

@@ -8,9 +8,25 @@ import Foundation
 // s→t transition, or by the reference code's one-step shortcut — and x_s is drawn with Gumbel-max
 // from the seeded generator. The last step (s = 0) draws from p_θ(x0 | x_t) over the real codes.
 //
+// The purity order (after Tang et al. 2022, "Improved Vector Quantized Diffusion Models") keeps
+// the schedule's count but not its choice of positions: the posterior unmasks each [MASK] token
+// independently with probability 1 − γ̄_s/γ̄_t, at random places, so two neighbours of one outline
+// can be drawn in the same step without seeing each other. Instead, of a grid's M masked tokens
+// the M − round(M·γ̄_s/γ̄_t) whose prediction is purest (largest max_k p_θ(x0 = k | x_t)) are
+// drawn from p_θ(x0 | x_t) and the rest stay masked; drawn codes are kept from then on.
+//
 // With the direct parameterization the network gives p_θ(x_{t−1} | x_t) for one step only; when
 // steps are skipped its draw is used as x_s (the naive shortcut the reparameterization study
 // compares against).
+
+/// Which [MASK] tokens a sampling step fills in.
+public enum SamplingOrder: String, CaseIterable, Codable, Sendable {
+    /// Those the posterior p_θ(x_s | x_t) draws: random places (the paper's sampling).
+    case posterior
+    /// As many as the schedule expects, those with the purest prediction first; codes once drawn
+    /// are kept. Reparameterized models only.
+    case purity
+}
 
 public struct DiffusionSamplingOptions: Equatable, Sendable {
     /// Number of network evaluations S (1…T); Δt = T/S (times rounded to integers).
@@ -24,12 +40,16 @@ public struct DiffusionSamplingOptions: Equatable, Sendable {
     /// clean code with probability ᾱ_T… approximated by a uniformly random code. The second is the
     /// only consistent start when γ̄_T < 1 is small (replace-only diffusion never masks).
     public var startFromPrior: Bool
+    /// Which [MASK] tokens each step fills in.
+    public var order: SamplingOrder
 
-    public init(steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact, startFromPrior: Bool = false) {
+    public init(steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact, startFromPrior: Bool = false,
+                order: SamplingOrder = .posterior) {
         self.steps = steps
         self.truncation = truncation
         self.skipping = skipping
         self.startFromPrior = startFromPrior
+        self.order = order
     }
 }
 
@@ -112,6 +132,8 @@ public enum DiffusionSampling {
                            observe: (([Int32], Int) -> Void)? = nil,
                            predict: ([Int32], Int) throws -> Tensor) rethrows -> [Int32] {
         let K = schedule.classes
+        precondition(options.order == .posterior || parameterization == .reparameterized,
+                     "sampling: the purity order needs p_θ(x0 | x_t), which a direct model does not give")
         let startTime = start?.time ?? schedule.steps
         precondition(startTime >= 1 && startTime <= schedule.steps, "sampling: start time \(startTime) outside 1…\(schedule.steps)")
         precondition(start == nil || start!.tokens.count == B * N,
@@ -132,6 +154,12 @@ public enum DiffusionSampling {
             if let r = options.truncation, r < 1 {
                 truncate(prediction.pointer, rows: B * N, classes: width, rate: r)
             }
+            if options.order == .purity {
+                fillPurest(&x, logX0: prediction, grids: B, classes: K,
+                           keptMasked: schedule.cumulative(s).mask / schedule.cumulative(t).mask, using: &rng)
+                observe?(x, s)
+                continue
+            }
             let next: Tensor                                     // (B, N, K+1) log p(x_s | x_t)
             switch parameterization {
             case .reparameterized:
@@ -146,6 +174,34 @@ public enum DiffusionSampling {
             observe?(x, s)
         }
         return x
+    }
+
+    /// One step of the purity order on tokens x (B·N) given log p_θ(x0 | x_t) (B, N, K): in each
+    /// grid, of its M [MASK] tokens all but round(M·keptMasked) — the purest, ties to the lower
+    /// index — get a Gumbel-max draw from their row; the others stay [MASK]. keptMasked is
+    /// γ̄_s/γ̄_t (0 at s = 0, or when γ̄_t = 0: fill in everything).
+    static func fillPurest(_ x: inout [Int32], logX0: Tensor, grids B: Int, classes K: Int, keptMasked: Double,
+                           using rng: inout RandomGenerator) {
+        let N = x.count / B
+        precondition(logX0.shape == [B, N, K], "purity step: prediction \(logX0.shape), expected [\(B), \(N), \(K)]")
+        let p = logX0.pointer
+        let kept = keptMasked.isFinite ? min(max(keptMasked, 0), 1) : 0
+        for b in 0..<B {
+            let masked = (0..<N).filter { Int(x[b * N + $0]) == K }
+            let fill = masked.count - Int((Double(masked.count) * kept).rounded())
+            guard fill > 0 else { continue }
+            func purity(_ n: Int) -> Float {
+                let row = p + (b * N + n) * K
+                var m = -Float.infinity
+                for k in 0..<K { m = max(m, row[k]) }
+                return m
+            }
+            let purities = masked.map { (n: $0, purity: purity($0)) }
+            let chosen = purities.sorted { $0.purity != $1.purity ? $0.purity > $1.purity : $0.n < $1.n }.prefix(fill)
+            for (n, _) in chosen {
+                x[b * N + n] = draw(p + (b * N + n) * K, rows: 1, stride: K, classes: K, using: &rng)[0]
+            }
+        }
     }
 }
 
@@ -168,7 +224,7 @@ public final class DiffusionSampler {
     /// classifier-free guidance at every step (the network then runs on the captions and on the
     /// null text in one batch of 2B); it is meant for models trained with caption dropout.
     public func sample(captions: [String], steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact,
-                       startFromPrior: Bool = false, guidance: Double = 1,
+                       startFromPrior: Bool = false, guidance: Double = 1, order: SamplingOrder = .posterior,
                        using rng: inout RandomGenerator) throws -> [Int32] {
         guard !captions.isEmpty else { return [] }
         guard steps >= 1 && steps <= schedule.steps else {
@@ -180,10 +236,13 @@ public final class DiffusionSampler {
         guard guidance.isFinite && guidance >= 0 else {
             throw DiffusionSamplingError("the guidance scale must be a number ≥ 0 (1 = no guidance), got \(guidance)")
         }
+        guard order == .posterior || model.configuration.parameterization == .reparameterized else {
+            throw DiffusionSamplingError("the purity order needs a reparameterized model (one that predicts x0); this one is direct")
+        }
         let text = try Autograd.withoutGrad { try textEncoder.encode(captions) }
         let B = captions.count
         let options = DiffusionSamplingOptions(steps: steps, truncation: truncation, skipping: skipping,
-                                               startFromPrior: startFromPrior)
+                                               startFromPrior: startFromPrior, order: order)
         let model = self.model
         let predict: ([Int32], Int) -> Tensor
         if guidance == 1 {

@@ -13,6 +13,8 @@ public struct GeneratorSamplingOptions: Sendable {
     public var startFromPrior: Bool = false
     /// Diffusion: classifier-free guidance scale (1 = none; for models trained with caption dropout).
     public var guidance: Double = 1
+    /// Diffusion: which [MASK] tokens each step fills in (the posterior's random ones, or the purest).
+    public var order: SamplingOrder = .posterior
     /// AR: temperature (0 = greedy), top-k, and the key/value cache.
     public var temperature: Float = 1
     public var topK: Int? = nil
@@ -63,15 +65,19 @@ public final class CheckpointGenerator: ImageGenerator {
             sampleTokens = { captions, rng in
                 try sampler.sample(captions: captions, steps: options.steps, truncation: options.truncation,
                                    skipping: options.skipping, startFromPrior: options.startFromPrior,
-                                   guidance: options.guidance, using: &rng)
+                                   guidance: options.guidance, order: options.order, using: &rng)
             }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             parameterCount = file.model.parameterCount
             recordedVQVAE = file.configuration.vqvae
             name = "diffusion-\(options.steps)steps" + (options.guidance != 1 ? "-guidance\(options.guidance)" : "")
+                + (options.order != .posterior ? "-\(options.order.rawValue)" : "")
         case ARTrainer.checkpointKind:
             guard options.guidance == 1 else {
                 throw FileError(url.path, "is an autoregressive model: guidance applies to diffusion models only")
+            }
+            guard options.order == .posterior else {
+                throw FileError(url.path, "is an autoregressive model: the sampling order applies to diffusion models only")
             }
             let file = try ARModelFile(url, useEMA: options.useEMA)
             let encoder = try TextEncoderCheckpoint.rebuild(
