@@ -98,6 +98,9 @@ struct TrainCommand: ParsableCommand {
     var maskedWeight: Double = 1
     @Option(name: .customLong("unmasked-weight"), help: "Loss weight of positions where x_t is a real code.")
     var unmaskedWeight: Double = 1
+    @Option(name: .customLong("embedding-std"),
+            help: "VQ-Diffusion: standard deviation of the token and position embeddings at initialisation (default 0.02; 1 starts them at unit scale).")
+    var embeddingStd: Float?
     @Option(name: .customLong("caption-dropout"),
             help: "Probability of training on the null text instead of the caption, so the model can be sampled with classifier-free guidance (vqd sample --guidance); 0 is the paper's setting.")
     var captionDropout: Double = 0
@@ -131,6 +134,12 @@ struct TrainCommand: ParsableCommand {
         guard captionDropout >= 0 && captionDropout < 1 else {
             throw ValidationError("--caption-dropout must lie in [0, 1), got \(captionDropout).")
         }
+        if let embeddingStd {
+            guard embeddingStd > 0 && embeddingStd.isFinite else {
+                throw ValidationError("--embedding-std must be a positive number, got \(embeddingStd).")
+            }
+            guard model != .ar else { throw ValidationError("--embedding-std is a VQ-Diffusion option; VQ-AR keeps its own initialisation.") }
+        }
         guard captionDropout == 0 || model != .ar else {
             throw ValidationError("--caption-dropout is a VQ-Diffusion option (guidance); VQ-AR trains without it.")
         }
@@ -160,6 +169,7 @@ struct TrainCommand: ParsableCommand {
                                                                 textWidth: encoder.width)!
         diffusionModel.parameterization = parameterization
         diffusionModel.textScale = textEncoder == .minilm && !synthetic ? Float(encoder.width).squareRoot() : nil
+        diffusionModel.embeddingStd = embeddingStd
         let outURL = URL(fileURLWithPath: out)
         let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
         let database = try ResultsDatabase(path: db)

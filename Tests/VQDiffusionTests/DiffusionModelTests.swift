@@ -106,4 +106,25 @@ final class WordVectorTextEncoder: TextEncoder {
         #expect(!decayed.contains { $0.contains("Norm") || $0.contains("Embedding") })
         #expect(decayed.contains("blocks.0.selfAttention.query.weight"))
     }
+
+    /// `embeddingStd` sets the spread of the token and position tables (0.02 when nil) and is
+    /// left out of the JSON when nil, so the files and recipe hashes of earlier models are unchanged.
+    @Test func embeddingStdSetsTheInitialScaleOfTokenAndPositionTables() throws {
+        func spread(_ t: Tensor) -> Double {
+            let v = (0..<t.count).map { Double(t.pointer[$0]) }
+            return (v.map { $0 * $0 }.reduce(0, +) / Double(v.count)).squareRoot()
+        }
+        var c = DiffusionModelConfiguration.tiny(classes: 50, gridHeight: 8, gridWidth: 8, steps: 7, textWidth: 8)
+        var rng = RandomGenerator(seed: 2)
+        let plain = DenoisingTransformer(c, using: &rng)
+        #expect(abs(spread(plain.tokenEmbedding.weight) - 0.02) < 0.003)
+        #expect(!String(decoding: try JSONEncoder().encode(c), as: UTF8.self).contains("embeddingStd"))
+        c.embeddingStd = 1
+        rng = RandomGenerator(seed: 2)
+        let unit = DenoisingTransformer(c, using: &rng)
+        #expect(abs(spread(unit.tokenEmbedding.weight) - 1) < 0.1)
+        #expect(abs(spread(unit.positionEmbedding.rows.weight) - 1) < 0.2)
+        #expect(abs(spread(unit.positionEmbedding.columns.weight) - 1) < 0.2)
+        #expect(try JSONDecoder().decode(DiffusionModelConfiguration.self, from: JSONEncoder().encode(c)) == c)
+    }
 }

@@ -45,6 +45,11 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     /// unit scale like the token embeddings: the cross-attention keys then start large enough for
     /// attention to single out words rather than average the caption.
     public var textScale: Float? = nil
+    /// Standard deviation of the token and position embedding tables at initialisation (nil =
+    /// 0.02, the usual transformer setting). 1 starts them at the scale of a LayerNorm's output,
+    /// so that what a token is and where it sits are not drowned in the residual stream by the
+    /// first blocks' outputs.
+    public var embeddingStd: Float? = nil
 
     public init(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int, width: Int, depth: Int,
                 heads: Int, mlpRatio: Int = 4, parameterization: DiffusionParameterization = .reparameterized) {
@@ -117,8 +122,11 @@ public final class DenoisingTransformer: Module {
         precondition(c.classes >= 1 && c.width >= 1 && c.depth >= 1 && c.steps >= 1 && c.textWidth >= 1,
                      "DenoisingTransformer: invalid configuration \(c)")
         configuration = c
-        tokenEmbedding = Embedding(c.classes + 1, c.width, using: &rng)
-        positionEmbedding = PositionEmbedding2D(height: c.gridHeight, width: c.gridWidth, dimension: c.width, using: &rng)
+        precondition(c.embeddingStd.map { $0 > 0 && $0.isFinite } ?? true,
+                     "DenoisingTransformer: embedding std \(c.embeddingStd!) must be a positive number")
+        tokenEmbedding = Embedding(c.classes + 1, c.width, std: c.embeddingStd ?? 0.02, using: &rng)
+        positionEmbedding = PositionEmbedding2D(height: c.gridHeight, width: c.gridWidth, dimension: c.width,
+                                                std: c.embeddingStd ?? 0.02, using: &rng)
         timeEmbedding = TimestepEmbedding(steps: c.steps, width: c.width, using: &rng)
         textProjection = Linear(c.textWidth, c.width, using: &rng)
         blocks = (0..<c.depth).map { _ in TransformerBlock(c.block, using: &rng) }
