@@ -71,6 +71,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "Total training steps (a resumed run continues to this total).")
     var steps: Int
+    @Option(name: .customLong("stop-at"),
+            help: "Stop after this step of the --steps schedule (the learning rate follows the whole schedule; --resume continues it). For comparing recipes early.")
+    var stopAt: Int?
     @Option(name: .customLong("batch-size"), help: "Images per step.")
     var batchSize: Int = 32
     @Option(name: .customLong("lr"), help: "Peak learning rate.")
@@ -124,6 +127,9 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps).") }
+        if let stopAt, !(1...steps).contains(stopAt) {
+            throw ValidationError("--stop-at must lie in 1…\(steps) (--steps), got \(stopAt).")
+        }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
         guard ["tiny", "small"].contains(preset) else { throw ValidationError("--preset must be tiny or small, got \(preset).") }
         guard diffusionSteps >= 2 else { throw ValidationError("--diffusion-steps must be at least 2, got \(diffusionSteps).") }
@@ -183,7 +189,7 @@ struct TrainCommand: ParsableCommand {
         if model == .ar {
             let configuration = ARRunConfiguration(model: .matching(diffusionModel), training: training,
                                                    textEncoder: encoderName, vqvae: vqvae)
-            try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
+            try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: stopAt ?? steps,
                               output: output, comparedWith: diffusionModel)
             print("wrote \(out)")
             return
@@ -196,7 +202,7 @@ struct TrainCommand: ParsableCommand {
             captionDropout: captionDropout)
         let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: diffusionTraining,
                                                       textEncoder: encoderName, vqvae: vqvae)
-        try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: steps,
+        try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: stopAt ?? steps,
                                  output: output)
         print("wrote \(out)")
     }
