@@ -55,8 +55,10 @@ public final class LayerNorm: Module {
 /// A table of `count` learned vectors of width `dimension`.
 public final class Embedding: Module {
     public let weight: Tensor   // (count, dimension)
+    /// The spread of a table at initialisation unless told otherwise: N(0, 0.02²).
+    public static let defaultStd: Float = 0.02
 
-    public init(_ count: Int, _ dimension: Int, std: Float = 0.02, using rng: inout RandomGenerator) {
+    public init(_ count: Int, _ dimension: Int, std: Float = Embedding.defaultStd, using rng: inout RandomGenerator) {
         weight = Tensor.randn([count, dimension], std: std, requiresGrad: true, using: &rng)
     }
 

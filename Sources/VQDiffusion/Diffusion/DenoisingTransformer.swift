@@ -124,9 +124,10 @@ public final class DenoisingTransformer: Module {
         configuration = c
         precondition(c.embeddingStd.map { $0 > 0 && $0.isFinite } ?? true,
                      "DenoisingTransformer: embedding std \(c.embeddingStd!) must be a positive number")
-        tokenEmbedding = Embedding(c.classes + 1, c.width, std: c.embeddingStd ?? 0.02, using: &rng)
+        let embeddingStd = c.embeddingStd ?? Embedding.defaultStd
+        tokenEmbedding = Embedding(c.classes + 1, c.width, std: embeddingStd, using: &rng)
         positionEmbedding = PositionEmbedding2D(height: c.gridHeight, width: c.gridWidth, dimension: c.width,
-                                                std: c.embeddingStd ?? 0.02, using: &rng)
+                                                std: embeddingStd, using: &rng)
         timeEmbedding = TimestepEmbedding(steps: c.steps, width: c.width, using: &rng)
         textProjection = Linear(c.textWidth, c.width, using: &rng)
         blocks = (0..<c.depth).map { _ in TransformerBlock(c.block, using: &rng) }

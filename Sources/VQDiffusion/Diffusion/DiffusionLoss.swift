@@ -113,11 +113,14 @@ public enum DiffusionLoss {
         // Per-row weights: time weight × mask weight / (B·N).
         var rowWeights = [Float](repeating: 0, count: B * N)         // (B·N)
         var maskWeights = [Double](repeating: 0, count: B * N)
+        var maskedPerElement = [Int](repeating: 0, count: B)          // (B) M_b
         let perToken = 1 / Double(B * N)
         for b in 0..<B {
             for n in 0..<N {
                 let r = b * N + n
-                maskWeights[r] = Int(xt[r]) == K ? c.maskedWeight : c.unmaskedWeight
+                let masked = Int(xt[r]) == K
+                if masked { maskedPerElement[b] += 1 }
+                maskWeights[r] = masked ? c.maskedWeight : c.unmaskedWeight
                 rowWeights[r] = Float(timeWeights[b] * maskWeights[r] * perToken)
             }
         }
@@ -148,7 +151,7 @@ public enum DiffusionLoss {
             var auxWeights = [Float](repeating: 0, count: B * N)
             for b in 0..<B {
                 let a = c.adaptiveAuxiliaryWeight ? 2 - Double(t[b]) / Double(T) : 1
-                let masked = (0..<N).reduce(0) { $0 + (Int(xt[b * N + $1]) == K ? 1 : 0) }
+                let masked = maskedPerElement[b]
                 let maskedScale = c.auxiliaryNormalization == .maskedTokens && masked > 0 ? Double(N) / Double(masked) : 1
                 for n in 0..<N {
                     let r = b * N + n

@@ -8,7 +8,7 @@ public final class PositionEmbedding2D: Module {
     private let rowIndex: [Int32]   // (N) i of each raster position
     private let columnIndex: [Int32]
 
-    public init(height: Int, width: Int, dimension: Int, std: Float = 0.02, using rng: inout RandomGenerator) {
+    public init(height: Int, width: Int, dimension: Int, std: Float = Embedding.defaultStd, using rng: inout RandomGenerator) {
         precondition(height >= 1 && width >= 1, "PositionEmbedding2D: grid \(height)×\(width) is empty")
         rows = Embedding(height, dimension, std: std, using: &rng)
         columns = Embedding(width, dimension, std: std, using: &rng)
