@@ -116,5 +116,6 @@ struct EvalCommand: ParsableCommand {
         print(String(format: "%@  %.4f   (mean term %.4f, trace term %.4f)", EvalRunner.fidName, m.fid.fid, m.fid.meanTerm, m.fid.traceTerm))
         print(String(format: "KID (evaluator features)  %.5f ± %.5f  (%d subsets of %d)", m.kid.mean, m.kid.std, m.kid.subsets, m.kid.subsetSize))
         print(m.alignment.table(title: "alignment"))
+        if let readings = m.shapeReadings { print(readings.table()) }
     }
 }

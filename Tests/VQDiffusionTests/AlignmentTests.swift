@@ -69,6 +69,29 @@ import Testing
         #expect(t["colour_and_shape"]?.correct == 1 && t["position"]?.correct == 0 && t["caption"]?.correct == 0)
     }
 
+    @Test func shapeReadingsCountWhatWasReadForEachStatedObject() {
+        // Stated: red circle, white cross (twice) and cyan square; read: circle and cross right,
+        // then circle as a diamond and the cross missing, then the square as a large square.
+        let pair = ShapesPrediction(objects: [object(.circle, .red), object(.cross, .white, .large)], position: nil, relation: .above)
+        let wrong = ShapesPrediction(objects: [object(.diamond, .red)], position: .top, relation: nil)
+        let single = ShapesPrediction(objects: [object(.square, .cyan, .large)], position: .left, relation: nil)
+        let captions = ["a red circle above a white cross", "a red circle above a white cross", "a cyan square on the left"]
+        let r = ShapesAlignment.shapeReadings(predictions: [pair, wrong, single], captions: captions.map(parse))
+        #expect(r.accuracy(of: .circle) == AttributeScore(name: "circle", correct: 1, total: 2))
+        #expect(r.accuracy(of: .cross) == AttributeScore(name: "cross", correct: 1, total: 2))
+        #expect(r.accuracy(of: .square) == AttributeScore(name: "square", correct: 1, total: 1))
+        #expect(r.accuracy(of: .triangle).total == 0)
+        #expect(r.counts[ShapeKind.circle.rawValue][ShapeKind.diamond.rawValue] == 1)
+        #expect(r.counts[ShapeKind.cross.rawValue][ShapeReadings.missingColumn] == 1)
+        #expect(r.bySize["small"] == AttributeScore(name: "small", correct: 1, total: 2))
+        #expect(r.bySize["large"] == AttributeScore(name: "large", correct: 2, total: 2))
+        // The confusion rows add up to the stated objects, and agree with the alignment's shape figure.
+        let s = ShapesAlignment.score(predictions: [pair, wrong, single], captions: captions.map(parse))
+        #expect(r.counts.joined().reduce(0, +) == s["shape"]!.total)
+        #expect(ShapeKind.allCases.map { r.accuracy(of: $0).correct }.reduce(0, +) == s["shape"]!.correct)
+        #expect(r.table().contains("50.0"))
+    }
+
     @Test func realScenesReadExactlyAlignPerfectly() {
         let data = evaluationTestShapes(.test, count: 300)
         let scenes = (0..<data.count).map { data.scene(at: $0) }

@@ -123,13 +123,27 @@ public func alignmentScores(task: EvaluatorTask, headClasses: [[Int]], captions:
     case .fashion:
         return FashionAlignment.score(predictedClasses: headClasses[0], captions: captions)
     case .shapes:
-        let predictions = ShapesTargets.predictions(fromHeadClasses: headClasses)
-        precondition(predictions.count == captions.count,
-                     "alignmentScores: \(predictions.count) predictions for \(captions.count) captions")
-        var kept: [ShapesPrediction] = [], parsed: [ParsedCaption] = []
-        for (p, c) in zip(predictions, captions) {
-            if let c = ShapesCaption.parse(c) { kept.append(p); parsed.append(c) }
-        }
+        let (kept, parsed) = parsedShapesPredictions(headClasses: headClasses, captions: captions)
         return ShapesAlignment.score(predictions: kept, captions: parsed)
     }
+}
+
+/// Shapes only: which shape was read for each stated object (`ShapeReadings`), from the
+/// evaluator's per-head classes; nil for Fashion-MNIST.
+public func shapeReadings(task: EvaluatorTask, headClasses: [[Int]], captions: [String]) -> ShapeReadings? {
+    guard task == .shapes else { return nil }
+    let (kept, parsed) = parsedShapesPredictions(headClasses: headClasses, captions: captions)
+    return ShapesAlignment.shapeReadings(predictions: kept, captions: parsed)
+}
+
+/// The predictions of the images whose captions follow the Shapes templates, with those captions parsed.
+private func parsedShapesPredictions(headClasses: [[Int]], captions: [String]) -> ([ShapesPrediction], [ParsedCaption]) {
+    let predictions = ShapesTargets.predictions(fromHeadClasses: headClasses)
+    precondition(predictions.count == captions.count,
+                 "alignmentScores: \(predictions.count) predictions for \(captions.count) captions")
+    var kept: [ShapesPrediction] = [], parsed: [ParsedCaption] = []
+    for (p, c) in zip(predictions, captions) {
+        if let c = ShapesCaption.parse(c) { kept.append(p); parsed.append(c) }
+    }
+    return (kept, parsed)
 }

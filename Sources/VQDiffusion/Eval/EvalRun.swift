@@ -52,6 +52,8 @@ public struct EvalMetrics {
     public let kid: KIDResult
     /// Alignment with the captions the images were made for (Shapes attributes or Fashion class).
     public let alignment: AttributeScores
+    /// Shapes: the shape read for each stated object, by stated shape and by read size.
+    public let shapeReadings: ShapeReadings?
 }
 
 /// What an evaluation run measured.
@@ -210,7 +212,8 @@ public enum EvalRunner {
         let kid = try KID.compute(features, shape: [n, F], reference, shape: [m, F], subsets: c.kidSubsets,
                                   subsetSize: c.kidSubsetSize ?? max(2, min(1000, min(n, m) / 2)), using: &rng)
         let alignment = alignmentScores(task: evaluator.configuration.task, headClasses: classes, captions: captions)
-        return EvalMetrics(fid: fid, kid: kid, alignment: alignment)
+        let readings = shapeReadings(task: evaluator.configuration.task, headClasses: classes, captions: captions)
+        return EvalMetrics(fid: fid, kid: kid, alignment: alignment, shapeReadings: readings)
     }
 
     private static func log(_ m: EvalMetrics, prefix: String, to run: Run?) {
@@ -221,6 +224,12 @@ public enum EvalRunner {
         run.logMetric(prefix + "kid", m.kid.mean)
         run.logMetric(prefix + "kid/std", m.kid.std)
         for (name, fraction) in m.alignment.scoredFractions { run.logMetric(prefix + "alignment/" + name, fraction) }
+        if let readings = m.shapeReadings {
+            for shape in ShapeKind.allCases where readings.accuracy(of: shape).total > 0 {
+                run.logMetric(prefix + "alignment/shape/" + shape.name, readings.accuracy(of: shape).fraction)
+            }
+            for (name, fraction) in readings.bySize.scoredFractions { run.logMetric(prefix + "alignment/shape/" + name, fraction) }
+        }
     }
 
     private static func checkGenerated(_ images: Tensor, count: Int, evaluator: Evaluator, generator: any ImageGenerator) throws {
