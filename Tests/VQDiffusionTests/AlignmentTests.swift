@@ -70,13 +70,13 @@ import Testing
     }
 
     @Test func shapeReadingsCountWhatWasReadForEachStatedObject() {
-        // Stated: red circle, white cross (twice) and cyan square; read: circle and cross right,
-        // then circle as a diamond and the cross missing, then the square as a large square.
+        // Stated: a red circle and a white cross (twice each) and a cyan square; read: circle and
+        // cross right, then the circle as a diamond and the cross missing, then a large square.
         let pair = ShapesPrediction(objects: [object(.circle, .red), object(.cross, .white, .large)], position: nil, relation: .above)
         let wrong = ShapesPrediction(objects: [object(.diamond, .red)], position: .top, relation: nil)
         let single = ShapesPrediction(objects: [object(.square, .cyan, .large)], position: .left, relation: nil)
         let captions = ["a red circle above a white cross", "a red circle above a white cross", "a cyan square on the left"]
-        let r = ShapesAlignment.shapeReadings(predictions: [pair, wrong, single], captions: captions.map(parse))
+        let (s, r) = ShapesAlignment.scoreAndReadShapes(predictions: [pair, wrong, single], captions: captions.map(parse))
         #expect(r.accuracy(of: .circle) == AttributeScore(name: "circle", correct: 1, total: 2))
         #expect(r.accuracy(of: .cross) == AttributeScore(name: "cross", correct: 1, total: 2))
         #expect(r.accuracy(of: .square) == AttributeScore(name: "square", correct: 1, total: 1))
@@ -86,9 +86,10 @@ import Testing
         #expect(r.bySize["small"] == AttributeScore(name: "small", correct: 1, total: 2))
         #expect(r.bySize["large"] == AttributeScore(name: "large", correct: 2, total: 2))
         // The confusion rows add up to the stated objects, and agree with the alignment's shape figure.
-        let s = ShapesAlignment.score(predictions: [pair, wrong, single], captions: captions.map(parse))
         #expect(r.counts.joined().reduce(0, +) == s["shape"]!.total)
         #expect(ShapeKind.allCases.map { r.accuracy(of: $0).correct }.reduce(0, +) == s["shape"]!.correct)
+        #expect(r.byShape["circle"] == r.accuracy(of: .circle))
+        #expect(s == ShapesAlignment.score(predictions: [pair, wrong, single], captions: captions.map(parse)))
         #expect(r.table().contains("50.0"))
     }
 

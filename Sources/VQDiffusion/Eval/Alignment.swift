@@ -18,11 +18,20 @@ public enum ShapesAlignment {
 
     /// Scores of `predictions` against `captions`, pairwise.
     public static func score(predictions: [ShapesPrediction], captions: [ParsedCaption]) -> AttributeScores {
+        scoreAndReadShapes(predictions: predictions, captions: captions).scores
+    }
+
+    /// The scores of `score(predictions:captions:)` and, from the same caption–object matching,
+    /// the shape read for each stated object.
+    public static func scoreAndReadShapes(predictions: [ShapesPrediction],
+                                          captions: [ParsedCaption]) -> (scores: AttributeScores, shapeReadings: ShapeReadings) {
         precondition(predictions.count == captions.count,
                      "ShapesAlignment: \(predictions.count) predictions for \(captions.count) captions")
-        var scores = AttributeScores(names: attributeNames)
-        for (p, c) in zip(predictions, captions) { score(p, against: c, into: &scores) }
-        return scores
+        var scores = AttributeScores(names: attributeNames), readings = ShapeReadings()
+        for (p, c) in zip(predictions, captions) {
+            score(p, against: c, into: &scores) { readings.add(stated: $0, read: $1) }
+        }
+        return (scores, readings)
     }
 
     /// Adds the scores of one image's `prediction` against its `caption`.
@@ -34,12 +43,19 @@ public enum ShapesAlignment {
     /// predicted object to match (the image shows fewer objects) has every attribute wrong.
     public static func score(_ prediction: ShapesPrediction, against caption: ParsedCaption,
                              into scores: inout AttributeScores) {
+        score(prediction, against: caption, into: &scores) { _, _ in }
+    }
+
+    /// `score(_:against:into:)`, handing each stated shape and the object matched to it (nil: none) to `read`.
+    private static func score(_ prediction: ShapesPrediction, against caption: ParsedCaption,
+                              into scores: inout AttributeScores, read: (ShapeKind, PredictedObject?) -> Void) {
         let stated = caption.objects, seen = prediction.objects
         let (matched, impliedRelation) = match(stated: stated, caption: caption, prediction: prediction)
         var all = seen.count == stated.count
         scores.add("objects", correct: seen.count == stated.count)
         for (s, m) in zip(stated, matched) {
             let object = m.map { seen[$0] }
+            read(s.shape, object)
             let shape = object?.shape == s.shape, colour = object?.color == s.color
             scores.add("shape", correct: shape)
             scores.add("colour", correct: colour)
@@ -119,31 +135,25 @@ public enum FashionAlignment {
 /// classes (as `Evaluator.evaluate` returns them). Shapes captions that do not follow the
 /// templates, and Fashion-MNIST captions naming no single class, are not scored.
 public func alignmentScores(task: EvaluatorTask, headClasses: [[Int]], captions: [String]) -> AttributeScores {
+    alignment(task: task, headClasses: headClasses, captions: captions).scores
+}
+
+/// `alignmentScores` and, for Shapes, the shape read for each stated object (`ShapeReadings`;
+/// nil for Fashion-MNIST), in one pass.
+public func alignment(task: EvaluatorTask, headClasses: [[Int]],
+                      captions: [String]) -> (scores: AttributeScores, shapeReadings: ShapeReadings?) {
     switch task {
     case .fashion:
-        return FashionAlignment.score(predictedClasses: headClasses[0], captions: captions)
+        return (FashionAlignment.score(predictedClasses: headClasses[0], captions: captions), nil)
     case .shapes:
-        let (kept, parsed) = parsedShapesPredictions(headClasses: headClasses, captions: captions)
-        return ShapesAlignment.score(predictions: kept, captions: parsed)
+        let predictions = ShapesTargets.predictions(fromHeadClasses: headClasses)
+        precondition(predictions.count == captions.count,
+                     "alignmentScores: \(predictions.count) predictions for \(captions.count) captions")
+        var kept: [ShapesPrediction] = [], parsed: [ParsedCaption] = []
+        for (p, c) in zip(predictions, captions) {
+            if let c = ShapesCaption.parse(c) { kept.append(p); parsed.append(c) }
+        }
+        let (scores, readings) = ShapesAlignment.scoreAndReadShapes(predictions: kept, captions: parsed)
+        return (scores, readings)
     }
-}
-
-/// Shapes only: which shape was read for each stated object (`ShapeReadings`), from the
-/// evaluator's per-head classes; nil for Fashion-MNIST.
-public func shapeReadings(task: EvaluatorTask, headClasses: [[Int]], captions: [String]) -> ShapeReadings? {
-    guard task == .shapes else { return nil }
-    let (kept, parsed) = parsedShapesPredictions(headClasses: headClasses, captions: captions)
-    return ShapesAlignment.shapeReadings(predictions: kept, captions: parsed)
-}
-
-/// The predictions of the images whose captions follow the Shapes templates, with those captions parsed.
-private func parsedShapesPredictions(headClasses: [[Int]], captions: [String]) -> ([ShapesPrediction], [ParsedCaption]) {
-    let predictions = ShapesTargets.predictions(fromHeadClasses: headClasses)
-    precondition(predictions.count == captions.count,
-                 "alignmentScores: \(predictions.count) predictions for \(captions.count) captions")
-    var kept: [ShapesPrediction] = [], parsed: [ParsedCaption] = []
-    for (p, c) in zip(predictions, captions) {
-        if let c = ShapesCaption.parse(c) { kept.append(p); parsed.append(c) }
-    }
-    return (kept, parsed)
 }

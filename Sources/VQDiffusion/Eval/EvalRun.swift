@@ -211,9 +211,8 @@ public enum EvalRunner {
         let fid = try FID.compute(features, shape: [n, F], reference, shape: [m, F])
         let kid = try KID.compute(features, shape: [n, F], reference, shape: [m, F], subsets: c.kidSubsets,
                                   subsetSize: c.kidSubsetSize ?? max(2, min(1000, min(n, m) / 2)), using: &rng)
-        let alignment = alignmentScores(task: evaluator.configuration.task, headClasses: classes, captions: captions)
-        let readings = shapeReadings(task: evaluator.configuration.task, headClasses: classes, captions: captions)
-        return EvalMetrics(fid: fid, kid: kid, alignment: alignment, shapeReadings: readings)
+        let (scores, readings) = alignment(task: evaluator.configuration.task, headClasses: classes, captions: captions)
+        return EvalMetrics(fid: fid, kid: kid, alignment: scores, shapeReadings: readings)
     }
 
     private static func log(_ m: EvalMetrics, prefix: String, to run: Run?) {
@@ -225,10 +224,9 @@ public enum EvalRunner {
         run.logMetric(prefix + "kid/std", m.kid.std)
         for (name, fraction) in m.alignment.scoredFractions { run.logMetric(prefix + "alignment/" + name, fraction) }
         if let readings = m.shapeReadings {
-            for shape in ShapeKind.allCases where readings.accuracy(of: shape).total > 0 {
-                run.logMetric(prefix + "alignment/shape/" + shape.name, readings.accuracy(of: shape).fraction)
+            for (name, fraction) in readings.byShape.scoredFractions + readings.bySize.scoredFractions {
+                run.logMetric(prefix + "alignment/shape/" + name, fraction)
             }
-            for (name, fraction) in readings.bySize.scoredFractions { run.logMetric(prefix + "alignment/shape/" + name, fraction) }
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Where shape goes wrong: for every stated object, the shape the evaluator read for the object
-/// matched to it (as `ShapesAlignment.score` matches them), counted by stated shape, and shape
+/// matched to it (as `ShapesAlignment.score` matches them; `ShapesAlignment.scoreAndReadShapes`), counted by stated shape, and shape
 /// accuracy by the size the evaluator read for that object.
 public struct ShapeReadings: Equatable, Sendable {
     /// counts[stated][read]: rows and the first five columns by `ShapeKind.rawValue`; column 5
@@ -29,6 +29,16 @@ public struct ShapeReadings: Equatable, Sendable {
         return AttributeScore(name: shape.name, correct: row[shape.rawValue], total: row.reduce(0, +))
     }
 
+    /// Per stated shape (by name), how many of its objects were read as that shape.
+    public var byShape: AttributeScores {
+        var scores = AttributeScores()
+        for shape in ShapeKind.allCases {
+            let a = accuracy(of: shape)
+            scores.add(a.name, correct: a.correct, total: a.total)
+        }
+        return scores
+    }
+
     /// The confusion table (rows: stated shape; columns: read shape, then "none"), each row in
     /// percent of its stated objects, with the row's accuracy and count; then accuracy by read size.
     public func table() -> String {
@@ -45,20 +55,5 @@ public struct ShapeReadings: Equatable, Sendable {
         }
         lines.append(bySize.table(title: "shape by read size"))
         return lines.joined(separator: "\n")
-    }
-}
-
-extension ShapesAlignment {
-    /// The shape readings of `predictions` against `captions`, pairwise, with the caption–object
-    /// matching of `score`.
-    public static func shapeReadings(predictions: [ShapesPrediction], captions: [ParsedCaption]) -> ShapeReadings {
-        precondition(predictions.count == captions.count,
-                     "ShapesAlignment: \(predictions.count) predictions for \(captions.count) captions")
-        var readings = ShapeReadings()
-        for (p, c) in zip(predictions, captions) {
-            let (matched, _) = match(stated: c.objects, caption: c, prediction: p)
-            for (s, m) in zip(c.objects, matched) { readings.add(stated: s.shape, read: m.map { p.objects[$0] }) }
-        }
-        return readings
     }
 }
