@@ -93,7 +93,9 @@ struct InspectDenoise: ParsableCommand {
             (every step, or --steps), and has the evaluator read the restored images against the \
             captions. The first row is the real grids decoded as they are: the tokenizer's ceiling. \
             A low t asks for local completion with almost the whole image in view; t = T is \
-            ordinary generation. Shapes or Fashion-MNIST; nothing is written.
+            ordinary generation. On Shapes, the shape readings follow (as in vqd eval): for the \
+            real grids and each start time, the shape read for every stated object, by stated \
+            shape. Shapes or Fashion-MNIST; nothing is written.
             """)
 
     @Option(help: "The VQ-Diffusion checkpoint (vqd train --model diffusion).")
@@ -147,7 +149,7 @@ struct InspectDenoise: ParsableCommand {
             data: tokens, times: startTimes, steps: steps, truncation: truncation < 1 ? truncation : nil,
             using: &rng) { done, _ in bar.update(done) }
         bar.finish()
-        let names = ceiling.scores.map { $0.name }
+        let names = ceiling.alignment.scores.map { $0.name }
         print("\(dataset.rawValue) \(split.rawValue), N = \(tokens.count), truncation \(truncation)\(steps.map { ", \($0) steps" } ?? ", every step")")
         let widths = names.map { max($0.count, 7) + 2 }
         func cells(_ values: [String]) -> String {
@@ -159,11 +161,18 @@ struct InspectDenoise: ParsableCommand {
             ([label] + fields).map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined()
                 + cells(scores.scores.map { String(format: "%.1f %%", 100 * $0.fraction) })
         }
-        print(row("real", ["0 %", "0 %", "100 %"], ceiling))
+        print(row("real", ["0 %", "0 %", "100 %"], ceiling.alignment))
         for r in results {
             print(row("t=\(r.time)", [String(format: "%.0f %%", 100 * r.maskedFraction),
                                      String(format: "%.1f %%", 100 * r.replacedFraction),
                                      String(format: "%.1f %%", 100 * r.tokenAgreement)], r.alignment))
+        }
+        // Shapes: where the outline goes wrong, for the tokenizer itself and from each start time.
+        if let readings = ceiling.shapeReadings {
+            print("\nshape readings, real grids decoded (the tokenizer):\n\(readings.table())")
+        }
+        for r in results {
+            if let readings = r.shapeReadings { print("\nshape readings, restored from t = \(r.time):\n\(readings.table())") }
         }
     }
 }

@@ -19,17 +19,26 @@ public struct DenoisingProbeResult: Equatable, Sendable {
     public var tokenAgreement: Double
     /// The evaluator's reading of the restored images against their captions.
     public var alignment: AttributeScores
+    /// Shapes: the shape read for each stated object of the restored images (nil for Fashion-MNIST).
+    public var shapeReadings: ShapeReadings?
+}
+
+/// The real grids decoded as they are, read like the restored ones: the tokenizer's ceiling.
+public struct DenoisingProbeCeiling: Equatable, Sendable {
+    public var alignment: AttributeScores
+    public var shapeReadings: ShapeReadings?
 }
 
 public enum DenoisingProbe {
     /// Restores `data`'s grids from each time in `times` (1…T) with `steps` sampling steps (nil:
     /// every step from t, capped at t) and truncation r; scores the restored images, and the real
-    /// grids decoded as they are (the tokenizer's own ceiling), with `evaluator`.
+    /// grids decoded as they are (the tokenizer's own ceiling), with `evaluator`; on Shapes each
+    /// also with its shape readings.
     public static func run(model: DenoisingTransformer, schedule: DiffusionSchedule, textEncoder: TextEncoder,
                            vqvae: VQVAE, evaluator: Evaluator, data: TokenizedDataset, times: [Int],
                            steps: Int? = nil, truncation: Double? = 0.86, batchSize: Int = 100,
                            using rng: inout RandomGenerator,
-                           progress: ((Int, Int) -> Void)? = nil) throws -> (reconstruction: AttributeScores, results: [DenoisingProbeResult]) {
+                           progress: ((Int, Int) -> Void)? = nil) throws -> (reconstruction: DenoisingProbeCeiling, results: [DenoisingProbeResult]) {
         let (K, N) = (schedule.classes, data.height * data.width)
         guard N == model.configuration.tokens else {
             throw DiffusionSamplingError("the data's \(data.height)×\(data.width) grids do not match the model's \(model.configuration.gridHeight)×\(model.configuration.gridWidth)")
@@ -40,12 +49,13 @@ public enum DenoisingProbe {
         for t in times where t < 1 || t > schedule.steps {
             throw DiffusionSamplingError("start time \(t) lies outside 1…\(schedule.steps)")
         }
-        func score(_ tokens: [Int32]) throws -> AttributeScores {
+        func score(_ tokens: [Int32]) throws -> (scores: AttributeScores, shapeReadings: ShapeReadings?) {
             let images = try Autograd.withoutGrad { try vqvae.decode(tokens, count: data.count, height: data.height, width: data.width) }
             let classes = evaluator.evaluate(images).classes
-            return alignmentScores(task: evaluator.configuration.task, headClasses: classes, captions: data.captions)
+            return alignment(task: evaluator.configuration.task, headClasses: classes, captions: data.captions)
         }
-        let reconstruction = try score(data.tokens)
+        let real = try score(data.tokens)
+        let reconstruction = DenoisingProbeCeiling(alignment: real.scores, shapeReadings: real.shapeReadings)
         var results: [DenoisingProbeResult] = []
         let chunks = stride(from: 0, to: data.count, by: max(1, batchSize)).map { $0..<min($0 + max(1, batchSize), data.count) }
         let texts = try Autograd.withoutGrad { try chunks.map { try textEncoder.encode(Array(data.captions[$0])) } }
@@ -69,10 +79,11 @@ public enum DenoisingProbe {
             }
             let agreeing = zip(restored, data.tokens).filter { $0 == $1 }.count
             let total = Double(data.tokens.count)
+            let read = try score(restored)
             results.append(DenoisingProbeResult(time: t, maskedFraction: Double(masked) / total,
                                                 replacedFraction: Double(replaced) / total,
                                                 tokenAgreement: Double(agreeing) / total,
-                                                alignment: try score(restored)))
+                                                alignment: read.scores, shapeReadings: read.shapeReadings))
             progress?(i + 1, times.count)
         }
         return (reconstruction, results)
