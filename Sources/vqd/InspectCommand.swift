@@ -149,7 +149,7 @@ struct InspectDenoise: ParsableCommand {
             data: tokens, times: startTimes, steps: steps, truncation: truncation < 1 ? truncation : nil,
             using: &rng) { done, _ in bar.update(done) }
         bar.finish()
-        let names = ceiling.alignment.scores.map { $0.name }
+        let names = ceiling.scores.scores.map { $0.name }
         print("\(dataset.rawValue) \(split.rawValue), N = \(tokens.count), truncation \(truncation)\(steps.map { ", \($0) steps" } ?? ", every step")")
         let widths = names.map { max($0.count, 7) + 2 }
         func cells(_ values: [String]) -> String {
@@ -161,7 +161,7 @@ struct InspectDenoise: ParsableCommand {
             ([label] + fields).map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined()
                 + cells(scores.scores.map { String(format: "%.1f %%", 100 * $0.fraction) })
         }
-        print(row("real", ["0 %", "0 %", "100 %"], ceiling.alignment))
+        print(row("real", ["0 %", "0 %", "100 %"], ceiling.scores))
         for r in results {
             print(row("t=\(r.time)", [String(format: "%.0f %%", 100 * r.maskedFraction),
                                      String(format: "%.1f %%", 100 * r.replacedFraction),

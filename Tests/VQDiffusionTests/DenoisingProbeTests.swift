@@ -27,7 +27,7 @@ struct DenoisingProbeTests {
             #expect(abs(r.maskedFraction - q.mask) < 0.12, "t = \(r.time): masked \(r.maskedFraction), γ̄_t \(q.mask)")
             #expect(r.replacedFraction >= 0 && r.replacedFraction <= 1 - r.maskedFraction + 1e-9)
             #expect(r.tokenAgreement >= 0 && r.tokenAgreement <= 1)
-            #expect(r.alignment.scores.map(\.total) == ceiling.alignment.scores.map(\.total))
+            #expect(r.alignment.scores.map(\.total) == ceiling.scores.scores.map(\.total))
             // The readings count the same stated objects the shape score does, and agree with it.
             let readings = try #require(r.shapeReadings)
             let shape = try #require(r.alignment["shape"])
@@ -36,7 +36,7 @@ struct DenoisingProbeTests {
             #expect(byShape.map(\.correct).reduce(0, +) == shape.correct)
         }
         let realReadings = try #require(ceiling.shapeReadings)
-        let realShape = try #require(ceiling.alignment["shape"])
+        let realShape = try #require(ceiling.scores["shape"])
         #expect(realReadings.byShape.scores.map(\.correct).reduce(0, +) == realShape.correct)
         #expect(results[2].maskedFraction > 0.8)
     }

@@ -23,12 +23,6 @@ public struct DenoisingProbeResult: Equatable, Sendable {
     public var shapeReadings: ShapeReadings?
 }
 
-/// The real grids decoded as they are, read like the restored ones: the tokenizer's ceiling.
-public struct DenoisingProbeCeiling: Equatable, Sendable {
-    public var alignment: AttributeScores
-    public var shapeReadings: ShapeReadings?
-}
-
 public enum DenoisingProbe {
     /// Restores `data`'s grids from each time in `times` (1…T) with `steps` sampling steps (nil:
     /// every step from t, capped at t) and truncation r; scores the restored images, and the real
@@ -38,7 +32,7 @@ public enum DenoisingProbe {
                            vqvae: VQVAE, evaluator: Evaluator, data: TokenizedDataset, times: [Int],
                            steps: Int? = nil, truncation: Double? = 0.86, batchSize: Int = 100,
                            using rng: inout RandomGenerator,
-                           progress: ((Int, Int) -> Void)? = nil) throws -> (reconstruction: DenoisingProbeCeiling, results: [DenoisingProbeResult]) {
+                           progress: ((Int, Int) -> Void)? = nil) throws -> (reconstruction: (scores: AttributeScores, shapeReadings: ShapeReadings?), results: [DenoisingProbeResult]) {
         let (K, N) = (schedule.classes, data.height * data.width)
         guard N == model.configuration.tokens else {
             throw DiffusionSamplingError("the data's \(data.height)×\(data.width) grids do not match the model's \(model.configuration.gridHeight)×\(model.configuration.gridWidth)")
@@ -54,8 +48,7 @@ public enum DenoisingProbe {
             let classes = evaluator.evaluate(images).classes
             return alignment(task: evaluator.configuration.task, headClasses: classes, captions: data.captions)
         }
-        let real = try score(data.tokens)
-        let reconstruction = DenoisingProbeCeiling(alignment: real.scores, shapeReadings: real.shapeReadings)
+        let reconstruction = try score(data.tokens)
         var results: [DenoisingProbeResult] = []
         let chunks = stride(from: 0, to: data.count, by: max(1, batchSize)).map { $0..<min($0 + max(1, batchSize), data.count) }
         let texts = try Autograd.withoutGrad { try chunks.map { try textEncoder.encode(Array(data.captions[$0])) } }

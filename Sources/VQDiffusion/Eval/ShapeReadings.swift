@@ -1,8 +1,8 @@
 import Foundation
 
 /// Where shape goes wrong: for every stated object, the shape the evaluator read for the object
-/// matched to it (as `ShapesAlignment.score` matches them; `ShapesAlignment.scoreAndReadShapes`), counted by stated shape, and shape
-/// accuracy by the size the evaluator read for that object.
+/// matched to it (by the alignment's own matching, `ShapesAlignment.scoreAndReadShapes`), counted
+/// by stated shape, and shape accuracy by the size the evaluator read for that object.
 public struct ShapeReadings: Equatable, Sendable {
     /// counts[stated][read]: rows and the first five columns by `ShapeKind.rawValue`; column 5
     /// counts stated objects with no object to match (the image shows too few).
