@@ -138,10 +138,12 @@ public func alignmentScores(task: EvaluatorTask, headClasses: [[Int]], captions:
     alignment(task: task, headClasses: headClasses, captions: captions).scores
 }
 
+/// Alignment scores and, for Shapes, the shape read for each stated object (nil for Fashion-MNIST).
+public typealias AlignmentReading = (scores: AttributeScores, shapeReadings: ShapeReadings?)
+
 /// `alignmentScores` and, for Shapes, the shape read for each stated object (`ShapeReadings`;
 /// nil for Fashion-MNIST), in one pass.
-public func alignment(task: EvaluatorTask, headClasses: [[Int]],
-                      captions: [String]) -> (scores: AttributeScores, shapeReadings: ShapeReadings?) {
+public func alignment(task: EvaluatorTask, headClasses: [[Int]], captions: [String]) -> AlignmentReading {
     switch task {
     case .fashion:
         return (FashionAlignment.score(predictedClasses: headClasses[0], captions: captions), nil)

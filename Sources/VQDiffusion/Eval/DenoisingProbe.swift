@@ -32,7 +32,7 @@ public enum DenoisingProbe {
                            vqvae: VQVAE, evaluator: Evaluator, data: TokenizedDataset, times: [Int],
                            steps: Int? = nil, truncation: Double? = 0.86, batchSize: Int = 100,
                            using rng: inout RandomGenerator,
-                           progress: ((Int, Int) -> Void)? = nil) throws -> (reconstruction: (scores: AttributeScores, shapeReadings: ShapeReadings?), results: [DenoisingProbeResult]) {
+                           progress: ((Int, Int) -> Void)? = nil) throws -> (reconstruction: AlignmentReading, results: [DenoisingProbeResult]) {
         let (K, N) = (schedule.classes, data.height * data.width)
         guard N == model.configuration.tokens else {
             throw DiffusionSamplingError("the data's \(data.height)×\(data.width) grids do not match the model's \(model.configuration.gridHeight)×\(model.configuration.gridWidth)")
@@ -43,7 +43,7 @@ public enum DenoisingProbe {
         for t in times where t < 1 || t > schedule.steps {
             throw DiffusionSamplingError("start time \(t) lies outside 1…\(schedule.steps)")
         }
-        func score(_ tokens: [Int32]) throws -> (scores: AttributeScores, shapeReadings: ShapeReadings?) {
+        func score(_ tokens: [Int32]) throws -> AlignmentReading {
             let images = try Autograd.withoutGrad { try vqvae.decode(tokens, count: data.count, height: data.height, width: data.width) }
             let classes = evaluator.evaluate(images).classes
             return alignment(task: evaluator.configuration.task, headClasses: classes, captions: data.captions)
