@@ -6,6 +6,7 @@ import VQDiffusion
 extension DiffusionParameterization: ExpressibleByArgument {}
 extension TimeSampling: ExpressibleByArgument {}
 extension DiffusionAuxiliaryNormalization: ExpressibleByArgument {}
+extension PositionInitialisation: ExpressibleByArgument {}
 extension StepSkipping: ExpressibleByArgument {}
 extension SamplingOrder: ExpressibleByArgument {}
 
@@ -104,6 +105,11 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("embedding-std"),
             help: "VQ-Diffusion: standard deviation of the token and position embeddings at initialisation (default 0.02; 1 starts them at unit scale).")
     var embeddingStd: Float?
+    @Option(name: .customLong("position-init"),
+            help: "VQ-Diffusion: how the row and column position tables start: random (N(0, std²), the reference's) or sinusoidal (sine-cosine pairs over the grid, scaled to --embedding-std; still trained).")
+    var positionInitialisation: PositionInitialisation?
+    @Option(help: "VQ-Diffusion: cut every batch into this many data-parallel shards, each trained on its own thread with a copy of the model (default: one per thread when the text encoder is frozen; 1 splits each kernel over the threads instead).")
+    var shards: Int?
     @Option(name: .customLong("caption-dropout"),
             help: "Probability of training on the null text instead of the caption, so the model can be sampled with classifier-free guidance (vqd sample --guidance); 0 is the paper's setting.")
     var captionDropout: Double = 0
@@ -146,6 +152,15 @@ struct TrainCommand: ParsableCommand {
             }
             guard model != .ar else { throw ValidationError("--embedding-std is a VQ-Diffusion option; VQ-AR keeps its own initialisation.") }
         }
+        if let shards {
+            guard shards >= 1 && shards <= batchSize else {
+                throw ValidationError("--shards must lie in 1…\(batchSize) (--batch-size), got \(shards).")
+            }
+            guard model != .ar else { throw ValidationError("--shards is a VQ-Diffusion option; VQ-AR trains in one batch.") }
+        }
+        guard positionInitialisation == nil || model != .ar else {
+            throw ValidationError("--position-init is a VQ-Diffusion option; VQ-AR keeps its own initialisation.")
+        }
         guard captionDropout == 0 || model != .ar else {
             throw ValidationError("--caption-dropout is a VQ-Diffusion option (guidance); VQ-AR trains without it.")
         }
@@ -176,6 +191,7 @@ struct TrainCommand: ParsableCommand {
         diffusionModel.parameterization = parameterization
         diffusionModel.textScale = textEncoder == .minilm && !synthetic ? Float(encoder.width).squareRoot() : nil
         diffusionModel.embeddingStd = embeddingStd
+        diffusionModel.positionInitialisation = positionInitialisation
         let outURL = URL(fileURLWithPath: out)
         let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
         let database = try ResultsDatabase(path: db)
@@ -203,7 +219,7 @@ struct TrainCommand: ParsableCommand {
         let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: diffusionTraining,
                                                       textEncoder: encoderName, vqvae: vqvae)
         try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: stopAt ?? steps,
-                                 output: output)
+                                 output: output, shards: shards)
         print("wrote \(out)")
     }
 }

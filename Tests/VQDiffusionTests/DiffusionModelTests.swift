@@ -127,4 +127,43 @@ final class WordVectorTextEncoder: TextEncoder {
         #expect(abs(spread(unit.positionEmbedding.columns.weight) - 1) < 0.2)
         #expect(try JSONDecoder().decode(DiffusionModelConfiguration.self, from: JSONEncoder().encode(c)) == c)
     }
+
+    @Test func sinusoidalPositionsHaveUnitScaleAndDependOnlyOnTheOffset() throws {
+        var c = DiffusionModelConfiguration.tiny(classes: 50, gridHeight: 6, gridWidth: 8, steps: 7, textWidth: 8)
+        c.embeddingStd = 1
+        var rng = RandomGenerator(seed: 3)
+        let random = DenoisingTransformer(c, using: &rng)
+        c.positionInitialisation = .sinusoidal
+        rng = RandomGenerator(seed: 3)
+        let sinusoidal = DenoisingTransformer(c, using: &rng)
+        // The tables are drawn either way, so everything initialised after them is the same.
+        #expect(random.tokenEmbedding.weight.values == sinusoidal.tokenEmbedding.weight.values)
+        #expect(random.head.weight.values == sinusoidal.head.weight.values)
+        #expect(random.positionEmbedding.rows.weight.values != sinusoidal.positionEmbedding.rows.weight.values)
+
+        let (h, w, C) = (6, 8, c.width)
+        let e = sinusoidal.positionEmbedding().values   // (1, h·w, C)
+        func vector(_ i: Int, _ j: Int) -> [Double] { (0..<C).map { Double(e[(i * w + j) * C + $0]) } }
+        func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).map { $0 * $1 }.reduce(0, +) }
+        for i in 0..<h {
+            for j in 0..<w {
+                // Every position has RMS exactly --embedding-std.
+                #expect(abs(dot(vector(i, j), vector(i, j)) / Double(C) - 1) < 1e-5)
+            }
+        }
+        // Rows live in the first half of the channels and columns in the second.
+        let rows = sinusoidal.positionEmbedding.rows.weight.values
+        let columns = sinusoidal.positionEmbedding.columns.weight.values
+        #expect((0..<h).allSatisfy { i in (C / 2..<C).allSatisfy { rows[i * C + $0] == 0 } })
+        #expect((0..<w).allSatisfy { j in (0..<C / 2).allSatisfy { columns[j * C + $0] == 0 } })
+        // The similarity of two positions is a function of their offset, largest at offset 0.
+        for (di, dj) in [(0, 1), (1, 0), (1, 2), (2, 3)] {
+            let reference = dot(vector(0, 0), vector(di, dj))
+            for (i, j) in [(1, 1), (2, 3), (3, 4)] where i + di < h && j + dj < w {
+                #expect(abs(dot(vector(i, j), vector(i + di, j + dj)) - reference) < 1e-3 * Double(C))
+            }
+            #expect(reference < dot(vector(0, 0), vector(0, 0)) - 1)
+        }
+        #expect(try JSONDecoder().decode(DiffusionModelConfiguration.self, from: JSONEncoder().encode(c)) == c)
+    }
 }

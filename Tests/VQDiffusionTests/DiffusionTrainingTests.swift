@@ -106,4 +106,32 @@ import Testing
         #expect(file.configuration == config)
         #expect(file.model.namedParameters.map(\.name) == whole.model.namedParameters.map(\.name))
     }
+
+    /// Cutting the batch into data-parallel shards changes how the work is split, not the step:
+    /// the same losses, metrics and weights as one batch, up to float rounding (the time
+    /// sampler and the data order see the same per-element losses, in batch order).
+    @Test(arguments: [2, 3])
+    func dataParallelShardsTrainLikeOneBatch(shards: Int) throws {
+        var config = DiffusionTrainingTests.configuration(steps: 100)
+        config.training.captionDropout = 0.25
+        let data = DiffusionTrainingTests.dataset()
+        let one = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder(), shards: 1)
+        let cut = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder(), shards: shards)
+        #expect(one.dataParallel == nil && cut.dataParallel?.shardCount == shards)
+        for _ in 0..<5 {
+            let (a, b) = (try one.trainStep(), try cut.trainStep())
+            #expect(abs(a.loss - b.loss) <= 1e-4 * abs(a.loss), "loss \(a.loss) vs \(b.loss)")
+            #expect(abs(a.auxiliary - b.auxiliary) <= 1e-4 * max(abs(a.auxiliary), 1e-6))
+            #expect(a.maskedAccuracy == b.maskedAccuracy || (a.maskedAccuracy.isNaN && b.maskedAccuracy.isNaN))
+            #expect(abs(a.gradientNorm - b.gradientNorm) <= 1e-3 * a.gradientNorm)
+        }
+        for (a, b) in zip(one.trainedParameters, cut.trainedParameters) {
+            let error = zip(a.tensor.values, b.tensor.values).map { abs($0 - $1) }.max()!
+            #expect(error < 1e-4, "\(a.name) differs by \(error)")
+        }
+        #expect(one.generator == cut.generator)
+        #expect(throws: DiffusionTrainingError.self) {
+            try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder(), shards: 5)
+        }
+    }
 }

@@ -11,8 +11,30 @@ import Foundation
 /// reproducibility holds for one computation at a time per process, not for two running
 /// concurrently in one process (the test suite therefore runs serially).
 public enum Parallel {
-    /// Number of workers the kernels use: OpenBLAS's thread count.
-    public static var workers: Int { max(1, BLAS.threads) }
+    /// Set inside `shards`: each shard's kernels run on its own thread alone.
+    @TaskLocal private static var workerLimit: Int? = nil
+
+    /// Number of workers the kernels use: OpenBLAS's thread count, or 1 inside a shard of
+    /// `shards`.
+    public static var workers: Int { max(1, workerLimit ?? BLAS.threads) }
+
+    /// Runs `body(i)` for i in 0..<count concurrently, one thread per shard, with every kernel and
+    /// BLAS call inside a shard single-threaded: coarse parallelism (independent pieces of a batch)
+    /// in place of splitting each kernel, whose small matrices leave threads waiting on each other.
+    /// Results come back in shard order; the first error thrown is rethrown once all have run.
+    public static func shards<R>(_ count: Int, _ body: (Int) throws -> R) throws -> [R] {
+        precondition(count >= 1, "Parallel.shards: need at least one shard, got \(count)")
+        if count == 1 { return [try $workerLimit.withValue(1) { try body(0) }] }
+        let results = UnsafeMutablePointer<Result<R, any Error>?>.allocate(capacity: count)
+        results.initialize(repeating: nil, count: count)
+        defer { results.deinitialize(count: count); results.deallocate() }
+        BLASThreadScope.enter()
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            results[i] = $workerLimit.withValue(1) { Result { try body(i) } }
+        }
+        BLASThreadScope.exit()
+        return try (0..<count).map { try results[$0]!.get() }
+    }
 
     /// Calls `body(i)` for every i in 0..<n, on up to `workers` threads. Iterations must write
     /// disjoint memory. With one worker (or n ≤ 1) it is a plain loop on the calling thread.

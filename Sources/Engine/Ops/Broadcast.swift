@@ -103,7 +103,7 @@ struct BroadcastLayout {
     @inline(__always)
     func forEachRowConcurrently(_ row: (Int, Int, Int) -> Void) {
         let rows = self.rows
-        let threads = rows * inner >= ElementwiseParallel.threshold && rows > 1 ? BLAS.threads : 1
+        let threads = rows * inner >= ElementwiseParallel.threshold && rows > 1 ? Parallel.workers : 1
         if threads <= 1 { forEachRow(row); return }
         let chunk = (rows + threads - 1) / threads
         DispatchQueue.concurrentPerform(iterations: threads) { c in
@@ -166,7 +166,7 @@ enum ElementwiseParallel {
 
     @inline(__always)
     static func forEachChunk(_ count: Int, _ body: (Range<Int>) -> Void) {
-        let threads = count >= threshold ? BLAS.threads : 1
+        let threads = count >= threshold ? Parallel.workers : 1
         if threads <= 1 { body(0..<count); return }
         let chunk = (count + threads - 1) / threads
         DispatchQueue.concurrentPerform(iterations: threads) { c in

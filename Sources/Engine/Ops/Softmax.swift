@@ -76,7 +76,7 @@ extension Tensor {
     /// Runs `body` over ranges of rows, concurrently when the tensor is large.
     @inline(__always)
     fileprivate func forEachRowChunk(rows: Int, C: Int, _ body: (Range<Int>) -> Void) {
-        let threads = rows * C >= ElementwiseParallel.threshold && rows > 1 ? BLAS.threads : 1
+        let threads = rows * C >= ElementwiseParallel.threshold && rows > 1 ? Parallel.workers : 1
         if threads <= 1 { body(0..<rows); return }
         let chunk = (rows + threads - 1) / threads
         DispatchQueue.concurrentPerform(iterations: threads) { c in

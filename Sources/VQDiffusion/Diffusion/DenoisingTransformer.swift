@@ -50,6 +50,8 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     /// so that what a token is and where it sits are not drowned in the residual stream by the
     /// first blocks' outputs.
     public var embeddingStd: Float? = nil
+    /// How the row and column position tables start (nil = random, the reference's).
+    public var positionInitialisation: PositionInitialisation? = nil
 
     public init(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int, width: Int, depth: Int,
                 heads: Int, mlpRatio: Int = 4, parameterization: DiffusionParameterization = .reparameterized) {
@@ -127,7 +129,8 @@ public final class DenoisingTransformer: Module {
         let embeddingStd = c.embeddingStd ?? Embedding.defaultStd
         tokenEmbedding = Embedding(c.classes + 1, c.width, std: embeddingStd, using: &rng)
         positionEmbedding = PositionEmbedding2D(height: c.gridHeight, width: c.gridWidth, dimension: c.width,
-                                                std: embeddingStd, using: &rng)
+                                                std: embeddingStd,
+                                                initialisation: c.positionInitialisation ?? .random, using: &rng)
         timeEmbedding = TimestepEmbedding(steps: c.steps, width: c.width, using: &rng)
         textProjection = Linear(c.textWidth, c.width, using: &rng)
         blocks = (0..<c.depth).map { _ in TransformerBlock(c.block, using: &rng) }

@@ -122,7 +122,14 @@ public final class DiffusionTrainer {
     /// Parameters trained: the model's, then a trainable text encoder's under `textEncoder.`.
     public var trainedParameters: [(name: String, tensor: Tensor)] { state.trainedParameters }
 
-    public init(configuration: DiffusionRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder) throws {
+    /// The model's copies for data-parallel steps, or nil when a step runs as one batch whose kernels
+    /// split over the threads.
+    public let dataParallel: DataParallel<DenoisingTransformer>?
+
+    /// `shards` cuts every batch into that many data-parallel shards (nil: one per thread when
+    /// there are several, the text encoder is frozen and the batch fills them; 1: one batch).
+    public init(configuration: DiffusionRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
+                shards: Int? = nil) throws {
         let m = configuration.model, tc = configuration.training
         guard dataset.codes == m.classes, dataset.height == m.gridHeight, dataset.width == m.gridWidth else {
             throw DiffusionTrainingError("the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
@@ -154,6 +161,22 @@ public final class DiffusionTrainer {
         }
         state = TrainingState(parameters: named, settings: tc.optimization, dataOrder: root.derived(2), generator: root.derived(3))
         timeSampler = DiffusionTimeSampler(method: tc.timeSampling, steps: m.steps)
+        let shardCount = shards ?? (textEncoder.isTrainable ? 1 : min(Parallel.workers, tc.batchSize))
+        guard shardCount >= 1 && shardCount <= tc.batchSize else {
+            throw DiffusionTrainingError("cannot cut batches of \(tc.batchSize) into \(shardCount) shards")
+        }
+        guard shardCount == 1 || !textEncoder.isTrainable else {
+            throw DiffusionTrainingError("data-parallel shards need a frozen text encoder; a trainable one trains in one batch")
+        }
+        if shardCount > 1 {
+            // The replicas' weights are copied from the model before every step; their own
+            // initialisation draws from a generator of its own, so the run's streams are untouched.
+            var scratch = RandomGenerator(seed: 0)
+            dataParallel = DataParallel(master: model,
+                                        replicas: (1..<shardCount).map { _ in DenoisingTransformer(m, using: &scratch) })
+        } else {
+            dataParallel = nil
+        }
     }
 
     /// Dataset indices of the batch at `step`: consecutive slices of a per-epoch permutation.
@@ -180,20 +203,51 @@ public final class DiffusionTrainer {
             let dropped = (0..<B).map { _ in state.generator.uniformDouble() < tc.captionDropout }
             text = text.replacingCaptions(where: dropped)
         }
-        let logits = model.logits(xt, t: t, text: text)
-        let terms = DiffusionLoss.compute(logits: logits, x0: x0, xt: xt, t: t, timeWeights: weights, schedule: schedule,
+        let shards: [DiffusionLossTerms]
+        if let dataParallel {
+            shards = try dataParallel.step(rows: B) { model, rows in
+                try self.backpropagate(model: model, rows: rows, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)
+            }
+        } else {
+            shards = [try backpropagate(model: model, rows: 0..<B, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)]
+        }
+        var (loss, bound, auxiliary, correct, masked) = (0.0, 0.0, 0.0, 0, 0)
+        var boundPerElement = [Double]()
+        for terms in shards {
+            let share = Double(terms.boundPerElement.count) / Double(B)
+            loss += share * Double(terms.loss.item)
+            bound += share * terms.bound
+            auxiliary += share * terms.auxiliary
+            correct += terms.maskedCorrect
+            masked += terms.maskedCount
+            boundPerElement += terms.boundPerElement
+        }
+        for b in 0..<B { timeSampler.record(t: t[b], loss: boundPerElement[b]) }
+        let (norm, lr) = state.applyGradients()
+        return DiffusionStepMetrics(step: step, loss: loss, bound: bound, auxiliary: auxiliary,
+                                    maskedAccuracy: masked == 0 ? .nan : Double(correct) / Double(masked),
+                                    gradientNorm: Double(norm), learningRate: Double(lr),
+                                    seconds: Run.monotonicSeconds() - start)
+    }
+
+    /// The loss of batch rows `rows` under `model` (the trainer's own or a data-parallel replica),
+    /// differentiated into that model's gradients.
+    private func backpropagate(model: DenoisingTransformer, rows: Range<Int>, x0: [Int32], xt: [Int32], t: [Int],
+                               timeWeights: [Double], text: TextFeatures) throws -> DiffusionLossTerms {
+        let N = dataset.sequenceLength
+        let tokens = (rows.lowerBound * N)..<(rows.upperBound * N)
+        let (x0, xt) = (Array(x0[tokens]), Array(xt[tokens]))
+        let (t, timeWeights) = (Array(t[rows]), Array(timeWeights[rows]))
+        let logits = model.logits(xt, t: t, text: text.rows(rows))
+        let terms = DiffusionLoss.compute(logits: logits, x0: x0, xt: xt, t: t, timeWeights: timeWeights, schedule: schedule,
                                           parameterization: configuration.model.parameterization,
-                                          configuration: tc.loss)
+                                          configuration: configuration.training.loss)
         let loss = Double(terms.loss.item)
         guard loss.isFinite else {
             throw DiffusionTrainingError("the loss became \(loss) at step \(step); lower the learning rate or check the data")
         }
         terms.loss.backward()
-        for b in 0..<B { timeSampler.record(t: t[b], loss: terms.boundPerElement[b]) }
-        let (norm, lr) = state.applyGradients()
-        return DiffusionStepMetrics(step: step, loss: loss, bound: terms.bound, auxiliary: terms.auxiliary,
-                                    maskedAccuracy: terms.maskedAccuracy, gradientNorm: Double(norm),
-                                    learningRate: Double(lr), seconds: Run.monotonicSeconds() - start)
+        return terms
     }
 
     /// FLOPs of one training step (forward + backward ≈ 3× forward), text encoder excluded.
