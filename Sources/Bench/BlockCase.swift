@@ -55,3 +55,33 @@ func blockCase() -> BenchCase {
         optimizer.step()
     }
 }
+
+/// The same block, optimizer and batch as (b), the batch cut into one data-parallel shard per
+/// thread (`DataParallel`): each half's forward and backward on its own thread and copy of the
+/// block with single-threaded kernels, the gradients combined, one AdamW step.
+func shardedBlockCase(shards: Int) -> BenchCase {
+    let (B, L, Lt, D, H) = (64, 64, 16, 256, 4)
+    let block = BenchBlock(width: D, heads: H, using: &rng)
+    let parallel = DataParallel(master: block, replicas: (1..<shards).map { _ in BenchBlock(width: D, heads: H, using: &rng) })
+    let optimizer = AdamW(named: block.namedParameters, configuration: AdamWConfiguration(learningRate: 1e-4))
+    let x = Tensor.randn([B, L, D], using: &rng).values
+    let c = Tensor.randn([B, Lt, D], using: &rng).values
+    func rows(_ values: [Float], _ range: Range<Int>, _ length: Int) -> Tensor {
+        Tensor(shape: [range.count, length, D], values: Array(values[(range.lowerBound * length * D)..<(range.upperBound * length * D)]))
+    }
+    // Each shard's rows, keyed by where they start.
+    let inputs = Dictionary(uniqueKeysWithValues: (0..<shards).map { i in
+        let range = parallel.shardRange(i, rows: B)
+        return (range.lowerBound, (x: rows(x, range, L), c: rows(c, range, Lt)))
+    })
+    let perImageToken = 28 * D * D + 4 * L * D + 4 * Lt * D
+    let flops = 3 * Double(B * L * perImageToken + B * Lt * 4 * D * D)
+    return BenchCase(name: "block (b) as \(shards) data-parallel shards fwd+bwd+AdamW", flops: flops) {
+        optimizer.zeroGrad()
+        _ = parallel.step(rows: B) { model, range in
+            let input = inputs[range.lowerBound]!
+            model(input.x, input.c).square().mean().backward()
+        }
+        optimizer.step()
+    }
+}

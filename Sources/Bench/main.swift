@@ -140,6 +140,7 @@ print(padded("(0) sgemm 1024³ peak (best of 10)") + String(format: "  %7.1f GFL
 let cases: [BenchCase] = [
     linearCase(),
     blockCase(),
+] + (threads > 1 ? [shardedBlockCase(shards: threads)] : []) + [
     convCase(),
     linearCase(activation: .gelu),
     attentionCase(Lk: 64),

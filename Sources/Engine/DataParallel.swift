@@ -43,7 +43,7 @@ public final class DataParallel<M: Module> {
     /// then leaves in the master's gradients Σ_i (|rows_i| / rows) · g_i, where g_i is what
     /// shard i's backward pass accumulated (the replicas' gradients are cleared). The master's
     /// gradients must be clear on entry. Needs at least one row per shard.
-    public func step<R>(rows: Int, _ body: (M, Range<Int>) throws -> R) throws -> [R] {
+    public func step<R>(rows: Int, _ body: (M, Range<Int>) -> R) -> [R] {
         precondition(rows >= shardCount, "DataParallel: \(rows) rows cannot fill \(shardCount) shards")
         precondition(masterParameters.allSatisfy { $0.gradStorage == nil },
                      "DataParallel: the master's gradients must be cleared before a step")
@@ -54,7 +54,7 @@ public final class DataParallel<M: Module> {
             }
         }
         let models = [master] + replicas
-        let results = try Parallel.shards(shardCount) { i in try body(models[i], shardRange(i, rows: rows)) }
+        let results = Parallel.shards(shardCount) { i in body(models[i], shardRange(i, rows: rows)) }
         let shares = (0..<shardCount).map { Float(shardRange($0, rows: rows).count) / Float(rows) }
         for (p, parameter) in masterParameters.enumerated() {
             let contributions = [parameter.gradStorage] + replicaParameters.map { $0[p].gradStorage }
@@ -70,5 +70,11 @@ public final class DataParallel<M: Module> {
         }
         for parameters in replicaParameters { for parameter in parameters { parameter.zeroGrad() } }
         return results
+    }
+
+    /// As above for a body that throws: every shard runs and the gradients are combined, then the
+    /// first error (in shard order) is rethrown.
+    public func step<R>(rows: Int, _ body: (M, Range<Int>) throws -> R) throws -> [R] {
+        try step(rows: rows) { model, range in Result { try body(model, range) } }.map { try $0.get() }
     }
 }

@@ -108,7 +108,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("position-init"),
             help: "VQ-Diffusion: how the row and column position tables start: random (N(0, std²), the reference's) or sinusoidal (sine-cosine pairs over the grid, scaled to --embedding-std; still trained).")
     var positionInitialisation: PositionInitialisation?
-    @Option(help: "VQ-Diffusion: cut every batch into this many data-parallel shards, each trained on its own thread with a copy of the model (default: one per thread when the text encoder is frozen; 1 splits each kernel over the threads instead).")
+    @Option(help: "Cut every batch into this many data-parallel shards, each trained on its own thread with a copy of the model (default: one per thread when the text encoder is frozen; 1 splits each kernel over the threads instead).")
     var shards: Int?
     @Option(name: .customLong("caption-dropout"),
             help: "Probability of training on the null text instead of the caption, so the model can be sampled with classifier-free guidance (vqd sample --guidance); 0 is the paper's setting.")
@@ -156,7 +156,6 @@ struct TrainCommand: ParsableCommand {
             guard shards >= 1 && shards <= batchSize else {
                 throw ValidationError("--shards must lie in 1…\(batchSize) (--batch-size), got \(shards).")
             }
-            guard model != .ar else { throw ValidationError("--shards is a VQ-Diffusion option; VQ-AR trains in one batch.") }
         }
         guard positionInitialisation == nil || model != .ar else {
             throw ValidationError("--position-init is a VQ-Diffusion option; VQ-AR keeps its own initialisation.")
@@ -206,7 +205,7 @@ struct TrainCommand: ParsableCommand {
             let configuration = ARRunConfiguration(model: .matching(diffusionModel), training: training,
                                                    textEncoder: encoderName, vqvae: vqvae)
             try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: stopAt ?? steps,
-                              output: output, comparedWith: diffusionModel)
+                              output: output, comparedWith: diffusionModel, shards: shards)
             print("wrote \(out)")
             return
         }

@@ -64,14 +64,31 @@ func tinyARConfiguration(mlpRatio: Int = 4) -> ARModelConfiguration {
 @Suite(.serialized) struct ARDecodingTests {
     /// Decodes with random weights, recording the logits of every position.
     static func decode(_ model: ARTransformer, text: TextFeatures, options: ARSamplingOptions,
-                       seed: UInt64) -> (tokens: [Int32], logits: [Float]) {
+                       seed: UInt64, shards: Int? = nil) -> (tokens: [Int32], logits: [Float]) {
         let (B, N, K) = (text.batch, model.configuration.tokens, model.configuration.classes)
         var logits = [Float](repeating: 0, count: B * N * K)       // (B, N, K)
         var rng = RandomGenerator(seed: seed)
-        let tokens = ARDecoder(model: model).decode(text: text, options: options, using: &rng) { n, step in
+        let tokens = ARDecoder(model: model).decode(text: text, options: options, shards: shards, using: &rng) { n, step in
             for b in 0..<B { for k in 0..<K { logits[(b * N + n) * K + k] = step[b * K + k] } }
         }
         return (tokens, logits)
+    }
+
+    /// Row shards decode the same grids as one batch, cached or not.
+    @Test func shardedDecodingMatchesOneBatch() throws {
+        var rng = RandomGenerator(seed: 23)
+        let model = ARTransformer(tinyARConfiguration(mlpRatio: 6), using: &rng)
+        let text = try WordVectorTextEncoder().encode(["a red circle", "two big blue squares", "cross"])
+        for useCache in [true, false] {
+            let options = ARSamplingOptions(temperature: 1, useCache: useCache)
+            let one = ARDecodingTests.decode(model, text: text, options: options, seed: 6, shards: 1)
+            for shards in [2, 3] {
+                let cut = ARDecodingTests.decode(model, text: text, options: options, seed: 6, shards: shards)
+                #expect(cut.tokens == one.tokens, "\(shards) shards, cache \(useCache)")
+                let worst = zip(one.logits, cut.logits).map { abs($0 - $1) }.max()!
+                #expect(worst < 1e-4, "\(shards) shards: logits differ by \(worst)")
+            }
+        }
     }
 
     @Test func cachedAndUncachedDecodingAgreeWithTeacherForcing() throws {

@@ -74,4 +74,21 @@ import Testing
         let mismatched = try ARTrainer(configuration: other, dataset: data, textEncoder: WordVectorTextEncoder())
         #expect(throws: (any Error).self) { try mismatched.resume(from: url) }
     }
+
+    /// Data-parallel shards train VQ-AR as one batch would, up to float rounding.
+    @Test func dataParallelShardsTrainLikeOneBatch() throws {
+        let (config, data) = (ARTrainingTests.configuration(), ARTrainingTests.dataset())
+        let one = try ARTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder(), shards: 1)
+        let cut = try ARTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder(), shards: 2)
+        #expect(one.dataParallel == nil && cut.dataParallel?.shardCount == 2)
+        for _ in 0..<5 {
+            let (a, b) = (try one.trainStep(), try cut.trainStep())
+            #expect(abs(a.loss - b.loss) <= 1e-4 * a.loss, "loss \(a.loss) vs \(b.loss)")
+            #expect(a.tokenAccuracy == b.tokenAccuracy)
+        }
+        for (a, b) in zip(one.trainedParameters, cut.trainedParameters) {
+            let error = zip(a.tensor.values, b.tensor.values).map { abs($0 - $1) }.max()!
+            #expect(error < 1e-4, "\(a.name) differs by \(error)")
+        }
+    }
 }

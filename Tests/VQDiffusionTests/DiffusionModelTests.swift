@@ -166,4 +166,22 @@ final class WordVectorTextEncoder: TextEncoder {
         }
         #expect(try JSONDecoder().decode(DiffusionModelConfiguration.self, from: JSONEncoder().encode(c)) == c)
     }
+
+    /// Inference in row shards gives the rows one batch gives, in order, with no graph.
+    @Test func shardedPredictionMatchesOneBatch() throws {
+        let c = DiffusionModelConfiguration.tiny(classes: 12, gridHeight: 3, gridWidth: 4, steps: 9, textWidth: 8)
+        var rng = RandomGenerator(seed: 8)
+        let model = DenoisingTransformer(c, using: &rng)
+        let B = 5
+        let xt: [Int32] = (0..<(B * c.tokens)).map { _ in Int32(rng.int(below: c.classes + 1)) }
+        let t = (0..<B).map { _ in 1 + rng.int(below: c.steps) }
+        let text = try WordVectorTextEncoder().encode(["a red circle", "a blue square on the left", "x", "two green crosses", "a b c"])
+        let whole = Autograd.withoutGrad { model(xt, t: t, text: text) }
+        for shards in [1, 2, 3] {
+            let sharded = model.predict(xt, t: t, text: text, shards: shards)
+            #expect(sharded.shape == whole.shape && !sharded.requiresGrad)
+            let error = zip(whole.values, sharded.values).map { abs($0 - $1) }.max()!
+            #expect(error < 1e-5, "\(shards) shards: the prediction differs by \(error)")
+        }
+    }
 }

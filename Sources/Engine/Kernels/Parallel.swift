@@ -21,19 +21,25 @@ public enum Parallel {
     /// Runs `body(i)` for i in 0..<count concurrently, one thread per shard, with every kernel and
     /// BLAS call inside a shard single-threaded: coarse parallelism (independent pieces of a batch)
     /// in place of splitting each kernel, whose small matrices leave threads waiting on each other.
-    /// Results come back in shard order; the first error thrown is rethrown once all have run.
-    public static func shards<R>(_ count: Int, _ body: (Int) throws -> R) throws -> [R] {
+    /// Results come back in shard order.
+    public static func shards<R>(_ count: Int, _ body: (Int) -> R) -> [R] {
         precondition(count >= 1, "Parallel.shards: need at least one shard, got \(count)")
-        if count == 1 { return [try $workerLimit.withValue(1) { try body(0) }] }
-        let results = UnsafeMutablePointer<Result<R, any Error>?>.allocate(capacity: count)
+        if count == 1 { return [$workerLimit.withValue(1) { body(0) }] }
+        let results = UnsafeMutablePointer<R?>.allocate(capacity: count)
         results.initialize(repeating: nil, count: count)
         defer { results.deinitialize(count: count); results.deallocate() }
         BLASThreadScope.enter()
         DispatchQueue.concurrentPerform(iterations: count) { i in
-            results[i] = $workerLimit.withValue(1) { Result { try body(i) } }
+            results[i] = $workerLimit.withValue(1) { body(i) }
         }
         BLASThreadScope.exit()
-        return try (0..<count).map { try results[$0]!.get() }
+        return (0..<count).map { results[$0]! }
+    }
+
+    /// As above for a body that throws: every shard runs, then the first error (in shard order)
+    /// is rethrown.
+    public static func shards<R>(_ count: Int, _ body: (Int) throws -> R) throws -> [R] {
+        try shards(count) { i in Result { try body(i) } }.map { try $0.get() }
     }
 
     /// Calls `body(i)` for every i in 0..<n, on up to `workers` threads. Iterations must write

@@ -45,8 +45,9 @@ public final class ARDecoder {
 
     /// Draws grids (B·N, raster order) for text features (B, L, D). `steps` (≤ N) stops after the
     /// first `steps` tokens (the rest stay 0; for timing). `observe(n, logits)` sees the raw
-    /// logits (B, K) of position n before they are sampled from.
-    public func decode(text: TextFeatures, options: ARSamplingOptions, steps: Int? = nil,
+    /// logits (B, K) of position n before they are sampled from. The batch is cut into one row
+    /// shard per thread when it has at least 4 sequences per shard (`shards` overrides the count).
+    public func decode(text: TextFeatures, options: ARSamplingOptions, steps: Int? = nil, shards: Int? = nil,
                        using rng: inout RandomGenerator,
                        observe: ((Int, UnsafePointer<Float>) -> Void)? = nil) -> [Int32] {
         let c = model.configuration
@@ -56,23 +57,32 @@ public final class ARDecoder {
         precondition(text.width == c.textWidth, "ARDecoder: text features \(text.features.shape) do not have width \(c.textWidth)")
         if let k = options.topK { precondition(k >= 1, "ARDecoder: top-k must be at least 1, got \(k)") }
         if let r = options.truncation { precondition(r > 0 && r <= 1, "ARDecoder: truncation \(r) outside (0, 1]") }
-        let pass = ARForwardPass(model: model, text: text, cached: options.useCache)
+        // One forward pass per row shard, each on its own thread with single-threaded kernels when
+        // there are several (`Parallel.shards`): a step's matrices are too small to split. As for
+        // the diffusion model, a shard needs a few sequences to beat split kernels.
+        let shards = max(1, min(shards ?? Parallel.chunkCount(B, minimumPerChunk: GeneratorShards.inferenceRows), B))
+        let ranges = (0..<shards).map { Parallel.chunkRange(B, chunks: shards, index: $0) }
+        let passes = ranges.map { ARForwardPass(model: model, text: text.rows($0), cached: options.useCache) }
+        let logits = Storage(count: B * K)                   // (B, K)
         var x = [Int32](repeating: 0, count: B * N)          // (B, N)
-        var inputs = [Int32]()
         for n in 0..<S {
-            if options.useCache {
-                inputs = (0..<B).map { b in n == 0 ? c.startToken : x[b * N + n - 1] }               // (B, 1)
-                pass.run(inputs: inputs, length: 1, start: n)
-            } else {
-                inputs = [Int32](repeating: c.startToken, count: B * (n + 1))                      // (B, n+1)
-                for b in 0..<B where n > 0 {
-                    for j in 0..<n { inputs[b * (n + 1) + j + 1] = x[b * N + j] }
+            let step = { (i: Int) in
+                let rows = ranges[i]
+                if options.useCache {
+                    let inputs = rows.map { b in n == 0 ? c.startToken : x[b * N + n - 1] }         // (rows, 1)
+                    passes[i].run(inputs: inputs, length: 1, start: n)
+                } else {
+                    var inputs = [Int32](repeating: c.startToken, count: rows.count * (n + 1))    // (rows, n+1)
+                    for (r, b) in rows.enumerated() where n > 0 {
+                        for j in 0..<n { inputs[r * (n + 1) + j + 1] = x[b * N + j] }
+                    }
+                    passes[i].run(inputs: inputs, length: n + 1, start: 0)
                 }
-                pass.run(inputs: inputs, length: n + 1, start: 0)
+                (logits.pointer + rows.lowerBound * K).update(from: passes[i].logits.pointer, count: rows.count * K)
             }
-            let logits = pass.logits.pointer                 // (B, K)
-            observe?(n, logits)
-            let drawn = ARDecoder.draw(logits, rows: B, classes: K, options: options, using: &rng)
+            if shards > 1 { _ = Parallel.shards(shards, step) } else { step(0) }
+            observe?(n, logits.pointer)
+            let drawn = ARDecoder.draw(logits.pointer, rows: B, classes: K, options: options, using: &rng)
             for b in 0..<B { x[b * N + n] = drawn[b] }
         }
         return x

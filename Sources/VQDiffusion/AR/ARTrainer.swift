@@ -50,8 +50,13 @@ public final class ARTrainer {
     public let state: TrainingState
     public var step: Int { state.step }
     public var trainedParameters: [(name: String, tensor: Tensor)] { state.trainedParameters }
+    /// The model's copies for data-parallel steps, or nil when a step runs as one batch.
+    public let dataParallel: DataParallel<ARTransformer>?
 
-    public init(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder) throws {
+    /// `shards` cuts every batch into that many data-parallel shards (nil: one per thread when
+    /// there are several, the text encoder is frozen and the batch fills them; 1: one batch).
+    public init(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
+                shards: Int? = nil) throws {
         let m = configuration.model, tc = configuration.training
         guard dataset.codes == m.classes, dataset.height == m.gridHeight, dataset.width == m.gridWidth else {
             throw ARError("the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
@@ -72,35 +77,64 @@ public final class ARTrainer {
             named += encoder.namedParameters.map { (name: "textEncoder." + $0.name, tensor: $0.tensor) }
         }
         state = TrainingState(parameters: named, settings: tc.optimization, dataOrder: root.derived(2), generator: root.derived(3))
+        let shardCount = shards ?? GeneratorShards.automatic(batchSize: tc.batchSize, textEncoder: textEncoder)
+        if let problem = GeneratorShards.problem(shardCount, batchSize: tc.batchSize, textEncoder: textEncoder) {
+            throw ARError(problem)
+        }
+        dataParallel = GeneratorShards.dataParallel(shardCount, master: model) { ARTransformer(m, using: &$0) }
     }
 
     /// One optimisation step.
     @discardableResult
     public func trainStep() throws -> ARStepMetrics {
         let start = Run.monotonicSeconds()
-        let (B, N, K) = (configuration.training.batchSize, dataset.sequenceLength, configuration.model.classes)
+        let (B, N) = (configuration.training.batchSize, dataset.sequenceLength)
         let indices = state.batchIndices(at: step, batchSize: B, datasetCount: dataset.count)
         var x = [Int32]()
         x.reserveCapacity(B * N)
         for i in indices { x.append(contentsOf: dataset.grid(i)) }
         let text = try textEncoder.encode(indices.map { dataset.captions[$0] })
-        let (lossTensor, logits) = model.loss(x, text: text)
+        let shards: [(loss: Double, correct: Int)]
+        if let dataParallel {
+            shards = try dataParallel.step(rows: B) { model, rows in
+                try self.backpropagate(model: model, rows: rows, x: x, text: text)
+            }
+        } else {
+            shards = [try backpropagate(model: model, rows: 0..<B, x: x, text: text)]
+        }
+        var (loss, correct) = (0.0, 0)
+        for (i, shard) in shards.enumerated() {
+            let rows = dataParallel?.shardRange(i, rows: B).count ?? B
+            loss += Double(rows) / Double(B) * shard.loss
+            correct += shard.correct
+        }
+        let (norm, lr) = state.applyGradients()
+        return ARStepMetrics(step: step, loss: loss, tokenAccuracy: Double(correct) / Double(B * N),
+                             gradientNorm: Double(norm), learningRate: Double(lr), seconds: Run.monotonicSeconds() - start)
+    }
+
+    /// The mean cross-entropy of batch rows `rows` under `model` (the trainer's own or a
+    /// data-parallel replica), differentiated into that model's gradients, and how many of their
+    /// tokens the model predicts right.
+    private func backpropagate(model: ARTransformer, rows: Range<Int>, x: [Int32],
+                               text: TextFeatures) throws -> (loss: Double, correct: Int) {
+        let (N, K) = (dataset.sequenceLength, configuration.model.classes)
+        let x = Array(x[(rows.lowerBound * N)..<(rows.upperBound * N)])
+        let (lossTensor, logits) = model.loss(x, text: text.rows(rows))
         let loss = Double(lossTensor.item)
         guard loss.isFinite else {
             throw ARError("the loss became \(loss) at step \(step); lower the learning rate or check the data")
         }
         var correct = 0
-        let p = logits.pointer                          // (B·N, K)
-        for r in 0..<(B * N) {
+        let p = logits.pointer                          // (rows·N, K)
+        for r in 0..<x.count {
             let row = p + r * K
             var arg = 0
             for k in 1..<K where row[k] > row[arg] { arg = k }
             if arg == Int(x[r]) { correct += 1 }
         }
         lossTensor.backward()
-        let (norm, lr) = state.applyGradients()
-        return ARStepMetrics(step: step, loss: loss, tokenAccuracy: Double(correct) / Double(B * N),
-                             gradientNorm: Double(norm), learningRate: Double(lr), seconds: Run.monotonicSeconds() - start)
+        return (loss, correct)
     }
 
     /// FLOPs of one training step (forward + backward ≈ 3× forward), text encoder excluded.
@@ -172,8 +206,8 @@ public final class ARTrainer {
     @discardableResult
     public static func run(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
                            steps: Int, output: TrainingOutput,
-                           comparedWith diffusion: DiffusionModelConfiguration? = nil) throws -> ARTrainer {
-        let trainer = try ARTrainer(configuration: configuration, dataset: dataset, textEncoder: textEncoder)
+                           comparedWith diffusion: DiffusionModelConfiguration? = nil, shards: Int? = nil) throws -> ARTrainer {
+        let trainer = try ARTrainer(configuration: configuration, dataset: dataset, textEncoder: textEncoder, shards: shards)
         if let resume = output.resume { try trainer.resume(from: resume) }
         let flops = trainer.stepFLOPs(textLength: textEncoder.maxLength)
         var line = "ar model: \(trainer.model.parameterCount) parameters (MLP ratio \(configuration.model.mlpRatio))"
@@ -182,7 +216,8 @@ public final class ARTrainer {
             line += String(format: " vs %d for the diffusion model (%+.1f %%)", reference,
                            100 * (Double(trainer.model.parameterCount) / Double(reference) - 1))
         }
-        print(line + String(format: ", %.1f GFLOP per training step", flops / 1e9))
+        print(line + String(format: ", %.1f GFLOP per training step", flops / 1e9)
+              + (trainer.dataParallel.map { ", batches cut into \($0.shardCount) data-parallel shards" } ?? ""))
         var params = [
             "configuration": try sortedJSON(configuration),
             "parameters": "\(trainer.model.parameterCount)",
@@ -191,6 +226,7 @@ public final class ARTrainer {
             "dataset_count": "\(dataset.count)",
             "text_encoder": configuration.textEncoder,
             "resumed_from_step": "\(trainer.step)",
+            "shards": "\(trainer.dataParallel?.shardCount ?? 1)",
             "checkpoint": portablePath(output.checkpoint),
         ]
         if let diffusion { params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(diffusion))" }

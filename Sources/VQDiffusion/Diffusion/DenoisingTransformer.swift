@@ -160,6 +160,25 @@ public final class DenoisingTransformer: Module {
         logits(xt, t: t, text: text).logSoftmax()
     }
 
+    /// `callAsFunction` for inference: no graph is recorded, and the batch is cut into one row
+    /// shard per thread, each evaluated on its own thread with single-threaded kernels
+    /// (`Parallel.shards`), the rows then put back in order. Sampling uses it: its batches are
+    /// too small for splitting each kernel to keep two threads busy. A batch with fewer than
+    /// `GeneratorShards.inferenceRows` rows per shard runs whole, on split kernels, which are then
+    /// faster. `shards` overrides the count.
+    public func predict(_ xt: [Int32], t: [Int], text: TextFeatures, shards: Int? = nil) -> Tensor {
+        let (B, N) = (t.count, configuration.tokens)
+        let shards = min(shards ?? Parallel.chunkCount(B, minimumPerChunk: GeneratorShards.inferenceRows), B)
+        guard shards > 1 else { return Autograd.withoutGrad { self(xt, t: t, text: text) } }
+        let parts = Parallel.shards(shards) { i in
+            let rows = Parallel.chunkRange(B, chunks: shards, index: i)
+            return Autograd.withoutGrad {
+                self(Array(xt[(rows.lowerBound * N)..<(rows.upperBound * N)]), t: Array(t[rows]), text: text.rows(rows))
+            }
+        }
+        return concat(parts, axis: 0)
+    }
+
     public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
         tokenEmbedding.visitParameters(prefix: childPrefix(prefix, "tokenEmbedding"), visit)
         positionEmbedding.visitParameters(prefix: childPrefix(prefix, "positionEmbedding"), visit)

@@ -246,7 +246,7 @@ public final class DiffusionSampler {
         let model = self.model
         let predict: ([Int32], Int) -> Tensor
         if guidance == 1 {
-            predict = { x, t in model(x, t: [Int](repeating: t, count: B), text: text) }
+            predict = { x, t in model.predict(x, t: [Int](repeating: t, count: B), text: text) }
         } else {
             let both = text.appending(.null(batch: B, length: text.length, width: text.width))   // (2B, L, D)
             predict = { x, t in self.guidedPrediction(x, t: t, captionsAndNull: both, scale: guidance) }
@@ -263,7 +263,7 @@ public final class DiffusionSampler {
         let B = text.batch / 2
         precondition(text.batch == 2 * B && x.count == B * model.configuration.tokens,
                      "guidedPrediction: \(x.count) tokens and \(text.batch) text rows (need B grids and 2B rows)")
-        let out = model(x + x, t: [Int](repeating: t, count: 2 * B), text: text)       // (2B, N, C)
+        let out = model.predict(x + x, t: [Int](repeating: t, count: 2 * B), text: text)   // (2B, N, C)
         let shape = [B] + out.shape.dropFirst()
         return DiffusionSampling.guided(out.pointer, out.pointer + out.count / 2, shape: shape, scale: scale)
     }

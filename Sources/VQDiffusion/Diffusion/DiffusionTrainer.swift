@@ -161,22 +161,11 @@ public final class DiffusionTrainer {
         }
         state = TrainingState(parameters: named, settings: tc.optimization, dataOrder: root.derived(2), generator: root.derived(3))
         timeSampler = DiffusionTimeSampler(method: tc.timeSampling, steps: m.steps)
-        let shardCount = shards ?? (textEncoder.isTrainable ? 1 : min(Parallel.workers, tc.batchSize))
-        guard shardCount >= 1 && shardCount <= tc.batchSize else {
-            throw DiffusionTrainingError("cannot cut batches of \(tc.batchSize) into \(shardCount) shards")
+        let shardCount = shards ?? GeneratorShards.automatic(batchSize: tc.batchSize, textEncoder: textEncoder)
+        if let problem = GeneratorShards.problem(shardCount, batchSize: tc.batchSize, textEncoder: textEncoder) {
+            throw DiffusionTrainingError(problem)
         }
-        guard shardCount == 1 || !textEncoder.isTrainable else {
-            throw DiffusionTrainingError("data-parallel shards need a frozen text encoder; a trainable one trains in one batch")
-        }
-        if shardCount > 1 {
-            // The replicas' weights are copied from the model before every step; their own
-            // initialisation draws from a generator of its own, so the run's streams are untouched.
-            var scratch = RandomGenerator(seed: 0)
-            dataParallel = DataParallel(master: model,
-                                        replicas: (1..<shardCount).map { _ in DenoisingTransformer(m, using: &scratch) })
-        } else {
-            dataParallel = nil
-        }
+        dataParallel = GeneratorShards.dataParallel(shardCount, master: model) { DenoisingTransformer(m, using: &$0) }
     }
 
     /// Dataset indices of the batch at `step`: consecutive slices of a per-epoch permutation.

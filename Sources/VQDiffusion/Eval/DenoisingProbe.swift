@@ -67,7 +67,7 @@ public enum DenoisingProbe {
                 restored += DiffusionSampling.run(batch: b, tokens: N, schedule: schedule,
                                                   parameterization: model.configuration.parameterization,
                                                   options: options, start: (xt, t), using: &rng) { x, time in
-                    model(x, t: [Int](repeating: time, count: b), text: text)
+                    model.predict(x, t: [Int](repeating: time, count: b), text: text)
                 }
             }
             let agreeing = zip(restored, data.tokens).filter { $0 == $1 }.count
