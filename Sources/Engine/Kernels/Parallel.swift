@@ -24,7 +24,6 @@ public enum Parallel {
     /// Results come back in shard order.
     public static func shards<R>(_ count: Int, _ body: (Int) -> R) -> [R] {
         precondition(count >= 1, "Parallel.shards: need at least one shard, got \(count)")
-        if count == 1 { return [$workerLimit.withValue(1) { body(0) }] }
         let results = UnsafeMutablePointer<R?>.allocate(capacity: count)
         results.initialize(repeating: nil, count: count)
         defer { results.deinitialize(count: count); results.deallocate() }
