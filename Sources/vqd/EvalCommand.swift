@@ -106,7 +106,7 @@ struct EvalCommand: ParsableCommand {
             print("real floor (images \(count)..<\(2 * count) against 0..<\(count)):")
             printMetrics(floor)
         }
-        for t in report.throughput ?? [] {
+        for t in report.throughput {
             print(String(format: "throughput batch %d: %.2f images/s (%d threads)", t.batchSize, t.imagesPerSecond, t.threads))
         }
         if let id = report.runID { print("run \(id)") }

@@ -37,5 +37,6 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         print("vqd \(VQDiffusionInfo.version)")
         print("BLAS threads: \(BLAS.threads)")
+        print("BLAS kernels: OpenBLAS \(BLASKernels.coreName)\(BLASKernels.cpuHasAVX512 ? " (CPU with AVX-512)" : "")")
     }
 }

@@ -19,6 +19,13 @@ extension OpsTests {
             return c
         }
 
+        /// OpenBLAS's AVX-512 kernel families only ever run where the CPU has AVX-512.
+        @Test func kernelFamilyMatchesTheCPU() {
+            let avx512Families: Set<String> = ["SkylakeX", "Cooperlake", "SapphireRapids"]
+            #expect(!BLASKernels.coreName.isEmpty)
+            if avx512Families.contains(BLASKernels.coreName) { #expect(BLASKernels.cpuHasAVX512) }
+        }
+
         @Test func twoDimensionalWithTransposes() {
             let (M, K, N) = (4, 5, 3)
             for tA in [false, true] { for tB in [false, true] {

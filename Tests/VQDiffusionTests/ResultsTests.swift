@@ -1,4 +1,5 @@
 import CLibs
+import Engine
 import Foundation
 import Testing
 @testable import VQDiffusion
@@ -56,6 +57,7 @@ import Testing
         let tags = Dictionary(uniqueKeysWithValues: try db.tags(runID: run.id).map { ($0.key, $0.value) })
         #expect(tags["note"] == "second")
         #expect(tags["sys.pid"] == String(getpid()))
+        #expect(tags["sys.blas_kernels"] == BLASKernels.coreName)
         let loss = try db.metric(runID: run.id, key: "train/loss")
         #expect(loss.count == 21)
         #expect(loss[4] == MetricPoint(step: 4, value: 0.2, timestampMs: loss[4].timestampMs))

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 /// Facts about the machine and process a run records.
@@ -41,10 +42,11 @@ public enum Machine {
         return commit.isEmpty ? nil : commit
     }
 
-    /// Tags identifying this process: `sys.pid`, `sys.host` and, on Linux, `sys.pid_start` (the
-    /// process start time in clock ticks, which tells a reused pid from the original).
+    /// Tags identifying this process: `sys.pid`, `sys.host`, `sys.blas_kernels` (the OpenBLAS kernel
+    /// family it runs, which sets its speed) and, on Linux, `sys.pid_start` (the process start time
+    /// in clock ticks, which tells a reused pid from the original).
     static func processTags() -> [(String, String)] {
-        var tags = [("sys.pid", String(getpid())), ("sys.host", hostname)]
+        var tags = [("sys.pid", String(getpid())), ("sys.host", hostname), ("sys.blas_kernels", BLASKernels.coreName)]
         if let start = startTime(pid: getpid()) { tags.append(("sys.pid_start", start)) }
         return tags
     }
