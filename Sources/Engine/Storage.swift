@@ -88,7 +88,7 @@ public final class Storage {
     public init(uninitializedCount count: Int) {
         precondition(count >= 0, "Storage count must be non-negative, got \(count)")
         self.count = count
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let bytes = Storage.byteCount(count)
         let raw = bytes >= LargeBuffers.threshold
             ? LargeBuffers.take(bytes)
             : UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
@@ -108,8 +108,11 @@ public final class Storage {
         }
     }
 
+    /// Bytes allocated: at least one float's, so an empty storage still owns a buffer.
+    private static func byteCount(_ count: Int) -> Int { max(count, 1) * MemoryLayout<Float>.stride }
+
     deinit {
-        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        let bytes = Storage.byteCount(count)
         if bytes >= LargeBuffers.threshold {
             LargeBuffers.give(UnsafeMutableRawPointer(pointer), bytes: bytes)
         } else {
