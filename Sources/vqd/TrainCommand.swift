@@ -108,6 +108,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("position-init"),
             help: "VQ-Diffusion: how the row and column position tables start: random (N(0, std²), the reference's) or sinusoidal (sine-cosine pairs over the grid, scaled to --embedding-std; still trained).")
     var positionInitialisation: PositionInitialisation?
+    @Flag(name: .customLong("grid-conv"),
+          help: "VQ-Diffusion: a depthwise 3×3 convolution over the token grid inside every block's MLP (Linear → conv → GELU → Linear), so each token mixes with its 8 neighbours; the paper's MLP has none.")
+    var gridConvolution = false
     @Option(help: "Cut every batch into this many data-parallel shards, each trained on its own thread with a copy of the model (default: one per thread when the text encoder is frozen; 1 splits each kernel over the threads instead).")
     var shards: Int?
     @Option(name: .customLong("caption-dropout"),
@@ -160,6 +163,9 @@ struct TrainCommand: ParsableCommand {
         guard positionInitialisation == nil || model != .ar else {
             throw ValidationError("--position-init is a VQ-Diffusion option; VQ-AR keeps its own initialisation.")
         }
+        guard !gridConvolution || model != .ar else {
+            throw ValidationError("--grid-conv is a VQ-Diffusion option; VQ-AR reads its tokens in order, with its own MLP.")
+        }
         guard captionDropout == 0 || model != .ar else {
             throw ValidationError("--caption-dropout is a VQ-Diffusion option (guidance); VQ-AR trains without it.")
         }
@@ -191,6 +197,7 @@ struct TrainCommand: ParsableCommand {
         diffusionModel.textScale = textEncoder == .minilm && !synthetic ? Float(encoder.width).squareRoot() : nil
         diffusionModel.embeddingStd = embeddingStd
         diffusionModel.positionInitialisation = positionInitialisation
+        diffusionModel.gridConvolution = gridConvolution ? true : nil
         let outURL = URL(fileURLWithPath: out)
         let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
         let database = try ResultsDatabase(path: db)

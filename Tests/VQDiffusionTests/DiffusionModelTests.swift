@@ -53,6 +53,50 @@ final class WordVectorTextEncoder: TextEncoder {
         #expect(error < 2e-2, "block gradient error \(error)")
     }
 
+    @Test func gridConvolutionBlockGradientMatchesFiniteDifferences() {
+        var rng = RandomGenerator(seed: 12)
+        var config = TransformerBlockConfiguration(width: 8, heads: 2, mlpRatio: 2, contextWidth: 6)
+        config.mlpGrid = .init(height: 2, width: 3)
+        let block = TransformerBlock(config, using: &rng)
+        #expect(block.namedParameters.map(\.name).contains("mlpConvolution.weight"))
+        #expect(block.mlpConvolution?.weight.shape == [9, 16])
+        // A non-zero bias so the convolution's bias gradient is exercised through GELU.
+        for i in 0..<16 { block.mlpConvolution!.bias.pointer[i] = 0.2 * rng.normal() }
+        let x = Tensor.randn([2, 6, 8], using: &rng)
+        let time = Tensor.randn([2, 8], using: &rng)
+        let context = Tensor.randn([2, 4, 6], using: &rng)
+        let mask = [true, true, true, false, true, true, false, false]
+        let inputs = [x, time, context] + block.parameters
+        let error = gradientError(inputs, epsilon: 1e-2, seed: 3) { v in
+            block(v[0], time: v[1], context: v[2], contextMask: mask)
+        }
+        #expect(error < 2e-2, "grid-convolution block gradient error \(error)")
+        let plain = TransformerBlockConfiguration(width: 8, heads: 2, mlpRatio: 2, contextWidth: 6)
+        #expect(config.forwardFLOPs(batch: 2, length: 6, contextLength: 4)
+                - plain.forwardFLOPs(batch: 2, length: 6, contextLength: 4) == 2 * 2 * 6 * 9 * 16)
+    }
+
+    /// `gridConvolution` puts a grid convolution in every block's MLP and, when nil, is left out of
+    /// the JSON, so the files and recipe hashes of earlier models are unchanged.
+    @Test func gridConvolutionOptionBuildsConvolutionalMLPs() throws {
+        var c = DiffusionModelConfiguration.tiny(classes: 10, gridHeight: 2, gridWidth: 3, steps: 7, textWidth: 8)
+        #expect(!String(decoding: try JSONEncoder().encode(c), as: UTF8.self).contains("gridConvolution"))
+        var rng = RandomGenerator(seed: 4)
+        let plain = DenoisingTransformer(c, using: &rng)
+        c.gridConvolution = true
+        #expect(try JSONDecoder().decode(DiffusionModelConfiguration.self, from: JSONEncoder().encode(c)) == c)
+        #expect(c.block.mlpGrid == .init(height: 2, width: 3))
+        rng = RandomGenerator(seed: 4)
+        let convolutional = DenoisingTransformer(c, using: &rng)
+        let hidden = c.mlpRatio * c.width
+        #expect(convolutional.parameterCount - plain.parameterCount == c.depth * 10 * hidden)
+        #expect(convolutional.namedParameters.map(\.name).contains("blocks.0.mlpConvolution.weight"))
+        let text = try WordVectorTextEncoder().encode(["a red circle", "a blue square on the left"])
+        let out = convolutional([0, 10, 3, 10, 10, 9, 1, 2, 10, 4, 5, 6], t: [1, 7], text: text)
+        #expect(out.shape == [2, 6, 10])
+        #expect(out.values.allSatisfy { $0.isFinite })
+    }
+
     @Test func causalBlockIgnoresLaterTokens() {
         var rng = RandomGenerator(seed: 5)
         let config = TransformerBlockConfiguration(width: 8, heads: 2, causal: true, timeConditioned: false, contextWidth: nil)

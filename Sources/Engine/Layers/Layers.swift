@@ -99,3 +99,28 @@ public final class Conv2d: Module {
         if let bias { visit(prefix + "bias", bias) }
     }
 }
+
+/// Depthwise 3×3 convolution over a token grid: a sequence (B, h·w, C) in raster order read as
+/// B grids h×w, each channel mixed with its 8 neighbours (`gridConv`). Weight (9, C) starts as
+/// PyTorch's depthwise Conv2d (uniform ±1/√9), bias at 0.
+public final class GridConv: Module {
+    public let weight: Tensor   // (9, C)
+    public let bias: Tensor     // (C)
+    public let height: Int
+    public let width: Int
+
+    public init(channels: Int, height: Int, width: Int, using rng: inout RandomGenerator) {
+        let bound = 1 / Float(GridConvGeometry.taps).squareRoot()
+        weight = Tensor.uniform([GridConvGeometry.taps, channels], low: -bound, high: bound, requiresGrad: true, using: &rng)
+        bias = Tensor(zeros: [channels], requiresGrad: true)
+        self.height = height
+        self.width = width
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { gridConv(x, height: height, width: width, weight: weight, bias: bias) }
+
+    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
+        visit(prefix + "weight", weight)
+        visit(prefix + "bias", bias)
+    }
+}

@@ -52,6 +52,10 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     public var embeddingStd: Float? = nil
     /// How the row and column position tables start (nil = random, the reference's).
     public var positionInitialisation: PositionInitialisation? = nil
+    /// A depthwise 3×3 convolution over the token grid inside every block's MLP (nil = false,
+    /// the paper's plain MLP): each token's features mix with its 8 neighbours', a local bias for
+    /// the outlines the codes draw together.
+    public var gridConvolution: Bool? = nil
 
     public init(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int, width: Int, depth: Int,
                 heads: Int, mlpRatio: Int = 4, parameterization: DiffusionParameterization = .reparameterized) {
@@ -95,8 +99,10 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     public var outputClasses: Int { parameterization == .direct ? classes + 1 : classes }
 
     public var block: TransformerBlockConfiguration {
-        TransformerBlockConfiguration(width: width, heads: heads, mlpRatio: mlpRatio, causal: false,
-                                      timeConditioned: true, contextWidth: width)
+        var c = TransformerBlockConfiguration(width: width, heads: heads, mlpRatio: mlpRatio, causal: false,
+                                              timeConditioned: true, contextWidth: width)
+        if gridConvolution == true { c.mlpGrid = .init(height: gridHeight, width: gridWidth) }
+        return c
     }
 
     /// FLOPs (2 per multiply-add) of one forward pass at batch B with text length L; a training

@@ -6,6 +6,9 @@ import Engine
 //   x ← x + CrossAttention(Norm₂(x, t), text)          optional
 //   x ← x + MLP(LayerNorm(x))                          Linear(C, 4C) → GELU → Linear(4C, C)
 //
+// With a token grid the MLP also mixes neighbours (a convolutional feed-forward):
+// Linear(C, 4C) → depthwise 3×3 convolution over the grid → GELU → Linear(4C, C).
+//
 // Norm is AdaLN(t) when the block is time-conditioned, an ordinary LayerNorm otherwise.
 
 /// The shape of a block.
@@ -22,6 +25,9 @@ public struct TransformerBlockConfiguration: Equatable, Codable, Sendable {
     public var timeConditioned: Bool = true
     /// Width of the context the cross-attention reads; nil for no cross-attention.
     public var contextWidth: Int?
+    /// The token grid the sequence is laid out on, for a depthwise 3×3 convolution inside the
+    /// MLP; nil for the plain MLP.
+    public var mlpGrid: TokenGrid? = nil
 
     public init(width: Int, heads: Int, mlpRatio: Int = 4, causal: Bool = false, timeConditioned: Bool = true,
                 contextWidth: Int?) {
@@ -31,6 +37,14 @@ public struct TransformerBlockConfiguration: Equatable, Codable, Sendable {
         self.causal = causal
         self.timeConditioned = timeConditioned
         self.contextWidth = contextWidth
+    }
+
+    /// A sequence's h×w grid in raster order.
+    public struct TokenGrid: Equatable, Codable, Sendable {
+        public var height: Int
+        public var width: Int
+
+        public init(height: Int, width: Int) { (self.height, self.width) = (height, width) }
     }
 
     /// Multiply-adds ×2 of one forward pass over B sequences of length L with a context of length
@@ -43,6 +57,7 @@ public struct TransformerBlockConfiguration: Equatable, Codable, Sendable {
             f += 2 * b * l * 2 * C * C + 2 * b * lc * 2 * Double(cw) * C + 2 * 2 * b * l * lc * C
         }
         f += 2 * b * l * 2 * r * C * C                                   // MLP
+        if mlpGrid != nil { f += 2 * b * l * 9 * r * C }                 // its grid convolution
         return f
     }
 }
@@ -54,7 +69,8 @@ public final class TransformerBlock: Module {
     public let crossAttentionNorm: BlockNorm?
     public let crossAttention: CrossAttention?
     public let mlpNorm: LayerNorm
-    public let mlpHidden: Linear   // (rC, C), GELU fused
+    public let mlpHidden: Linear   // (rC, C), GELU fused unless the grid convolution follows
+    public let mlpConvolution: GridConv?   // (9, rC) over the token grid
     public let mlpOutput: Linear   // (C, rC)
 
     public init(_ c: TransformerBlockConfiguration, using rng: inout RandomGenerator) {
@@ -69,7 +85,8 @@ public final class TransformerBlock: Module {
             crossAttention = nil
         }
         mlpNorm = LayerNorm(c.width)
-        mlpHidden = Linear(c.width, c.mlpRatio * c.width, activation: .gelu, using: &rng)
+        mlpHidden = Linear(c.width, c.mlpRatio * c.width, activation: c.mlpGrid == nil ? .gelu : .none, using: &rng)
+        mlpConvolution = c.mlpGrid.map { GridConv(channels: c.mlpRatio * c.width, height: $0.height, width: $0.width, using: &rng) }
         mlpOutput = Linear(c.mlpRatio * c.width, c.width, using: &rng)
     }
 
@@ -83,7 +100,9 @@ public final class TransformerBlock: Module {
             guard let context else { preconditionFailure("TransformerBlock: cross-attention needs a context") }
             h = h + crossAttention(crossAttentionNorm(h, time: time), context: context, contextMask: contextMask)
         }
-        return h + mlpOutput(mlpHidden(mlpNorm(h)))                                      // (B, L, C)
+        var hidden = mlpHidden(mlpNorm(h))                                               // (B, L, rC)
+        if let mlpConvolution { hidden = mlpConvolution(hidden).gelu() }
+        return h + mlpOutput(hidden)                                                     // (B, L, C)
     }
 
     public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
@@ -93,6 +112,7 @@ public final class TransformerBlock: Module {
         crossAttention?.visitParameters(prefix: childPrefix(prefix, "crossAttention"), visit)
         mlpNorm.visitParameters(prefix: childPrefix(prefix, "mlpNorm"), visit)
         mlpHidden.visitParameters(prefix: childPrefix(prefix, "mlpHidden"), visit)
+        mlpConvolution?.visitParameters(prefix: childPrefix(prefix, "mlpConvolution"), visit)
         mlpOutput.visitParameters(prefix: childPrefix(prefix, "mlpOutput"), visit)
     }
 }
