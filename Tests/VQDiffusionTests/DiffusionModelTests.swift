@@ -34,22 +34,27 @@ final class WordVectorTextEncoder: TextEncoder {
 
 
 @Suite struct DiffusionModelTests {
-    @Test func blockGradientMatchesFiniteDifferences() {
-        var rng = RandomGenerator(seed: 11)
-        let config = TransformerBlockConfiguration(width: 8, heads: 2, mlpRatio: 2, contextWidth: 6)
-        let block = TransformerBlock(config, using: &rng)
-        // Non-zero AdaLN projections so the time path is exercised.
+    /// The worst finite-difference error of a block's gradients (input, time, context and every
+    /// parameter) over 2 sequences of `length` tokens, with non-zero AdaLN projections so the
+    /// time path is exercised.
+    func blockGradientError(_ block: TransformerBlock, length: Int, using rng: inout RandomGenerator) -> Float {
         for p in block.namedParameters where p.name.contains("projection.weight") {
             for i in 0..<p.tensor.count { p.tensor.pointer[i] = 0.3 * rng.normal() }
         }
-        let x = Tensor.randn([2, 3, 8], using: &rng)
+        let x = Tensor.randn([2, length, 8], using: &rng)
         let time = Tensor.randn([2, 8], using: &rng)
         let context = Tensor.randn([2, 4, 6], using: &rng)
         let mask = [true, true, true, false, true, true, false, false]
         let inputs = [x, time, context] + block.parameters
-        let error = gradientError(inputs, epsilon: 1e-2, seed: 3) { v in
+        return gradientError(inputs, epsilon: 1e-2, seed: 3) { v in
             block(v[0], time: v[1], context: v[2], contextMask: mask)
         }
+    }
+
+    @Test func blockGradientMatchesFiniteDifferences() {
+        var rng = RandomGenerator(seed: 11)
+        let config = TransformerBlockConfiguration(width: 8, heads: 2, mlpRatio: 2, contextWidth: 6)
+        let error = blockGradientError(TransformerBlock(config, using: &rng), length: 3, using: &rng)
         #expect(error < 2e-2, "block gradient error \(error)")
     }
 
@@ -62,14 +67,7 @@ final class WordVectorTextEncoder: TextEncoder {
         #expect(block.mlpConvolution?.weight.shape == [9, 16])
         // A non-zero bias so the convolution's bias gradient is exercised through GELU.
         for i in 0..<16 { block.mlpConvolution!.bias.pointer[i] = 0.2 * rng.normal() }
-        let x = Tensor.randn([2, 6, 8], using: &rng)
-        let time = Tensor.randn([2, 8], using: &rng)
-        let context = Tensor.randn([2, 4, 6], using: &rng)
-        let mask = [true, true, true, false, true, true, false, false]
-        let inputs = [x, time, context] + block.parameters
-        let error = gradientError(inputs, epsilon: 1e-2, seed: 3) { v in
-            block(v[0], time: v[1], context: v[2], contextMask: mask)
-        }
+        let error = blockGradientError(block, length: 6, using: &rng)
         #expect(error < 2e-2, "grid-convolution block gradient error \(error)")
         let plain = TransformerBlockConfiguration(width: 8, heads: 2, mlpRatio: 2, contextWidth: 6)
         #expect(config.forwardFLOPs(batch: 2, length: 6, contextLength: 4)
