@@ -5,9 +5,6 @@
 #include <sqlite3.h>
 #include <png.h>
 #include <zlib.h>
-#ifdef __linux__
-#include <malloc.h>
-#endif
 
 /* LAPACK (Fortran interface, shipped inside OpenBLAS). Column-major, arguments by pointer. */
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,

@@ -22,11 +22,12 @@ enum LargeBuffers {
     nonisolated(unsafe) private static var idle: [Int: [UnsafeMutableRawPointer]] = [:]
     nonisolated(unsafe) private static var idleBytes = 0
     private static let lock = NSLock()
+    /// The system's page size, the unit mappings come in.
+    private static let page = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
 
     /// `bytes` rounded up to whole pages: the size a mapping really has.
     static func mappedSize(_ bytes: Int) -> Int {
-        let page = 4096
-        return (bytes + page - 1) / page * page
+        (bytes + page - 1) / page * page
     }
 
     /// A mapping of `mappedSize(bytes)` bytes, reused when one of that size is idle.
