@@ -84,6 +84,21 @@ func convCase() -> BenchCase {
     }
 }
 
+/// The grid convolution of `vqd train --grid-conv` at the small preset's MLP: 8×8 tokens, 1024
+/// hidden channels, batch 32, forward + backward (plain loops, not BLAS: 2 FLOPs per tap and
+/// channel forward, twice that backward).
+func gridConvCase() -> BenchCase {
+    let (B, h, w, C) = (32, 8, 8, 1024)
+    let x = Tensor.randn([B, h * w, C], requiresGrad: true, using: &rng)
+    let weight = Tensor.randn([9, C], std: 0.3, requiresGrad: true, using: &rng)
+    let bias = Tensor(zeros: [C], requiresGrad: true)
+    let seed = ones([B, h * w, C])
+    return BenchCase(name: "gridConv 3×3 depthwise 8×8 C1024 b32 fwd+bwd", flops: 3 * 2 * Double(B * h * w * C * 9)) {
+        for t in [x, weight, bias] { t.zeroGrad() }
+        gridConv(x, height: h, width: w, weight: weight, bias: bias).backward(seed: seed)
+    }
+}
+
 /// Attention at the transformer block's shape: B = 64, Lq = 64, D = 256, 4 heads, forward +
 /// backward, reading the fused projections the block produces: self-attention from (B, 64, 3D),
 /// cross-attention to 16 text tokens from (B, 16, 2D) with a padding mask.
@@ -142,6 +157,7 @@ let cases: [BenchCase] = [
     blockCase(),
 ] + (threads > 1 ? [shardedBlockCase(shards: threads)] : []) + [
     convCase(),
+    gridConvCase(),
     linearCase(activation: .gelu),
     attentionCase(Lk: 64),
     attentionCase(Lk: 16),
