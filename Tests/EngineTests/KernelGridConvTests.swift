@@ -9,15 +9,11 @@ extension KernelTests {
         /// (B, C, h, w), a dense (C, C, 3, 3) weight that is zero off the diagonal, padding 1.
         func denseReference(_ x: Tensor, h: Int, w: Int, weight: Tensor, bias: Tensor?) -> [Float] {
             let (B, C) = (x.shape[0], x.shape[2])
-            var planar = [Float](repeating: 0, count: B * C * h * w)
-            for b in 0..<B { for p in 0..<(h * w) { for c in 0..<C { planar[(b * C + c) * h * w + p] = x.pointer[(b * h * w + p) * C + c] } } }
             var dense = [Float](repeating: 0, count: C * C * 9)
             for c in 0..<C { for tap in 0..<9 { dense[(c * C + c) * 9 + tap] = weight.pointer[tap * C + c] } }
-            let y = conv2d(Tensor(shape: [B, C, h, w], values: planar), weight: Tensor(shape: [C, C, 3, 3], values: dense),
-                           bias: bias, stride: 1, padding: 1)
-            var out = [Float](repeating: 0, count: B * h * w * C)
-            for b in 0..<B { for p in 0..<(h * w) { for c in 0..<C { out[(b * h * w + p) * C + c] = y.pointer[(b * C + c) * h * w + p] } } }
-            return out
+            let planar = x.reshape([B, h, w, C]).permute([0, 3, 1, 2])
+            let y = conv2d(planar, weight: Tensor(shape: [C, C, 3, 3], values: dense), bias: bias, stride: 1, padding: 1)
+            return y.permute([0, 2, 3, 1]).values
         }
 
         /// (B, h, w, C)

@@ -167,6 +167,8 @@ final class ARForwardPass {
     private let last: Storage, lastNormed: Storage       // (B, C)
 
     init(model: ARTransformer, text: TextFeatures, cached: Bool) {
+        precondition(model.blocks.allSatisfy { $0.mlpConvolution == nil },
+                     "ARForwardPass: the decoding pass runs the plain MLP (Linear → GELU → Linear); its blocks have a grid convolution")
         let c = model.configuration
         self.model = model
         (B, N, C, H, K, Lc, hidden) = (text.batch, c.tokens, c.width, c.heads, c.classes, text.length, c.mlpRatio * c.width)
