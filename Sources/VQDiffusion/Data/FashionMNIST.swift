@@ -1,7 +1,7 @@
 import Engine
 import Foundation
 
-/// Fashion-MNIST (DESIGN.md §3): 28×28 grey images of 10 clothing classes, padded to 32×32
+/// Fashion-MNIST (docs/design.md §3): 28×28 grey images of 10 clothing classes, padded to 32×32
 /// (2 pixels of value 0 on every side), captioned from per-class templates.
 ///
 /// Read from the gzip IDX files of the Debian package `dataset-fashion-mnist`. Splits: train = the

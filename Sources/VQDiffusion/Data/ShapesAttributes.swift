@@ -1,6 +1,6 @@
 import Foundation
 
-// The attribute model of the Shapes dataset (DESIGN.md §3): what a scene contains, in the words the
+// The attribute model of the Shapes dataset (docs/design.md §3): what a scene contains, in the words the
 // captions use. Evaluators (attribute heads, alignment scoring) build on these types.
 
 /// The five shapes. Each is drawn inside a box of extent e centred on the object's centre.

@@ -32,7 +32,7 @@ public struct ParsedCaption: Equatable, Sendable {
     }
 }
 
-/// Writing and reading Shapes captions (DESIGN.md §3).
+/// Writing and reading Shapes captions (docs/design.md §3).
 public enum ShapesCaption {
     /// The caption of `objects` (one or two) under `template`, with `position` for one object or
     /// `relation` for two.

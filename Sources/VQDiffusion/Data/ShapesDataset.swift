@@ -21,7 +21,7 @@ public struct ShapesConfiguration: Equatable, Sendable {
     public static func defaultCount(_ split: DatasetSplit) -> Int { split == .train ? 50_000 : 5_000 }
 }
 
-/// The procedural Shapes dataset (DESIGN.md §3): one or two coloured shapes on a noisy background,
+/// The procedural Shapes dataset (docs/design.md §3): one or two coloured shapes on a noisy background,
 /// captioned by templates. Sample `index` of a split is a pure function of (seed, split, index):
 /// it draws from `RandomGenerator(seed: seed).derived(split.streamKey, index)`, first the scene
 /// (`ShapesLayout`), then the background (`ShapesRenderer`).

@@ -1,6 +1,6 @@
 import Engine
 
-/// Draws a Shapes scene (objects, layout, caption) from a generator, following DESIGN.md §3.
+/// Draws a Shapes scene (objects, layout, caption) from a generator, following docs/design.md §3.
 ///
 /// The draws, in order: one or two objects (1/2 each); the colour–shape pairs; for a pair the
 /// relation; sizes and extents (a pair that cannot be placed is redrawn); each object's colour

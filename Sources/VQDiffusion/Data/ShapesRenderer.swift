@@ -1,7 +1,7 @@
 import Engine
 import Foundation
 
-/// Draws a Shapes scene into S×S RGB pixels (DESIGN.md §3).
+/// Draws a Shapes scene into S×S RGB pixels (docs/design.md §3).
 ///
 /// Background: a base colour with each channel uniform in [10, 60], plus a linear gradient of
 /// amplitude uniform in [0, 20] (the same on all channels) along a random direction, plus Gaussian

@@ -1,6 +1,6 @@
 import Engine
 
-// The denoising network of VQ-Diffusion (DESIGN.md §2): x_t (B, N) tokens in 0…K, the time t and
+// The denoising network of VQ-Diffusion (docs/design.md §2): x_t (B, N) tokens in 0…K, the time t and
 // the text features in; logits out.
 //
 //   x = TokenEmbedding(x_t) + RowEmbedding(i) + ColumnEmbedding(j)            (B, N, C)

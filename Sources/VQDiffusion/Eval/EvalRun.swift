@@ -71,7 +71,7 @@ public struct EvalReport {
 /// features of them and of the split's real images, and report FID and KID (evaluator features),
 /// alignment and throughput, logged as one run of experiment "eval".
 public enum EvalRunner {
-    /// The name every table and figure gives the FID computed here (DESIGN.md §5).
+    /// The name every table and figure gives the FID computed here (docs/design.md §5).
     public static let fidName = "FID (evaluator features)"
     public static let experiment = "eval"
 

@@ -93,7 +93,7 @@ public struct EvaluatorOutput {
     public let logits: [Tensor]
 }
 
-/// A small CNN trained on real images of one dataset (DESIGN.md §5). Its penultimate layer is
+/// A small CNN trained on real images of one dataset (docs/design.md §5). Its penultimate layer is
 /// the feature space of "FID (evaluator features)" and its heads read the attributes that
 /// alignment and reconstruction fidelity score.
 ///

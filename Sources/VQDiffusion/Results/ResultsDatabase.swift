@@ -1,6 +1,6 @@
 import Foundation
 
-/// The results database (DESIGN.md §6): one SQLite file in WAL mode that every training,
+/// The results database (docs/design.md §6): one SQLite file in WAL mode that every training,
 /// evaluation, benchmark and study run writes to, and that figures are drawn from.
 ///
 /// ```swift

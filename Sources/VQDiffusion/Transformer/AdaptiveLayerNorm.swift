@@ -1,6 +1,6 @@
 import Engine
 
-// Time conditioning of the transformer blocks (DESIGN.md §2):
+// Time conditioning of the transformer blocks (docs/design.md §2):
 //
 //   AdaLN(x, t) = LN(x) · (1 + scale_t) + shift_t,   (scale_t, shift_t) = Linear(SiLU(emb(t)))
 //

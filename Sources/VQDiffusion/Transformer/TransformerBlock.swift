@@ -1,6 +1,6 @@
 import Engine
 
-// One transformer block of the generators (DESIGN.md §2), pre-norm with residual connections:
+// One transformer block of the generators (docs/design.md §2), pre-norm with residual connections:
 //
 //   x ← x + SelfAttention(Norm₁(x, t))                 full (diffusion) or causal (AR baseline)
 //   x ← x + CrossAttention(Norm₂(x, t), text)          optional
