@@ -4,7 +4,7 @@ import PackageDescription
 // Release builds keep preconditions (shape checks) but drop dynamic exclusivity checks in hot loops.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
-let study: [Target.Dependency] = ["StudyKit", "VQDiffusion", "Engine",
+let study: [Target.Dependency] = ["Experiments", "VQDiffusion", "Engine",
                                   .product(name: "ArgumentParser", package: "swift-argument-parser")]
 let studyFiles = ["figure.gp", "figure.sql"]
 
@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .library(name: "Engine", targets: ["Engine"]),
         .library(name: "VQDiffusion", targets: ["VQDiffusion"]),
+        .library(name: "Experiments", targets: ["Experiments"]),
         .executable(name: "vqd", targets: ["vqd"]),
         .executable(name: "vqd-bench", targets: ["Bench"]),
         .executable(name: "study-quality", targets: ["study-quality"]),
@@ -25,21 +26,27 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // OpenBLAS (CBLAS + LAPACK), SQLite, libpng and zlib from the system.
+        // OpenBLAS (CBLAS + LAPACK), libpng and zlib from the system.
         .systemLibrary(name: "CLibs", path: "Sources/CLibs"),
+        // SQLite, for the results database only.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         // Tensors, kernels, autograd, optimizers, randomness. Knows nothing of models.
         .target(name: "Engine", dependencies: ["CLibs"], swiftSettings: optimize),
-        // Models, data, files, evaluation, study plumbing.
+        // Models, math, data, files and metrics. Knows nothing of experiments.
         .target(name: "VQDiffusion", dependencies: ["Engine", "CLibs"], swiftSettings: optimize),
+        // The experiment harness: recipes, the model store, the training loop, the results database,
+        // progress bars, default paths, study plumbing and the command-line option groups.
+        .target(name: "Experiments",
+                dependencies: ["VQDiffusion", "Engine", "CSQLite",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: optimize),
         .executableTarget(
             name: "vqd",
-            dependencies: ["VQDiffusion", "Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Experiments", "VQDiffusion", "Engine",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimize),
-        .executableTarget(name: "Bench", dependencies: ["VQDiffusion", "Engine", "CLibs"], swiftSettings: optimize),
-        // Command-line options shared by the studies.
-        .target(name: "StudyKit",
-                dependencies: ["VQDiffusion", "Engine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                swiftSettings: optimize),
+        .executableTarget(name: "Bench", dependencies: ["Experiments", "VQDiffusion", "Engine", "CLibs"],
+                          swiftSettings: optimize),
         // The studies, one executable each, with their gnuplot scripts and export queries.
         .executableTarget(name: "study-quality", dependencies: study, path: "studies/quality", exclude: studyFiles,
                           swiftSettings: optimize),
@@ -50,7 +57,8 @@ let package = Package(
         .executableTarget(name: "study-reparam", dependencies: study, path: "studies/reparam", exclude: studyFiles,
                           swiftSettings: optimize),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CLibs"]),
-        .testTarget(name: "VQDiffusionTests", dependencies: ["VQDiffusion", "Engine", "CLibs"], exclude: ["TestData"]),
+        .testTarget(name: "VQDiffusionTests", dependencies: ["Experiments", "VQDiffusion", "Engine", "CLibs", "CSQLite"],
+                    exclude: ["TestData"]),
     ],
     swiftLanguageModes: [.v5]
 )

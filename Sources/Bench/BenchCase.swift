@@ -1,4 +1,5 @@
 import Engine
+import Experiments
 import Foundation
 
 /// One benchmark: a name, the analytic FLOPs of one repetition (0 for memory-bound kernels,

@@ -10,6 +10,7 @@
 // uncached decoder is slower still (each step recomputes a longer prefix), so the speed-up of a
 // full decode is larger than the one shown.
 import Engine
+import Experiments
 import Foundation
 import VQDiffusion
 

@@ -6,6 +6,7 @@
 // after 3 warm-ups. FLOP counts are analytic: 2·m·n·k per GEMM, backward counted as twice the
 // forward (the same formulas as the PyTorch reference scripts).
 import Engine
+import Experiments
 import Foundation
 
 // MARK: - Options

@@ -2,7 +2,6 @@
 #define VQD_CLIBS_SHIM_H
 
 #include <cblas.h>
-#include <sqlite3.h>
 #include <png.h>
 #include <zlib.h>
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Experiments
 import Foundation
 import VQDiffusion
 
@@ -90,7 +91,7 @@ struct EvalCommand: ParsableCommand {
         options.guidance = guidance
         options.order = order
         let generator = try CheckpointGenerator(model: URL(fileURLWithPath: model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
-                                                options: options, cacheDirectory: URL(fileURLWithPath: "cache/text-features"))
+                                                options: options, cacheDirectory: DefaultPaths.textFeatures)
         let configuration = EvalConfiguration(count: count, batchSize: batchSize, seed: seed, measureFloor: true,
                                               throughput: noThroughput ? nil : ThroughputMeter(), showProgress: true)
         let report = try EvalRunner.run(generator: generator, evaluator: net, dataset: data, configuration: configuration,

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Experiments
 import Foundation
 import VQDiffusion
 
@@ -17,19 +18,6 @@ struct ModelsCommand: ParsableCommand {
             several at once (each with --threads 1) to prepare a study's models in parallel.
             """,
         subcommands: [ModelsListCommand.self, ModelsRegisterCommand.self, ModelsExportCommand.self, ModelsTrainCommand.self])
-}
-
-/// Where the model store looks: the committed folder and the cache.
-struct ModelFolderOptions: ParsableArguments {
-    @Option(help: "The committed models folder.")
-    var models = "results/models"
-    @Option(help: "The folder of models trained on demand.")
-    var cache = "cache/models"
-
-    func store(database: ResultsDatabase? = nil, profile: String? = nil, showProgress: Bool = true) -> ModelStore {
-        ModelStore(committed: URL(fileURLWithPath: models), cache: URL(fileURLWithPath: cache), database: database,
-                   profile: profile, showProgress: showProgress)
-    }
 }
 
 struct ModelsListCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Experiments
 import Foundation
 import VQDiffusion
 
@@ -139,7 +140,7 @@ struct SampleCommand: ParsableCommand {
 /// The text encoder an AR checkpoint was trained with (a trainable encoder's weights come from the file).
 func sampleTextEncoder(for file: ARModelFile, maxLength: Int) throws -> TextEncoder {
     try TextEncoderCheckpoint.rebuild(choice: file.configuration.textEncoder, metadata: file.metadata,
-                                      maxLength: maxLength, cacheDirectory: textFeatureCacheDirectory) {
+                                      maxLength: maxLength, cacheDirectory: DefaultPaths.textFeatures) {
         try file.loadTextEncoder($0)
     }
 }
@@ -149,7 +150,7 @@ func sampleTextEncoder(for file: ARModelFile, maxLength: Int) throws -> TextEnco
 /// The text encoder a checkpoint was trained with (a trainable encoder's weights come from the file).
 func sampleTextEncoder(for file: DiffusionModelFile, maxLength: Int) throws -> TextEncoder {
     try TextEncoderCheckpoint.rebuild(choice: file.configuration.textEncoder, metadata: file.metadata,
-                                      maxLength: maxLength, cacheDirectory: textFeatureCacheDirectory) {
+                                      maxLength: maxLength, cacheDirectory: DefaultPaths.textFeatures) {
         try file.loadTextEncoder($0)
     }
 }

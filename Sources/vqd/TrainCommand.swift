@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Experiments
 import VQDiffusion
 
 extension DiffusionParameterization: ExpressibleByArgument {}
@@ -12,13 +13,7 @@ extension SamplingOrder: ExpressibleByArgument {}
 
 extension TextEncoderChoice: ExpressibleByArgument {}
 
-/// Which generator `vqd train` trains.
-enum GeneratorKind: String, CaseIterable, ExpressibleByArgument {
-    /// VQ-Diffusion.
-    case diffusion
-    /// The autoregressive baseline VQ-AR, sized to match the diffusion preset.
-    case ar
-}
+extension GeneratorFamily: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,19 +31,25 @@ struct TrainCommand: ParsableCommand {
             options (schedule, time sampling, loss weights) do not apply to it.
             """)
 
-    @Option(help: "The dataset: shapes, fashion, or folder (PNGs with captions.jsonl, see --folder).")
-    var dataset: DatasetSelection.Source = .shapes
+    @Option(name: .customLong("recipe"),
+            help: "Train this recipe file (as --show-recipe prints it) instead of one built from the options below; the model, data and optimizer options are then ignored.")
+    var recipeFile: String?
+    @Flag(name: .customLong("show-recipe"), help: "Print the recipe these options describe (every field, as JSON) and exit.")
+    var showRecipe = false
+
+    @Option(help: "The dataset: shapes, fashion, or folder (default: the one the VQ-VAE was trained on, which it must match).")
+    var dataset: DatasetSelection.Source?
     @Option(help: "Dataset split to train on (a folder is its own split).")
     var split: DatasetSplit = .train
     @Option(help: "Images to use (default: the whole split; Shapes: 20000).")
     var count: Int?
-    @Option(help: "The folder of --dataset folder.")
+    @Option(help: "The folder of --dataset folder (default: the VQ-VAE's).")
     var folder: String?
-    @Option(help: "Image side in pixels (the VQ-VAE's; folder images of another size are resized).")
-    var size: Int = 32
+    @Option(help: "Image side in pixels (the VQ-VAE's, which is the default).")
+    var size: Int?
     @Option(name: .customLong("data-seed"), help: "Dataset seed (Shapes scenes, caption templates).")
     var dataSeed: UInt64 = 0
-    @Option(help: "The VQ-VAE checkpoint that tokenizes the images.")
+    @Option(help: "The VQ-VAE checkpoint that tokenizes the images (its recorded settings become the recipe's tokenizer).")
     var vqvae: String?
     @Option(name: .customLong("text-encoder"), help: "Text encoder: minilm (frozen, pretrained) or tiny (trained jointly).")
     var textEncoder: TextEncoderChoice = .minilm
@@ -58,7 +59,7 @@ struct TrainCommand: ParsableCommand {
     var synthetic = false
 
     @Option(help: "What to train: diffusion (VQ-Diffusion) or ar (the autoregressive baseline).")
-    var model: GeneratorKind = .diffusion
+    var model: GeneratorFamily = .diffusion
     @Option(help: "Model preset: tiny or small.")
     var preset: String = "small"
     @Option(help: "Output meaning: reparameterized (predict x0) or direct (predict x_{t-1}).")
@@ -71,7 +72,7 @@ struct TrainCommand: ParsableCommand {
     var referenceSchedule = false
 
     @Option(help: "Total training steps (a resumed run continues to this total).")
-    var steps: Int
+    var steps: Int?
     @Option(name: .customLong("stop-at"),
             help: "Stop after this step of the --steps schedule (the learning rate follows the whole schedule; --resume continues it). For comparing recipes early.")
     var stopAt: Int?
@@ -104,10 +105,10 @@ struct TrainCommand: ParsableCommand {
     var unmaskedWeight: Double = 1
     @Option(name: .customLong("embedding-std"),
             help: "VQ-Diffusion: standard deviation of the token and position embeddings at initialisation (default 0.02; 1 starts them at unit scale).")
-    var embeddingStd: Float?
+    var embeddingStd: Float = Embedding.defaultStd
     @Option(name: .customLong("position-init"),
             help: "VQ-Diffusion: how the row and column position tables start: random (N(0, std²), the reference's) or sinusoidal (sine-cosine pairs over the grid, scaled to --embedding-std; still trained).")
-    var positionInitialisation: PositionInitialisation?
+    var positionInitialisation: PositionInitialisation = .random
     @Flag(name: .customLong("grid-conv"),
           help: "VQ-Diffusion: a depthwise 3×3 convolution over the token grid inside every block's MLP (Linear → conv → GELU → Linear), so each token mixes with its 8 neighbours; the paper's MLP has none.")
     var gridConvolution = false
@@ -120,156 +121,90 @@ struct TrainCommand: ParsableCommand {
     var seed: UInt64 = 0
 
     @Option(help: "Checkpoint file to write (.safetensors).")
-    var out: String
+    var out: String?
     @Flag(help: "Continue from --out if it exists.")
     var resume = false
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints.")
     var checkpointEvery: Int = 500
     @Option(name: .customLong("log-every"), help: "Steps between metric rows in the results database.")
     var logEvery: Int = 10
-    @Option(help: "Results database.")
-    var db: String = ResultsDatabase.defaultPath
+    @OptionGroup var database: DatabaseOption
     @Option(help: "Experiment name in the results database (default: train-diffusion, or train-ar with --model ar).")
     var experiment: String?
     @Option(name: .customLong("run-name"), help: "Run name in the results database.")
     var runName: String?
 
     func validate() throws {
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps).") }
-        if let stopAt, !(1...steps).contains(stopAt) {
-            throw ValidationError("--stop-at must lie in 1…\(steps) (--steps), got \(stopAt).")
+        guard showRecipe || out != nil else { throw ValidationError("--out FILE is needed: the checkpoint to write.") }
+        guard recipeFile != nil || synthetic || vqvae != nil else {
+            throw ValidationError("--vqvae FILE is needed to tokenize the dataset (or use --synthetic for a speed run, or --recipe FILE).")
         }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
-        guard ["tiny", "small"].contains(preset) else { throw ValidationError("--preset must be tiny or small, got \(preset).") }
-        guard diffusionSteps >= 2 else { throw ValidationError("--diffusion-steps must be at least 2, got \(diffusionSteps).") }
-        guard synthetic || vqvae != nil else {
-            throw ValidationError("--vqvae FILE is needed to tokenize the dataset (or use --synthetic for a speed run).")
-        }
+        guard recipeFile != nil || steps != nil else { throw ValidationError("--steps N is needed (or --recipe FILE).") }
         guard checkpointEvery >= 1 && logEvery >= 1 else { throw ValidationError("--checkpoint-every and --log-every must be at least 1.") }
-        guard captionDropout >= 0 && captionDropout < 1 else {
-            throw ValidationError("--caption-dropout must lie in [0, 1), got \(captionDropout).")
+        if let stopAt, stopAt < 1 { throw ValidationError("--stop-at must be at least 1, got \(stopAt).") }
+        if let shards, shards < 1 { throw ValidationError("--shards must be at least 1, got \(shards).") }
+    }
+
+    /// The recipe this command trains: read from --recipe, or built from the options.
+    func recipe() throws -> GeneratorRecipe {
+        if let recipeFile { return try RecipeFile(contentsOf: recipeFile, kind: GeneratorRecipe.kind).recipe as! GeneratorRecipe }
+        var s = GeneratorSettings()
+        (s.preset, s.textEncoder, s.parameterization) = (preset, textEncoder, parameterization)
+        (s.split, s.dataSeed, s.synthetic, s.textLength) = (split, dataSeed, synthetic, textLength)
+        (s.diffusionSteps, s.gammaFinal, s.referenceSchedule) = (diffusionSteps, gammaFinal, referenceSchedule)
+        (s.steps, s.batchSize, s.learningRate, s.warmupSteps) = (steps!, batchSize, learningRate, warmup)
+        (s.minimumLearningRate, s.weightDecay, s.gradientClip, s.emaDecay) = (minimumLearningRate, weightDecay, clip, emaDecay)
+        (s.timeSampling, s.auxiliaryWeight, s.adaptiveAuxiliary) = (timeSampling, auxiliaryWeight, adaptiveAuxiliary)
+        (s.auxiliaryNormalization, s.maskedWeight, s.unmaskedWeight) = (auxiliaryNormalization, maskedWeight, unmaskedWeight)
+        (s.embeddingStd, s.positionInitialisation, s.gridConvolution) = (embeddingStd, positionInitialisation, gridConvolution)
+        (s.captionDropout, s.shards, s.seed) = (captionDropout, shards ?? 0, seed)
+        var tokenizer = VQVAERecipe.defaults
+        if !synthetic, let vqvae {
+            tokenizer = try tokenizerRecipe(vqvae)
+            s.trainCount = count ?? (tokenizer.dataset == .shapes ? 20_000 : nil)
         }
-        if let embeddingStd {
-            guard embeddingStd > 0 && embeddingStd.isFinite else {
-                throw ValidationError("--embedding-std must be a positive number, got \(embeddingStd).")
-            }
-            guard model != .ar else { throw ValidationError("--embedding-std is a VQ-Diffusion option; VQ-AR keeps its own initialisation.") }
+        let recipe = GeneratorRecipe(family: model, vqvae: tokenizer, settings: s)
+        try recipe.validate()
+        return recipe
+    }
+
+    /// The recipe of the VQ-VAE in `path`, checked against the data options given.
+    func tokenizerRecipe(_ path: String) throws -> VQVAERecipe {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw GeneratorCommandError("VQ-VAE checkpoint \(path) does not exist: train one with vqd vqvae train, "
+                + "or use results/models/vqvae-shapes-32.safetensors.")
         }
-        if let shards {
-            guard shards >= 1 && shards <= batchSize else {
-                throw ValidationError("--shards must lie in 1…\(batchSize) (--batch-size), got \(shards).")
-            }
+        let recipe = try VQVAERecipe(file: URL(fileURLWithPath: path))
+        if let dataset, dataset != recipe.dataset {
+            throw GeneratorCommandError("\(path) was trained on \(recipe.dataset.rawValue); a generator trains on its tokenizer's "
+                + "dataset: drop --dataset, or pass a VQ-VAE trained on \(dataset.rawValue).")
         }
-        guard positionInitialisation == nil || model != .ar else {
-            throw ValidationError("--position-init is a VQ-Diffusion option; VQ-AR keeps its own initialisation.")
+        if let size, size != recipe.imageSize {
+            throw GeneratorCommandError("\(path) tokenizes \(recipe.imageSize)-pixel images; drop --size or use --size \(recipe.imageSize).")
         }
-        guard !gridConvolution || model != .ar else {
-            throw ValidationError("--grid-conv is a VQ-Diffusion option; VQ-AR reads its tokens in order, with its own MLP.")
+        if let folder, URL(fileURLWithPath: folder).standardizedFileURL != URL(fileURLWithPath: recipe.folder).standardizedFileURL {
+            throw GeneratorCommandError("\(path) was trained on the folder \(recipe.folder); drop --folder or pass a VQ-VAE trained on \(folder).")
         }
-        guard captionDropout == 0 || model != .ar else {
-            throw ValidationError("--caption-dropout is a VQ-Diffusion option (guidance); VQ-AR trains without it.")
-        }
+        return recipe
     }
 
     func run() throws {
-        let (data, encoder, encoderName): (TokenizedDataset, TextEncoder, String)
-        if synthetic {
-            data = SyntheticDiffusionData.dataset(count: 1024, codes: 512, height: 8, width: 8, seed: seed)
-            encoder = RandomTextEncoder(width: 384, maxLength: textLength)
-            encoderName = "synthetic"
-        } else {
-            let selection = DatasetSelection(source: dataset, split: split, imageSize: size, seed: dataSeed,
-                                             count: count ?? (dataset == .shapes ? 20_000 : nil), folder: folder)
-            data = try tokenizedDataset(selection, vqvae: vqvae!)
-            encoder = try makeTextEncoder(textEncoder, maxLength: textLength, captions: data.captions, seed: seed)
-            encoderName = textEncoder.rawValue
-        }
-        var diffusion = DiffusionConfiguration.paper(classes: data.codes, steps: diffusionSteps)
-        if referenceSchedule {
-            diffusion = .referenceMaskOnly(classes: data.codes, steps: diffusionSteps)
-        } else if gammaFinal != 0.9 {
-            diffusion = try diffusion.withGammaFinal(gammaFinal)
-        }
-        var diffusionModel = DiffusionModelConfiguration.preset(preset, classes: data.codes, gridHeight: data.height,
-                                                                gridWidth: data.width, steps: diffusionSteps,
-                                                                textWidth: encoder.width)!
-        diffusionModel.parameterization = parameterization
-        diffusionModel.textScale = textEncoder == .minilm && !synthetic ? Float(encoder.width).squareRoot() : nil
-        diffusionModel.embeddingStd = embeddingStd
-        diffusionModel.positionInitialisation = positionInitialisation
-        diffusionModel.gridConvolution = gridConvolution ? true : nil
-        let outURL = URL(fileURLWithPath: out)
-        let resumeURL = resume && FileManager.default.fileExists(atPath: out) ? outURL : nil
-        let database = try ResultsDatabase(path: db)
-        let output = TrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery, resume: resumeURL,
-                                    database: database, experiment: experiment ?? "train-\(model.rawValue)",
-                                    runName: runName, logEvery: logEvery)
-        let training = GeneratorTrainingConfiguration(
-            batchSize: batchSize, totalSteps: steps, learningRate: learningRate, warmupSteps: warmup,
-            minimumLearningRate: minimumLearningRate, weightDecay: weightDecay, beta2: 0.96, gradientClip: clip,
-            emaDecay: emaDecay, seed: seed)
-        if model == .ar {
-            let configuration = ARRunConfiguration(model: .matching(diffusionModel), training: training,
-                                                   textEncoder: encoderName, vqvae: vqvae)
-            try ARTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: stopAt ?? steps,
-                              output: output, comparedWith: diffusionModel, shards: shards)
-            print("wrote \(out)")
+        let recipe: GeneratorRecipe
+        do { recipe = try self.recipe() } catch let error as ConfigurationError { throw ValidationError(error.message) }
+        if showRecipe {
+            print(try RecipeFile(recipe).json())
             return
         }
-        let diffusionTraining = DiffusionTrainingConfiguration(
-            training, timeSampling: timeSampling,
-            loss: DiffusionLossConfiguration(auxiliaryWeight: auxiliaryWeight, adaptiveAuxiliaryWeight: adaptiveAuxiliary,
-                                             maskedWeight: maskedWeight, unmaskedWeight: unmaskedWeight,
-                                             auxiliaryNormalization: auxiliaryNormalization),
-            captionDropout: captionDropout)
-        let configuration = DiffusionRunConfiguration(model: diffusionModel, diffusion: diffusion, training: diffusionTraining,
-                                                      textEncoder: encoderName, vqvae: vqvae)
-        try DiffusionTrainer.run(configuration: configuration, dataset: data, textEncoder: encoder, steps: stopAt ?? steps,
-                                 output: output, shards: shards)
+        let out = self.out!
+        let store = ModelStore.standard(database: try database.open(), profile: nil)
+        if !recipe.settings.synthetic, let vqvae { store.provide(URL(fileURLWithPath: vqvae), for: recipe.vqvae) }
+        let outURL = URL(fileURLWithPath: out)
+        let output = TrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery,
+                                    resume: resume && FileManager.default.fileExists(atPath: out) ? outURL : nil,
+                                    database: store.database, experiment: experiment ?? "train-\(recipe.family.rawValue)",
+                                    runName: runName, logEvery: logEvery)
+        try recipe.train(TrainingJob(output: output, model: nil, stopAt: stopAt), store: store)
         print("wrote \(out)")
-    }
-}
-
-// MARK: - Tokens and text features
-
-/// The token grids and captions of a dataset split, tokenized by the VQ-VAE in `vqvae` once and
-/// then read from the token cache (cache/tokens, keyed by the VQ-VAE file's content and the data).
-func tokenizedDataset(_ selection: DatasetSelection, vqvae: String) throws -> TokenizedDataset {
-    let url = URL(fileURLWithPath: vqvae)
-    guard FileManager.default.fileExists(atPath: vqvae) else {
-        throw GeneratorCommandError("VQ-VAE checkpoint \(vqvae) does not exist: train one with vqd vqvae train, "
-            + "or use results/models/vqvae-shapes-32.safetensors.")
-    }
-    var progress: ProgressBar?
-    let tokens = try TokenCache.tokens(vqvae: url, data: selection) { done, total in
-        if progress == nil { progress = ProgressBar(total: total, label: "tokenize") }
-        progress?.update(done)
-    }
-    progress?.finish()
-    return tokens
-}
-
-/// Where frozen text features are cached between runs (the encoder is frozen, so a caption's
-/// features never change).
-let textFeatureCacheDirectory = URL(fileURLWithPath: "cache/text-features")
-
-/// The text encoder for `vqd train`: frozen MiniLM with every caption's features precomputed and
-/// cached, or the small trainable encoder with its vocabulary learned from the captions.
-func makeTextEncoder(_ choice: TextEncoderChoice, maxLength: Int, captions: [String], seed: UInt64) throws -> TextEncoder {
-    var rng = RandomGenerator(seed: seed).derived(7)
-    return try VQDiffusion.makeTextEncoder(choice: choice, captions: captions, maxLength: maxLength,
-                                           cacheDirectory: textFeatureCacheDirectory, using: &rng)
-}
-
-// MARK: - Synthetic data for speed runs
-
-enum SyntheticDiffusionData {
-    /// Uniformly random token grids with numbered captions.
-    static func dataset(count: Int, codes: Int, height: Int, width: Int, seed: UInt64) -> TokenizedDataset {
-        var rng = RandomGenerator(seed: seed).derived(99)
-        let tokens = (0..<(count * height * width)).map { _ in Int32(rng.int(below: codes)) }
-        return TokenizedDataset(tokens: tokens, count: count, height: height, width: width, codes: codes,
-                                captions: (0..<count).map { "caption \($0)" })
     }
 }
 

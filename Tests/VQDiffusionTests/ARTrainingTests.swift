@@ -54,7 +54,7 @@ import Testing
         for _ in 0..<30 { losses.append(try whole.trainStep().loss) }
         let first = try ARTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
         for _ in 0..<12 { _ = try first.trainStep() }
-        try first.save(to: url)
+        try first.saveCheckpoint(to: url)
         let resumed = try ARTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
         try resumed.resume(from: url)
         #expect(resumed.step == 12 && resumed.state.generator == first.state.generator)

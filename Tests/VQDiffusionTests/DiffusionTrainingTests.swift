@@ -92,7 +92,7 @@ import Testing
         for _ in 0..<100 { losses.append(try whole.trainStep().loss) }
         let first = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
         for _ in 0..<40 { _ = try first.trainStep() }
-        try first.save(to: url)
+        try first.saveCheckpoint(to: url)
         let resumed = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
         try resumed.resume(from: url)
         #expect(resumed.step == 40 && resumed.timeSampler == first.timeSampler && resumed.generator == first.generator)

@@ -297,7 +297,7 @@ struct CountingRecipe: ModelRecipe {
                                            textEncoder: WordVectorTextEncoder())
         for _ in 0..<5 { _ = try trainer.trainStep() }
         let checkpoint = folder.file("train.safetensors"), sampling = folder.file("sample.safetensors")
-        try trainer.save(to: checkpoint)
+        try trainer.saveCheckpoint(to: checkpoint)
         try SamplingModelFile.export(checkpoint: checkpoint, to: sampling, vqvae: "results/models/v.safetensors")
         let full = try DiffusionModelFile(checkpoint), small = try DiffusionModelFile(sampling)
         for (a, b) in zip(full.model.namedParameters, small.model.namedParameters) {

@@ -96,7 +96,7 @@ struct TextFeaturesTests {
     @Test func diskCacheIsReusedByANewEncoder() throws {
         let folder = TemporaryFolder()
         let (writer, _) = try Self.encoder(cacheDirectory: folder.url)
-        try writer.precompute(Self.captions + Self.captions, showProgress: false)
+        try writer.precompute(Self.captions + Self.captions)
         #expect(writer.encodedCaptionCount == 3)
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.url.path)
         #expect(files == [TextFeatureCache.fileName(prefix: MiniLMTextEncoder.cachePrefix,

@@ -39,7 +39,7 @@ public struct ARStepMetrics {
     public var seconds: Double
 }
 
-public final class ARTrainer {
+public final class ARTrainer: Trainer {
     public static let checkpointKind = "ar"
 
     public let configuration: ARRunConfiguration
@@ -87,7 +87,7 @@ public final class ARTrainer {
     /// One optimisation step.
     @discardableResult
     public func trainStep() throws -> ARStepMetrics {
-        let start = Run.monotonicSeconds()
+        let start = MonotonicClock.seconds()
         let (B, N) = (configuration.training.batchSize, dataset.sequenceLength)
         let indices = state.batchIndices(at: step, batchSize: B, datasetCount: dataset.count)
         var x = [Int32]()
@@ -110,7 +110,7 @@ public final class ARTrainer {
         }
         let (norm, lr) = state.applyGradients()
         return ARStepMetrics(step: step, loss: loss, tokenAccuracy: Double(correct) / Double(B * N),
-                             gradientNorm: Double(norm), learningRate: Double(lr), seconds: Run.monotonicSeconds() - start)
+                             gradientNorm: Double(norm), learningRate: Double(lr), seconds: MonotonicClock.seconds() - start)
     }
 
     /// The mean cross-entropy of batch rows `rows` under `model` (the trainer's own or a
@@ -142,47 +142,41 @@ public final class ARTrainer {
         3 * configuration.model.forwardFLOPs(batch: configuration.training.batchSize, textLength: textLength)
     }
 
-    /// Trains until `step == steps`, logging to `run` every `logEvery` steps and writing a
-    /// checkpoint to `checkpoint` every `checkpointEvery` steps and at the end.
-    public func train(until steps: Int, run: Run? = nil, showProgress: Bool = true, logEvery: Int = 10,
-                      checkpoint: URL? = nil, checkpointEvery: Int = 500) throws {
-        guard steps > step else { return }
-        let progress = showProgress ? ProgressBar(total: steps - step, label: "train ar") : nil
-        let first = step
-        let tokensPerStep = Double(configuration.training.batchSize * dataset.sequenceLength)
-        var window = (seconds: 0.0, steps: 0, loss: 0.0, accuracy: 0.0)
-        while step < steps {
-            let m = try trainStep()
-            window.seconds += m.seconds
-            window.steps += 1
-            window.loss += m.loss
-            window.accuracy += m.tokenAccuracy
-            progress?.update(step - first, ["loss": m.loss, "acc": m.tokenAccuracy])
-            if step % logEvery == 0 || step == steps, let run {
-                let n = Double(window.steps)
-                run.logMetric("loss", window.loss / n, step: step)
-                run.logMetric("token_accuracy", window.accuracy / n, step: step)
-                run.logMetric("grad_norm", m.gradientNorm, step: step)
-                run.logMetric("lr", m.learningRate, step: step)
-                run.logMetric("tokens_per_s", tokensPerStep * n / window.seconds, step: step)
-                run.logMetric("gflops", stepFLOPs(textLength: textEncoder.maxLength) * n / window.seconds / 1e9, step: step)
-                window = (0, 0, 0, 0)
-            }
-            if let checkpoint, step % checkpointEvery == 0 || step == steps { try save(to: checkpoint) }
+    /// The step's figures for the training loop: loss and token accuracy averaged over a logging
+    /// window, tokens and GFLOP per step as rates.
+    public func advance() throws -> TrainingStepReport {
+        let m = try trainStep()
+        let tokens = Double(configuration.training.batchSize * dataset.sequenceLength)
+        return TrainingStepReport(
+            averaged: [("loss", m.loss), ("token_accuracy", m.tokenAccuracy)],
+            latest: [("grad_norm", m.gradientNorm), ("lr", m.learningRate)],
+            perStep: [("tokens_per_s", tokens), ("gflops", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)],
+            shown: [("loss", m.loss), ("acc", m.tokenAccuracy)], seconds: m.seconds)
+    }
+
+    /// One line on the model: parameters (next to `comparedWith`'s, the diffusion model the
+    /// baseline stands against), FLOPs per step, data-parallel shards.
+    public func summaryLine(comparedWith diffusion: DiffusionModelConfiguration?) -> String {
+        var line = "ar model: \(model.parameterCount) parameters (MLP ratio \(configuration.model.mlpRatio))"
+        if let diffusion {
+            let reference = ARModelConfiguration.diffusionParameterCount(diffusion)
+            line += String(format: " vs %d for the diffusion model (%+.1f %%)", reference,
+                           100 * (Double(model.parameterCount) / Double(reference) - 1))
         }
-        progress?.finish()
+        return line + String(format: ", %.1f GFLOP per training step", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)
+            + (dataParallel.map { ", batches cut into \($0.shardCount) data-parallel shards" } ?? "")
     }
 
     // MARK: Checkpoints
 
     /// Writes everything needed to resume (or to sample) atomically.
-    public func save(to url: URL) throws {
+    public func saveCheckpoint(to url: URL) throws {
         try TrainingCheckpoint.save(try state.checkpointContents(kind: ARTrainer.checkpointKind, configuration: configuration,
                                                                  extra: try TextEncoderCheckpoint.metadata(for: textEncoder)),
                                     to: url)
     }
 
-    /// Continues from a checkpoint written by `save(to:)` for the same configuration.
+    /// Continues from a checkpoint written by `saveCheckpoint(to:)` for the same configuration.
     public func resume(from url: URL) throws {
         let loaded = try TrainingCheckpoint.read(url, expectingKind: ARTrainer.checkpointKind)
         let stored = try loaded.configuration(as: ARRunConfiguration.self)
@@ -198,44 +192,6 @@ public final class ARTrainer {
         let copy = ARTransformer(configuration.model, using: &rng)
         state.ema.copy(into: copy.namedParameters)
         return ARSampler(model: copy, textEncoder: textEncoder)
-    }
-
-    /// Trains an AR model for `steps` steps in total (a resumed run continues to the same total),
-    /// logging to the results database and writing checkpoints. Prints the parameter count next
-    /// to that of `comparedWith`, the diffusion model the baseline stands against.
-    @discardableResult
-    public static func run(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
-                           steps: Int, output: TrainingOutput,
-                           comparedWith diffusion: DiffusionModelConfiguration? = nil, shards: Int? = nil) throws -> ARTrainer {
-        let trainer = try ARTrainer(configuration: configuration, dataset: dataset, textEncoder: textEncoder, shards: shards)
-        if let resume = output.resume { try trainer.resume(from: resume) }
-        let flops = trainer.stepFLOPs(textLength: textEncoder.maxLength)
-        var line = "ar model: \(trainer.model.parameterCount) parameters (MLP ratio \(configuration.model.mlpRatio))"
-        if let diffusion {
-            let reference = ARModelConfiguration.diffusionParameterCount(diffusion)
-            line += String(format: " vs %d for the diffusion model (%+.1f %%)", reference,
-                           100 * (Double(trainer.model.parameterCount) / Double(reference) - 1))
-        }
-        print(line + String(format: ", %.1f GFLOP per training step", flops / 1e9)
-              + (trainer.dataParallel.map { ", batches cut into \($0.shardCount) data-parallel shards" } ?? ""))
-        var params = [
-            "configuration": try sortedJSON(configuration),
-            "parameters": "\(trainer.model.parameterCount)",
-            "seed": "\(configuration.training.seed)",
-            "steps": "\(steps)",
-            "dataset_count": "\(dataset.count)",
-            "text_encoder": configuration.textEncoder,
-            "resumed_from_step": "\(trainer.step)",
-            "shards": "\(trainer.dataParallel?.shardCount ?? 1)",
-            "checkpoint": portablePath(output.checkpoint),
-        ]
-        if let diffusion { params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(diffusion))" }
-        try output.withRun(params: params) { run in
-            run?.logMetric("step_gflop", flops / 1e9)
-            try trainer.train(until: steps, run: run, showProgress: output.showProgress, logEvery: output.logEvery,
-                              checkpoint: output.checkpoint, checkpointEvery: output.checkpointEvery)
-        }
-        return trainer
     }
 }
 

@@ -101,7 +101,7 @@ public struct DiffusionStepMetrics {
     public var seconds: Double
 }
 
-public final class DiffusionTrainer {
+public final class DiffusionTrainer: Trainer {
     public static let checkpointKind = "diffusion"
     public static let timeSamplerKey = "time_sampler"
 
@@ -176,7 +176,7 @@ public final class DiffusionTrainer {
     /// One optimisation step.
     @discardableResult
     public func trainStep() throws -> DiffusionStepMetrics {
-        let start = Run.monotonicSeconds()
+        let start = MonotonicClock.seconds()
         let tc = configuration.training
         let (B, N) = (tc.batchSize, dataset.sequenceLength)
         let indices = batchIndices(at: step)
@@ -216,7 +216,7 @@ public final class DiffusionTrainer {
         return DiffusionStepMetrics(step: step, loss: loss, bound: bound, auxiliary: auxiliary,
                                     maskedAccuracy: masked == 0 ? .nan : Double(correct) / Double(masked),
                                     gradientNorm: Double(norm), learningRate: Double(lr),
-                                    seconds: Run.monotonicSeconds() - start)
+                                    seconds: MonotonicClock.seconds() - start)
     }
 
     /// The loss of batch rows `rows` under `model` (the trainer's own or a data-parallel replica),
@@ -244,50 +244,38 @@ public final class DiffusionTrainer {
         3 * configuration.model.forwardFLOPs(batch: configuration.training.batchSize, textLength: textLength)
     }
 
-    /// Trains until `step == steps`, logging to `run` every `logEvery` steps and writing a
-    /// checkpoint to `checkpoint` every `checkpointEvery` steps and at the end.
-    public func train(until steps: Int, run: Run? = nil, showProgress: Bool = true, logEvery: Int = 10,
-                      checkpoint: URL? = nil, checkpointEvery: Int = 500) throws {
-        guard steps > step else { return }
-        let progress = showProgress ? ProgressBar(total: steps - step, label: "train diffusion") : nil
-        let first = step
-        let tokensPerStep = Double(configuration.training.batchSize * dataset.sequenceLength)
-        var window = (seconds: 0.0, steps: 0, loss: 0.0, bound: 0.0, auxiliary: 0.0, correct: 0.0, counted: 0)
-        while step < steps {
-            let m = try trainStep()
-            window.seconds += m.seconds
-            window.steps += 1
-            window.loss += m.loss
-            window.bound += m.bound
-            window.auxiliary += m.auxiliary
-            if m.maskedAccuracy.isFinite { window.correct += m.maskedAccuracy; window.counted += 1 }
-            progress?.update(step - first, ["loss": m.loss, "acc": m.maskedAccuracy])
-            if step % logEvery == 0 || step == steps, let run {
-                let n = Double(window.steps)
-                let tokensPerSecond = tokensPerStep * n / window.seconds
-                let flops = stepFLOPs(textLength: textEncoder.maxLength) * n / window.seconds
-                run.logMetric("loss", window.loss / n, step: step)
-                run.logMetric("loss_bound", window.bound / n, step: step)
-                run.logMetric("loss_aux", window.auxiliary / n, step: step)
-                if window.counted > 0 { run.logMetric("x0_accuracy_masked", window.correct / Double(window.counted), step: step) }
-                run.logMetric("grad_norm", m.gradientNorm, step: step)
-                run.logMetric("lr", m.learningRate, step: step)
-                run.logMetric("tokens_per_s", tokensPerSecond, step: step)
-                run.logMetric("gflops", flops / 1e9, step: step)
-                for (i, v) in timeSampler.rootMeanSquareSummary(buckets: 10).enumerated() where v.isFinite {
-                    run.logMetric("lt_rms_decile_\(i)", v, step: step)
-                }
-                window = (0, 0, 0, 0, 0, 0, 0)
-            }
-            if let checkpoint, step % checkpointEvery == 0 || step == steps { try save(to: checkpoint) }
-        }
-        progress?.finish()
+    /// The step's figures for the training loop: losses and the masked-token accuracy averaged
+    /// over a logging window, tokens and GFLOP per step as rates.
+    public func advance() throws -> TrainingStepReport {
+        let m = try trainStep()
+        let tokens = Double(configuration.training.batchSize * dataset.sequenceLength)
+        return TrainingStepReport(
+            averaged: [("loss", m.loss), ("loss_bound", m.bound), ("loss_aux", m.auxiliary),
+                       ("x0_accuracy_masked", m.maskedAccuracy)],
+            latest: [("grad_norm", m.gradientNorm), ("lr", m.learningRate)],
+            perStep: [("tokens_per_s", tokens), ("gflops", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)],
+            shown: [("loss", m.loss), ("acc", m.maskedAccuracy)], seconds: m.seconds)
+    }
+
+    /// The root-mean-square L_t by tenths of [1, T], as the importance sampler has recorded it.
+    public func windowMetrics() -> [(name: String, value: Double)] {
+        timeSampler.rootMeanSquareSummary(buckets: 10).enumerated()
+            .filter { $0.element.isFinite }.map { (name: "lt_rms_decile_\($0.offset)", value: $0.element) }
+    }
+
+    /// One line on the model: parameters, FLOPs per step, data-parallel shards.
+    public var summaryLine: String {
+        "diffusion model: \(model.parameterCount) parameters"
+            + (trainedParameters.count > model.namedParameters.count
+               ? " (+ \(trainedParameters.count - model.namedParameters.count) text-encoder tensors)" : "")
+            + String(format: ", %.1f GFLOP per training step", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)
+            + (dataParallel.map { ", batches cut into \($0.shardCount) data-parallel shards" } ?? "")
     }
 
     // MARK: Checkpoints
 
     /// Writes everything needed to resume (or to sample) atomically.
-    public func save(to url: URL) throws {
+    public func saveCheckpoint(to url: URL) throws {
         let contents = try state.checkpointContents(
             kind: DiffusionTrainer.checkpointKind, configuration: configuration,
             extra: try TextEncoderCheckpoint.metadata(for: textEncoder)
@@ -295,7 +283,7 @@ public final class DiffusionTrainer {
         try TrainingCheckpoint.save(contents, to: url)
     }
 
-    /// Continues from a checkpoint written by `save(to:)` for the same configuration.
+    /// Continues from a checkpoint written by `saveCheckpoint(to:)` for the same configuration.
     public func resume(from url: URL) throws {
         let loaded = try TrainingCheckpoint.read(url, expectingKind: DiffusionTrainer.checkpointKind)
         let stored = try loaded.configuration(as: DiffusionRunConfiguration.self)

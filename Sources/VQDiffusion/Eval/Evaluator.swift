@@ -213,7 +213,7 @@ public final class Evaluator: Module {
 
     /// The default file of a trained evaluator: results/models/evaluator-<dataset>-<size>.safetensors.
     public static func defaultPath(task: EvaluatorTask, imageSize: Int) -> String {
-        "results/models/evaluator-\(task.rawValue)-\(imageSize).safetensors"
+        ProjectRoot.path("results/models/evaluator-\(task.rawValue)-\(imageSize).safetensors")
     }
 
     /// Saves the weights (no optimizer state: a trained evaluator is final) with its configuration.

@@ -3,7 +3,11 @@ import Foundation
 
 /// Trains an evaluator on labelled real images: the sum over heads of the cross-entropy of each
 /// head against its targets (heads that do not apply to an image are ignored for it).
-public final class EvaluatorTrainer {
+///
+/// Resumable like every trainer: a checkpoint holds the weights, the optimizer's moments, the
+/// generator and the step; the data stream is a pure function of the seed and the step.
+public final class EvaluatorTrainer: Trainer {
+    public static let checkpointKind = "evaluator-training"
     public let evaluator: Evaluator
     public let configuration: TrainingRunSettings
     public let optimizer: AdamW
@@ -36,6 +40,43 @@ public final class EvaluatorTrainer {
                                  generator: rng.derived(0xDA7A))
         batches = loader.stream()
         generator = rng
+    }
+
+    /// Continues from a checkpoint written by `saveCheckpoint(to:)` for the same settings.
+    public func resume(from url: URL) throws {
+        let loaded = try TrainingCheckpoint.read(url, expectingKind: Self.checkpointKind)
+        let stored = try loaded.configuration(as: EvaluatorConfiguration.self)
+        guard stored == evaluator.configuration, loaded.metadata["training"] == (try Self.json(configuration)) else {
+            throw MetricError("\(url.path) was saved by a run with other settings; resume with the settings it was started with")
+        }
+        try loaded.loadModel(into: evaluator.namedParameters)
+        try loaded.loadOptimizer(optimizer)
+        generator = try loaded.generator
+        step = try loaded.step
+        let perEpoch = batches.loader.batchesPerEpoch
+        batches = batches.loader.stream(epoch: step / perEpoch, step: step % perEpoch)
+    }
+
+    /// Writes everything needed to resume, atomically.
+    public func saveCheckpoint(to url: URL) throws {
+        try TrainingCheckpoint.save(try .init(kind: Self.checkpointKind, configuration: evaluator.configuration,
+                                              model: evaluator.namedParameters, optimizer: optimizer, generator: generator,
+                                              step: step, extra: ["training": try Self.json(configuration)]), to: url)
+    }
+
+    private static func json(_ settings: TrainingRunSettings) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(settings), as: UTF8.self)
+    }
+
+    /// The step's figures for the training loop.
+    public func advance() throws -> TrainingStepReport {
+        let start = MonotonicClock.seconds()
+        let rate = schedule.learningRate(at: step)
+        let loss = Double(try trainStep())
+        return TrainingStepReport(averaged: [("train/loss", loss)], latest: [("train/lr", Double(rate))],
+                                  shown: [("loss", loss)], seconds: MonotonicClock.seconds() - start)
     }
 
     /// One optimizer step on the next batch; returns the loss (sum over heads).

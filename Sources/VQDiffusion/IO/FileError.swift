@@ -80,3 +80,11 @@ public func portablePath(_ url: URL) -> String {
     let prefix = here.hasSuffix("/") ? here : here + "/"
     return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
 }
+
+/// A configuration setting that cannot be used (an option, a recipe field, an override); the message names the key and what is accepted.
+public struct ConfigurationError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}

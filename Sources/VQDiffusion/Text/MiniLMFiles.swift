@@ -16,9 +16,9 @@ public struct MiniLMFiles: Sendable {
     public init(directory: URL) { self.directory = directory }
 
     /// `VQD_MINILM_DIR` when set and non-empty, otherwise `cache/minilm` under `projectRoot`
-    /// (by default the current directory).
+    /// (by default `ProjectRoot.url`).
     public static func located(
-        projectRoot: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+        projectRoot: URL = ProjectRoot.url,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) -> MiniLMFiles {
         if let override = environment[environmentVariable], !override.isEmpty {

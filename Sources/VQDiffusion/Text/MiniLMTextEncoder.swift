@@ -11,7 +11,7 @@ import Foundation
 ///
 /// ```swift
 /// let encoder = try MiniLMTextEncoder(files: .located(), maxLength: 32, cacheDirectory: cacheFolder)
-/// try encoder.precompute(dataset.distinctCaptions)     // once, with a progress bar
+/// try encoder.precompute(dataset.distinctCaptions)     // once
 /// let text = try encoder.encode(batchCaptions)         // (B, 32, 384) + mask, from the cache
 /// ```
 public final class MiniLMTextEncoder: TextEncoder {
@@ -76,15 +76,15 @@ public final class MiniLMTextEncoder: TextEncoder {
     /// are encoded first (and added to the in-memory cache; call `saveCache` to persist them).
     public func encode(_ captions: [String]) throws -> TextFeatures {
         try TextEncoderError.checkNotBlank(captions)
-        try fill(captions, progress: false)
+        try fill(captions, progress: nil)
         return cache.features(of: captions)
     }
 
-    /// Encodes every distinct caption of `captions` not yet cached, in batches, with a progress
-    /// bar when there are many (≥ `progressThreshold`), then saves the cache file if there is one.
-    public func precompute(_ captions: [String], showProgress: Bool = true, progressThreshold: Int = 256) throws {
+    /// Encodes every distinct caption of `captions` not yet cached, in batches, reporting progress
+    /// when there are many (≥ `progressThreshold`), then saves the cache file if there is one.
+    public func precompute(_ captions: [String], progress: ProgressReport? = nil, progressThreshold: Int = 256) throws {
         try TextEncoderError.checkNotBlank(captions)
-        try fill(captions, progress: showProgress, threshold: progressThreshold)
+        try fill(captions, progress: progress, threshold: progressThreshold)
         try cache.save()
     }
 
@@ -119,7 +119,7 @@ public final class MiniLMTextEncoder: TextEncoder {
 
     // MARK: Filling the cache
 
-    private func fill(_ captions: [String], progress: Bool, threshold: Int = .max) throws {
+    private func fill(_ captions: [String], progress: ProgressReport?, threshold: Int = .max) throws {
         var seen = Set<String>()
         var missing: [(caption: String, ids: [Int32])] = []
         for caption in captions where cache[caption] == nil && seen.insert(caption).inserted {
@@ -129,7 +129,7 @@ public final class MiniLMTextEncoder: TextEncoder {
         // Batches of captions with the same token count need no padding, so a caption's features
         // never depend on the batch it fell in.
         let byLength = Dictionary(grouping: missing, by: { $0.ids.count }).sorted { $0.key < $1.key }
-        let bar = progress && missing.count >= threshold ? ProgressBar(total: missing.count, label: "text features") : nil
+        let report = missing.count >= threshold ? progress : nil
         var done = 0
         for (L, group) in byLength {
             var start = 0
@@ -145,10 +145,9 @@ public final class MiniLMTextEncoder: TextEncoder {
                 encodedCaptionCount += B
                 done += B
                 start += B
-                bar?.update(done)
+                report?(done, missing.count)
             }
         }
-        bar?.finish()
     }
 
     /// Divides each row of `rows × width` values by its L2 norm (rows of zeros stay zero).

@@ -33,7 +33,7 @@ public enum TextEncoderChoice: String, Codable, CaseIterable, Sendable {
 public func makeTextEncoder(choice: TextEncoderChoice, captions: [String],
                             maxLength: Int = MiniLMTextEncoder.defaultMaxLength,
                             files: MiniLMFiles = .located(), cacheDirectory: URL? = nil,
-                            tiny: TinyTextEncoderConfiguration = .init(), showProgress: Bool = true,
+                            tiny: TinyTextEncoderConfiguration = .init(), progress: ProgressReport? = nil,
                             using rng: inout RandomGenerator) throws -> any TextEncoder {
     switch choice {
     case .minilm:
@@ -43,7 +43,7 @@ public func makeTextEncoder(choice: TextEncoderChoice, captions: [String],
         } catch let error as MiniLMFilesError {
             throw TextEncoderSetupError(reason: "\(error); or choose the trainable encoder with --text-encoder tiny")
         }
-        try encoder.precompute(captions, showProgress: showProgress)
+        try encoder.precompute(captions, progress: progress)
         return encoder
     case .tiny:
         var configuration = tiny

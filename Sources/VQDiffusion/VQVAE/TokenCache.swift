@@ -11,7 +11,7 @@ import Foundation
 /// `vqvae-3f2a…-shapes-train-32px-seed0-n50000`. A retrained model has a new hash and so a new entry.
 public enum TokenCache {
     /// Where entries go unless told otherwise (relative to the working directory).
-    public static let defaultDirectory = URL(fileURLWithPath: "cache/tokens")
+    public static var defaultDirectory: URL { URL(fileURLWithPath: ProjectRoot.path("cache/tokens")) }
 
     /// What `info.json` records.
     public struct Info: Codable, Equatable {
@@ -126,7 +126,7 @@ public enum TokenCache {
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
-    static func fnv1a<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
+    public static func fnv1a<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         return h

@@ -26,7 +26,7 @@ public struct VQVAEStepMetrics: Sendable {
 ///
 /// Seeds: the model is initialised from `RandomGenerator(seed).derived(1)`, the data order from
 /// `derived(2)`, and code restarts draw from `derived(3)` (the generator saved in checkpoints).
-public final class VQVAETrainer {
+public final class VQVAETrainer: Trainer {
     public let model: VQVAE
     public let optimizer: AdamW
     public let options: TrainingRunSettings
@@ -137,6 +137,18 @@ public final class VQVAETrainer {
                                 usage: Double(histogram.filter { $0 > 0 }.count) / Double(model.codes),
                                 perplexity: Foundation.exp(entropy), restarted: report.restarted,
                                 learningRate: Double(rate))
+    }
+
+    /// The step's figures for the training loop, averaged over a logging window.
+    public func advance() throws -> TrainingStepReport {
+        let start = MonotonicClock.seconds()
+        let m = trainStep()
+        return TrainingStepReport(
+            averaged: [("train/loss", m.loss), ("train/reconstruction", m.reconstruction), ("train/commitment", m.commitment),
+                       ("train/psnr", m.psnr), ("train/usage", m.usage), ("train/perplexity", m.perplexity),
+                       ("train/restarted", Double(m.restarted))],
+            latest: [("train/lr", m.learningRate)], perStep: [("train/steps_per_second", 1)],
+            shown: [("loss", m.loss), ("psnr", m.psnr), ("usage", m.usage)], seconds: MonotonicClock.seconds() - start)
     }
 
     /// Metadata shared by checkpoints and the final model file.

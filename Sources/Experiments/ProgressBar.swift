@@ -1,4 +1,5 @@
 import Foundation
+import VQDiffusion
 
 /// Progress of long work on one line: step/total, rate, time left and the latest named values
 /// (a loss, an accuracy). On a terminal the line is redrawn in place with `\r`, at most every
@@ -124,5 +125,19 @@ public final class ProgressBar {
         let s = Int(seconds.rounded())
         if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
         return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
+    }
+}
+
+extension ProgressBar {
+    /// A progress report for the model library's long jobs (tokenizing, text features): the bar
+    /// appears with the first report and finishes with the last.
+    public static func reporter(label: String, enabled: Bool = true) -> ProgressReport? {
+        guard enabled else { return nil }
+        var bar: ProgressBar?
+        return { done, total in
+            if bar == nil { bar = ProgressBar(total: max(1, total), label: label) }
+            bar?.update(done)
+            if done >= total { bar?.finish() }
+        }
     }
 }

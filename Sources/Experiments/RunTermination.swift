@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import VQDiffusion
 
 /// Marks open runs KILLED when the process receives SIGINT or SIGTERM, then lets the signal end
 /// the process as it would have.

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import VQDiffusion
 
 // The shared plumbing of the studies under studies/: profiles, configuration with overrides,
 // the umbrella run and its measurement runs in the results database, the claims table.
@@ -46,7 +47,7 @@ public struct StudyPrerequisite: Equatable, Sendable {
 
     public init<R: ModelRecipe>(_ recipe: R) {
         kind = R.kind
-        self.recipe = (try? sortedJSON(recipe)) ?? ""
+        self.recipe = (try? recipe.json()) ?? ""
         summary = recipe.summary
         fileName = recipe.fileName
     }

@@ -1,4 +1,5 @@
 import Foundation
+import VQDiffusion
 
 /// A row of the runs table with its experiment's name.
 public struct RunRecord: Sendable {

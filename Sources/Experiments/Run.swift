@@ -1,4 +1,5 @@
 import Foundation
+import VQDiffusion
 
 /// The status of a run, as stored in `runs.status`.
 public enum RunStatus: String, Sendable, CaseIterable {
@@ -184,9 +185,5 @@ public final class Run {
         return Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000
     }
 
-    public static func monotonicSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
+    public static func monotonicSeconds() -> Double { MonotonicClock.seconds() }
 }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import VQDiffusion
 
 /// Facts about the machine and process a run records.
 public enum Machine {

@@ -1,4 +1,5 @@
 import Foundation
+import VQDiffusion
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,8 +30,10 @@ public final class ModelStore {
 
     public static let indexName = "index.json"
 
-    public init(committed: URL = URL(fileURLWithPath: "results/models"), cache: URL = URL(fileURLWithPath: "cache/models"),
-                tokenCache: URL = TokenCache.defaultDirectory, textFeatureCache: URL = URL(fileURLWithPath: "cache/text-features"),
+    public init(committed: URL = URL(fileURLWithPath: ProjectRoot.path("results/models")),
+                cache: URL = URL(fileURLWithPath: ProjectRoot.path("cache/models")),
+                tokenCache: URL = TokenCache.defaultDirectory,
+                textFeatureCache: URL = DefaultPaths.textFeatures,
                 database: ResultsDatabase?, profile: String?, showProgress: Bool = true,
                 log: @escaping (String) -> Void = { print($0) }) {
         self.committed = committed
@@ -51,8 +54,13 @@ public final class ModelStore {
         public var kind: String
         public var file: String
         public var summary: String
-        /// The recipe's JSON (what the key hashes).
+        /// The recipe's JSON as its key hashes it (later options at their defaults left out).
         public var recipe: String
+        /// The whole recipe, every field written: what `vqd models train --recipe` rebuilds.
+        public var fullRecipe: JSONTree?
+
+        /// The recipe this entry records.
+        public func decodedRecipe() throws -> any ModelRecipe { try decodeModelRecipe(kind: kind, json: recipe) }
     }
 
     /// The committed models, by key (empty when there is no index).
@@ -67,19 +75,40 @@ public final class ModelStore {
     }
 
     /// Records `file` (in the committed folder) as the model of `recipe`, replacing an entry of the same key.
-    public func register<R: ModelRecipe>(_ recipe: R, file: String) throws {
+    public func register(_ recipe: some ModelRecipe, file: String) throws {
         var entries = Array(try index().values).filter { $0.key != recipe.key }
-        entries.append(Entry(key: recipe.key, kind: R.kind, file: file, summary: recipe.summary, recipe: try sortedJSON(recipe)))
-        entries.sort { ($0.kind, $0.file) < ($1.kind, $1.file) }
+        entries.append(try Self.entry(recipe, file: file))
+        try writeIndex(entries)
+    }
+
+    /// Rewrites every entry from its recipe (summary, full recipe), keeping keys and files.
+    public func refreshIndex() throws {
+        try writeIndex(try index().values.map { try Self.entry($0.decodedRecipe(), file: $0.file) })
+    }
+
+    static func entry(_ recipe: some ModelRecipe, file: String) throws -> Entry {
+        Entry(key: recipe.key, kind: type(of: recipe).kind, file: file, summary: recipe.summary, recipe: try recipe.json(),
+              fullRecipe: try JSONTree(parsing: try recipe.fullJSON()))
+    }
+
+    private func writeIndex(_ entries: [Entry]) throws {
+        let sorted = entries.sorted { ($0.kind, $0.file) < ($1.kind, $1.file) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(try encoder.encode(entries) + Data("\n".utf8), to: committed.appendingPathComponent(ModelStore.indexName))
+        try AtomicFile.write(try encoder.encode(sorted) + Data("\n".utf8), to: committed.appendingPathComponent(ModelStore.indexName))
     }
+
+    /// Files known by other means than the index (a `--vqvae FILE` given on the command line), by key.
+    private var provided: [String: URL] = [:]
+
+    /// Makes `url` the model of `recipe` for this store's lookups.
+    public func provide(_ url: URL, for recipe: some ModelRecipe) { provided[recipe.key] = url }
 
     // MARK: Lookup
 
     /// The file of the model trained from `recipe`, or nil when it does not exist yet.
     public func existing<R: ModelRecipe>(_ recipe: R) throws -> URL? {
+        if let url = provided[recipe.key] { return url }
         if let entry = try index()[recipe.key] {
             let url = committed.appendingPathComponent(entry.file)
             if FileManager.default.fileExists(atPath: url.path) { return url }
@@ -104,10 +133,23 @@ public final class ModelStore {
         log("training \(recipe.summary) → \(portablePath(url))"
             + (FileManager.default.fileExists(atPath: checkpoint.path) ? " (resuming from its checkpoint)" : ""))
         let start = Run.monotonicSeconds()
-        try recipe.train(to: url, checkpoint: checkpoint, store: self)
+        try recipe.train(job(recipe, model: url, checkpoint: checkpoint), store: self)
         try? FileManager.default.removeItem(at: checkpoint)
         log(String(format: "trained %@ in %.1f min", recipe.summary, (Run.monotonicSeconds() - start) / 60))
         return url
+    }
+}
+
+extension ModelStore {
+    /// How the store trains a recipe: a checkpoint beside the model every 250 steps (resumed when
+    /// present), metrics every 25 steps, the run named after the recipe.
+    public func job(_ recipe: some ModelRecipe, model: URL, checkpoint: URL) -> TrainingJob {
+        let experiment = (recipe as? GeneratorRecipe).map { "train-\($0.family.rawValue)" } ?? type(of: recipe).kind
+        let resume = FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint : nil
+        return TrainingJob(output: TrainingOutput(checkpoint: checkpoint, checkpointEvery: 250, resume: resume, database: database,
+                                                  experiment: experiment, runName: "prerequisite \(recipe.summary)",
+                                                  profile: profile, logEvery: 25, showProgress: showProgress),
+                           model: model)
     }
 }
 

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import VQDiffusion
 
 // The settings the studies share, with each profile's values. A study's configuration embeds
 // these, so two studies asking for the same model build the same recipe and the model store

@@ -1,4 +1,5 @@
 import Foundation
+import VQDiffusion
 
 /// The results database (docs/design.md §6): one SQLite file in WAL mode that every training,
 /// evaluation, benchmark and study run writes to, and that figures are drawn from.
@@ -18,7 +19,7 @@ public final class ResultsDatabase {
     /// The schema this build creates and understands (`PRAGMA user_version`).
     public static let schemaVersion: Int64 = 1
     /// The project's default location.
-    public static let defaultPath = "results/results.sqlite"
+    public static var defaultPath: String { ProjectRoot.path("results/results.sqlite") }
 
     public let path: String
     let connection: SQLiteConnection

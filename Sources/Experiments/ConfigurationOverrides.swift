@@ -1,17 +1,10 @@
 import Foundation
+import VQDiffusion
 
 // `--key value` overrides of any field of a study's configuration. The configuration is a Codable
 // value; its JSON form is flattened to dotted keys ("generator.steps", "eval.count"), the named
 // fields are replaced, and the result is decoded again, so every field is reachable without a
 // hand-written option for it.
-
-/// A configuration change that cannot be applied; the message names the key and what is accepted.
-public struct ConfigurationError: Error, CustomStringConvertible, LocalizedError {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
-}
 
 public enum ConfigurationOverrides {
     /// Pairs from command-line words: `--key value` or `--key=value`.

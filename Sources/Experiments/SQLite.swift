@@ -1,5 +1,6 @@
-import CLibs
+import CSQLite
 import Foundation
+import VQDiffusion
 
 /// A problem with the results database a user can act on (missing file, newer schema, locked, …).
 public struct ResultsError: Error, CustomStringConvertible, LocalizedError {

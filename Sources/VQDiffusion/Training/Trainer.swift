@@ -1,0 +1,62 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// What every trainer of the suite (VQ-VAE, evaluator, VQ-Diffusion, VQ-AR) offers the one training
+// loop of the experiment harness: a step, the figures to log about it, and checkpoints. The loop
+// (progress, logging windows, checkpoint cadence, the run's status) is written once, there; a
+// trainer supplies only what is its own.
+
+/// A model's trainer as the training loop drives it.
+public protocol Trainer: AnyObject {
+    /// Steps taken so far (a resumed trainer starts where its checkpoint stopped).
+    var step: Int { get }
+    /// One optimisation step, and what to log about it.
+    func advance() throws -> TrainingStepReport
+    /// Writes everything a resumed run needs (weights, optimizer, generator, data position), atomically.
+    func saveCheckpoint(to url: URL) throws
+    /// Figures logged once per logging window besides the steps' own (e.g. the loss history by t).
+    func windowMetrics() -> [(name: String, value: Double)]
+}
+
+extension Trainer {
+    public func windowMetrics() -> [(name: String, value: Double)] { [] }
+}
+
+/// The figures of one training step, sorted by how the loop logs them.
+public struct TrainingStepReport {
+    /// Averaged over the steps of a logging window (NaN values, e.g. an accuracy with nothing to
+    /// count, are left out of the mean).
+    public var averaged: [(name: String, value: Double)]
+    /// Logged as they stand at the window's last step (learning rate, gradient norm).
+    public var latest: [(name: String, value: Double)]
+    /// Work done per step (tokens, GFLOP, steps); logged as rates per second over the window.
+    public var perStep: [(name: String, value: Double)]
+    /// Shown on the progress bar.
+    public var shown: [(name: String, value: Double)]
+    /// Wall time of the step.
+    public var seconds: Double
+
+    public init(averaged: [(name: String, value: Double)], latest: [(name: String, value: Double)] = [],
+                perStep: [(name: String, value: Double)] = [], shown: [(name: String, value: Double)] = [],
+                seconds: Double) {
+        self.averaged = averaged
+        self.latest = latest
+        self.perStep = perStep
+        self.shown = shown
+        self.seconds = seconds
+    }
+}
+
+/// Seconds on the monotonic clock (for step times and rates).
+public enum MonotonicClock {
+    public static func seconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
+}
+
+/// How far a long job has come: (done, total). The harness draws it as a progress bar.
+public typealias ProgressReport = (_ done: Int, _ total: Int) -> Void
