@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import StudyKit
+import Experiments
 import VQDiffusion
 
 // Claim (paper, ablation on Oxford-102): mask-and-replace beats mask-only (γ̄_T = 1) and

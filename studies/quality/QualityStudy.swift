@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import StudyKit
+import Experiments
 import VQDiffusion
 
 // Claim (paper Tables 1 and 3): VQ-Diffusion gives better images than an autoregressive model of

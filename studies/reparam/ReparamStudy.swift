@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import StudyKit
+import Experiments
 import VQDiffusion
 
 // Claim (paper Table 3): predicting x0 (the reparameterization) lets VQ-Diffusion skip steps —

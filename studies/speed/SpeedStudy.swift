@@ -1,7 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
-import StudyKit
+import Experiments
 import VQDiffusion
 
 // Claim (paper abstract, Table 3): an autoregressive model needs one network evaluation per
