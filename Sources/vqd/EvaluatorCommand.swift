@@ -147,63 +147,59 @@ struct EvaluatorTrainCommand: ParsableCommand {
     var calibrationCount: Int = 2000
     @Option(help: "Where to save the evaluator (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var out: String?
-    @Option(help: "The results database.")
-    var db = ResultsDatabase.defaultPath
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (written beside --out as .ckpt.safetensors).")
+    var checkpointEvery: Int = 500
+    @Flag(help: "Continue from the checkpoint beside --out when there is one.")
+    var resume = false
+    @Option(name: .customLong("recipe"), help: "Train this recipe file (as --show-recipe prints it) instead of one built from the options above.")
+    var recipeFile: String?
+    @Flag(name: .customLong("show-recipe"), help: "Print the recipe these options describe (every field, as JSON) and exit.")
+    var showRecipe = false
+    @OptionGroup var database: DatabaseOption
 
     func validate() throws {
-        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps).") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
         if valCount < 1 { throw ValidationError("--val-count must be at least 1, got \(valCount).") }
+        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery).") }
         if dataset == .shapes && !ShapesLayout.isValidSize(size) {
             throw ValidationError("--size \(size) is not supported: use a multiple of 8 from 16 to 128.")
         }
     }
 
-    func run() throws {
-        let task = try EvaluatorTask(dataset)
-        let path = out ?? Evaluator.defaultPath(task: task, imageSize: size)
-        let trainCount = dataset == .shapes ? max(ShapesConfiguration.defaultCount(.train), steps * batchSize) : nil
-        let train = try openDataset(dataset, split: .train, imageSize: size, count: trainCount)
-        let val = try openDataset(dataset, split: .val, imageSize: size)
-        let training = TrainingRunSettings.evaluator.with(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)
-        let trainer = try EvaluatorTrainer(EvaluatorConfiguration.standard(task, imageSize: size), training: training, dataset: train)
+    /// The recipe of this run: read from --recipe, or built from the options.
+    func recipe() throws -> EvaluatorRecipe {
+        if let recipeFile { return try RecipeFile(contentsOf: recipeFile, kind: EvaluatorRecipe.kind).recipe as! EvaluatorRecipe }
+        guard let source = DatasetSelection.Source(rawValue: dataset.rawValue) else { throw ConfigurationError("unknown dataset \(dataset)") }
+        return EvaluatorRecipe(dataset: source, imageSize: size, steps: steps, batchSize: batchSize, learningRate: learningRate,
+                               seed: seed, calibrationCount: calibrationCount)
+    }
 
-        let database = try ResultsDatabase(path: db)
-        let runName = "evaluator-\(task.rawValue)-\(size)"
-        let run = try database.startRun(experiment: "evaluator", name: runName, threads: BLAS.threads)
-        run.logParams(["dataset": dataset.rawValue, "image_size": String(size), "steps": String(steps),
-                       "batch_size": String(batchSize), "learning_rate": String(learningRate), "seed": String(seed),
-                       "train_images": String(train.count), "parameters": String(trainer.evaluator.parameterCount),
-                       "configuration": jsonString(trainer.evaluator.configuration), "out": path])
-        print("\(runName): \(trainer.evaluator.parameterCount) parameters, \(steps) steps of \(batchSize), "
-              + "\(BLAS.threads) thread(s), run \(run.id)")
+    func run() throws {
+        let recipe: EvaluatorRecipe
         do {
-            let progress = ProgressBar(total: steps, label: "train")
-            var smoothed: Float = 0
-            let start = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9
-            for step in 1...steps {
-                let loss = try trainer.trainStep()
-                smoothed = step == 1 ? loss : 0.98 * smoothed + 0.02 * loss
-                if step % 10 == 0 || step == steps { run.logMetric("train/loss", loss, step: step) }
-                progress.update(step, ["loss": Double(smoothed)])
-            }
-            progress.finish()
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 - start
-            run.logMetric("train/seconds", seconds)
-            run.logMetric("train/seconds_per_step", seconds / Double(steps))
-            let scale = try trainer.evaluator.calibrate(on: train, count: calibrationCount)
-            run.logParam("feature_scale", scale)
-            try trainer.evaluator.save(to: URL(fileURLWithPath: path), generator: trainer.generator, step: steps,
-                                       extra: ["run_id": run.id])
-            let scores = try EvaluatorAccuracy.measure(trainer.evaluator, on: val, count: valCount)
-            for (name, fraction) in scores.scoredFractions { run.logMetric("val/accuracy/\(name)", fraction, step: steps) }
+            recipe = try self.recipe()
+            try recipe.validate()
+        } catch let error as ConfigurationError { throw ValidationError(error.message) }
+        if showRecipe {
+            print(try RecipeFile(recipe).json())
+            return
+        }
+        let task = try EvaluatorTask(DatasetName(rawValue: recipe.dataset.rawValue)!)
+        let path = out ?? Evaluator.defaultPath(task: task, imageSize: recipe.imageSize)
+        try ensureFolder(of: path)
+        let val = try openDataset(DatasetName(rawValue: recipe.dataset.rawValue)!, split: .val, imageSize: recipe.imageSize)
+        let checkpoint = URL(fileURLWithPath: VQVAETrainCommand.checkpointPath(for: path))
+        let store = ModelStore.standard(database: try database.open(), profile: nil)
+        let output = TrainingOutput(checkpoint: checkpoint, checkpointEvery: checkpointEvery,
+                                    resume: resume && FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint : nil,
+                                    database: store.database, experiment: "evaluator",
+                                    runName: "evaluator-\(task.rawValue)-\(recipe.imageSize)", logEvery: 10)
+        let job = TrainingJob(output: output, model: URL(fileURLWithPath: path)) { model, run in
+            let scores = try EvaluatorAccuracy.measure(try Evaluator.load(model), on: val, count: valCount)
+            for (name, fraction) in scores.scoredFractions { run?.logMetric("val/accuracy/\(name)", fraction, step: recipe.steps) }
             print(scores.table(title: "val (\(min(valCount, val.count)) images)"))
             print("saved \(path)")
-            try run.finish(status: .finished)
-        } catch {
-            try? run.finish(status: .failed)
-            throw error
         }
+        try recipe.train(job, store: store)
     }
 }
 

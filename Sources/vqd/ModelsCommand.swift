@@ -21,16 +21,21 @@ struct ModelsCommand: ParsableCommand {
 }
 
 struct ModelsListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List committed and cached models.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the committed and cached models (with --recipes, each committed model's whole recipe).")
     @OptionGroup var folders: ModelFolderOptions
+    @Flag(help: "Print each committed model's recipe file (every field), as `vqd models train --recipe` reads it.")
+    var recipes = false
 
     func run() throws {
         let (models, cache) = (folders.models, folders.cache)
-        let store = folders.store()
-        let entries = try store.index().values.sorted { $0.file < $1.file }
+        let entries = try folders.store().index().values.sorted { $0.file < $1.file }
         print("committed (\(models)/\(ModelStore.indexName)):")
         if entries.isEmpty { print("  none") }
-        for e in entries { print("  \(e.file)  \(e.kind)-\(e.key)  \(e.summary)") }
+        for e in entries {
+            print("  \(e.file)  \(e.kind)-\(e.key)  \(e.summary)")
+            if recipes { print(try RecipeFile(try e.decodedRecipe()).json().split(separator: "\n").map { "    " + $0 }.joined(separator: "\n")) }
+        }
         let cached = ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [])
             .filter { $0.hasSuffix(".safetensors") && !$0.contains(".ckpt.") }.sorted()
         print("cached (\(cache)):")
@@ -39,27 +44,42 @@ struct ModelsListCommand: ParsableCommand {
     }
 }
 
+/// `--recipe FILE|JSON` and `--kind`: a recipe given as a file (as --show-recipe and
+/// `vqd models list --recipes` print it) or as inline JSON.
+struct RecipeOptions: ParsableArguments {
+    @Option(help: "The recipe: a recipe file, or its JSON inline (a bare recipe needs --kind).")
+    var recipe: String
+    @Option(help: "The recipe's kind when the JSON is a bare recipe: vqvae, evaluator or generator.")
+    var kind: String?
+
+    func load() throws -> any ModelRecipe {
+        do {
+            let trimmed = recipe.trimmingCharacters(in: .whitespacesAndNewlines)
+            return trimmed.hasPrefix("{") ? try RecipeFile(json: trimmed, kind: kind).recipe
+                                          : try RecipeFile(contentsOf: recipe, kind: kind).recipe
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.message)
+        }
+    }
+}
+
 struct ModelsRegisterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "register", abstract: "Record a file of the committed folder as the model of a recipe.")
-    @Option(help: "The recipe's kind: vqvae, evaluator or generator.")
-    var kind: String
-    @Option(help: "The recipe as JSON (as `vqd models list` or a study's --show-config describe it).")
-    var recipe: String
+    @OptionGroup var recipe: RecipeOptions
     @Option(help: "The model file, inside the committed folder.")
     var file: String
-    @Option(help: "The committed models folder.")
-    var models = "results/models"
+    @OptionGroup var folders: ModelFolderOptions
 
     func run() throws {
-        let store = ModelStore(committed: URL(fileURLWithPath: models), cache: URL(fileURLWithPath: "cache/models"),
-                               database: nil, profile: nil)
+        let store = folders.store()
         let name = URL(fileURLWithPath: file).lastPathComponent
-        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: models).appendingPathComponent(name).path) else {
-            throw ValidationError("\(name) is not in \(models): copy the model there first")
+        guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: folders.models).appendingPathComponent(name).path) else {
+            throw ValidationError("\(name) is not in \(folders.models): copy the model there first")
         }
-        let key = try decodeRecipe(kind: kind, json: recipe) { try store.register($0, file: name); return $0.key }
-        print("registered \(name) as \(kind)-\(key)")
+        let r = try recipe.load()
+        try store.register(r, file: name)
+        print("registered \(name) as \(type(of: r).kind)-\(r.key)")
     }
 }
 
@@ -81,42 +101,57 @@ struct ModelsExportCommand: ParsableCommand {
     }
 }
 
-/// Decodes `json` as a recipe of `kind` and hands it to `body`.
-func decodeRecipe<T>(kind: String, json: String, _ body: (any ModelRecipe) throws -> T) throws -> T {
-    let recipe: any ModelRecipe
-    do { recipe = try decodeModelRecipe(kind: kind, json: json) } catch let error as ConfigurationError {
-        throw ValidationError(error.message)
-    }
-    return try body(recipe)
-}
-
 struct ModelsTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train a recipe's model into the cache (or find it), as a study would.",
+        commandName: "train", abstract: "Train a recipe's model: into the cache as a study would, or afresh into --out.",
         discussion: """
-            The model lands in cache/models/<kind>-<key>.safetensors under the same lock a study \
-            takes, so a study started meanwhile waits for it instead of training it twice, and an \
-            interrupted run resumes from its checkpoint. A recipe already committed or cached is \
-            only reported. Recipes are the JSON that `vqd models list` and the index show.
+            Without --out the model lands in cache/models/<kind>-<key>.safetensors under the same \
+            lock a study takes, so a study started meanwhile waits for it instead of training it \
+            twice, and an interrupted run resumes from its checkpoint; a recipe already committed or \
+            cached is only reported. With --out the recipe is trained afresh into that file (a \
+            committed model rebuilt from its recipe), its checkpoint beside it (--resume continues it). \
+            Recipes are the files that --show-recipe and `vqd models list --recipes` print.
             """)
-    @Option(help: "The recipe's kind: vqvae, evaluator or generator.")
-    var kind: String
-    @Option(help: "The recipe as JSON.")
-    var recipe: String
+    @OptionGroup var recipe: RecipeOptions
+    @Option(help: "Train afresh into this file instead of the cache.")
+    var out: String?
+    @Flag(help: "With --out: continue from the checkpoint beside it when there is one.")
+    var resume = false
     @Option(help: "The profile recorded with the training run.")
     var profile = "paper"
     @Option(help: "BLAS and kernel threads (default: OpenBLAS's choice).")
     var threads: Int?
-    @Option(help: "The results database (training runs are logged there).")
-    var db = ResultsDatabase.defaultPath
+    @OptionGroup var database: DatabaseOption
     @OptionGroup var folders: ModelFolderOptions
     @Flag(help: "No progress bars.")
     var noProgress = false
 
     func run() throws {
         if let threads { BLAS.setThreads(threads) }
-        let store = folders.store(database: try ResultsDatabase(path: db), profile: profile, showProgress: !noProgress)
-        let url = try decodeRecipe(kind: kind, json: recipe) { try store.model($0) }
-        print("model: \(url.path)")
+        let r = try recipe.load()
+        let store = folders.store(database: try database.open(), profile: profile, showProgress: !noProgress)
+        if let out {
+            try trainAfresh(r, into: URL(fileURLWithPath: out), store: store)
+            print("model: \(out)")
+        } else {
+            print("model: \(try store.model(r).path)")
+        }
+    }
+
+    func trainAfresh(_ r: some ModelRecipe, into url: URL, store: ModelStore) throws {
+        try ensureFolder(of: url.path)
+        let checkpoint = URL(fileURLWithPath: VQVAETrainCommand.checkpointPath(for: url.path))
+        var job = store.job(r, model: url, checkpoint: checkpoint)
+        if !resume { job.output.resume = nil }
+        try r.train(job, store: store)
+    }
+}
+
+/// Refuses an output path whose folder does not exist, before any work is done.
+func ensureFolder(of path: String) throws {
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("the folder of \(path) does not exist: create \(folder) first, or write elsewhere.")
     }
 }

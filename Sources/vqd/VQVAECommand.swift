@@ -90,141 +90,90 @@ struct VQVAETrainCommand: ParsableCommand {
     @Option(help: "Peak learning rate (default 2e-3).") var lr: Float?
     @Option(help: "Seed of initialisation, data order and code restarts (default 0).") var seed: UInt64?
 
+    @Option(name: .customLong("recipe"), help: "Train this recipe file (as --show-recipe prints it) instead of one built from the options above.")
+    var recipeFile: String?
+    @Flag(name: .customLong("show-recipe"), help: "Print the recipe these options describe (every field, as JSON) and exit.")
+    var showRecipe = false
     @Option(help: "BLAS and kernel threads (default: OpenBLAS's choice).") var threads: Int?
-    @Option(help: "Where to write the trained model.") var out: String
+    @Option(help: "Where to write the trained model.") var out: String?
     @Option(help: "The resumable checkpoint file (default: --out with .ckpt.safetensors).") var checkpoint: String?
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints.") var checkpointEvery: Int = 250
     @Option(help: "Continue the run saved in this checkpoint.") var resume: String?
     @Option(name: .customLong("log-every"), help: "Steps between logged metrics.") var logEvery: Int = 10
     @Option(name: .customLong("eval-split"), help: "Held-out split measured at the end.") var evalSplit: DatasetSplit = .test
     @Option(name: .customLong("eval-count"), help: "Held-out images measured at the end (default: the whole split).") var evalCount: Int?
-    @Option(help: "The results database.") var db = ResultsDatabase.defaultPath
+    @OptionGroup var database: DatabaseOption
 
     func validate() throws {
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
         if logEvery < 1 { throw ValidationError("--log-every must be at least 1.") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
-        if resume == nil && dataset == nil { throw ValidationError("give --dataset shapes|fashion|folder (or --resume FILE).") }
-    }
-
-    func parsedWidths() throws -> [Int]? {
-        guard let widths else { return nil }
-        return try parseIntegers(widths, option: "--widths", example: "32,64,128")
-    }
-
-    /// The settings of this run: defaults, overridden by a resumed checkpoint's, overridden by the options given.
-    func settings() throws -> (VQVAEConfiguration, TrainingRunSettings, DatasetSelection) {
-        var configuration = VQVAEConfiguration()
-        var options = TrainingRunSettings.vqvae
-        var data = DatasetSelection(source: .shapes, split: .train)
-        if let resume {
-            let loaded = try TrainingCheckpoint.read(URL(fileURLWithPath: resume), expectingKind: VQVAE.kind)
-            (configuration, options, data) = try VQVAETrainer.storedSettings(loaded)
+        if !showRecipe && out == nil { throw ValidationError("--out FILE is needed: where to write the trained model.") }
+        if resume == nil && dataset == nil && recipeFile == nil {
+            throw ValidationError("give --dataset shapes|fashion|folder (or --resume FILE, or --recipe FILE).")
         }
+    }
+
+    /// The recipe of this run: defaults, overridden by a resumed checkpoint's settings, overridden
+    /// by the options given (or read whole from --recipe).
+    func recipe() throws -> VQVAERecipe {
+        if let recipeFile { return try RecipeFile(contentsOf: recipeFile, kind: VQVAERecipe.kind).recipe as! VQVAERecipe }
+        var r = try resume.map { try VQVAERecipe(file: URL(fileURLWithPath: $0)) } ?? VQVAERecipe.defaults
         if let dataset {
-            if dataset != data.source { data.count = nil }
-            data.source = dataset
+            if dataset != r.dataset { r.trainCount = nil }
+            r.dataset = dataset
         }
-        if let folder { data.folder = folder }
-        if let size { data.imageSize = size }
-        if let dataSeed { data.seed = dataSeed }
-        if let trainCount { data.count = trainCount }
-        if data.source == .folder && data.folder == nil { throw ValidationError("--dataset folder needs --folder DIR.") }
-        if resume == nil || dataset != nil { configuration.channels = data.source == .shapes ? 3 : 1 }
-        if data.source == .folder { configuration.channels = 3 }
-        if let codes { configuration.codes = codes }
-        if let codeDim { configuration.codeDimension = codeDim }
+        if let folder { r.folder = folder }
+        if let size { r.imageSize = size }
+        if let dataSeed { r.dataSeed = dataSeed }
+        if let trainCount { r.trainCount = trainCount }
+        if let codes { r.codes = codes }
+        if let codeDim { r.codeDimension = codeDim }
         if let downsampling {
-            if downsampling != configuration.downsampling && widths == nil { configuration.widths = nil }
-            configuration.downsampling = downsampling
+            if downsampling != r.downsampling && widths == nil { r.widths = [] }
+            r.downsampling = downsampling
         }
-        if let w = try parsedWidths() { configuration.widths = w }
-        if let resBlocks { configuration.residualBlocks = resBlocks }
-        if let steps { options.steps = steps }
-        if let batchSize { options.batchSize = batchSize }
-        if let lr { options.learningRate = lr }
-        if let seed { options.seed = seed }
-        return (configuration, options, data)
+        if let widths { r.widths = try parseIntegers(widths, option: "--widths", example: "32,64,128") }
+        if let resBlocks { r.residualBlocks = resBlocks }
+        if let steps { r.steps = steps }
+        if let batchSize { r.batchSize = batchSize }
+        if let lr { r.learningRate = lr }
+        if let seed { r.seed = seed }
+        return r
     }
 
     func run() throws {
         if let threads { BLAS.setThreads(threads) }
-        let (configuration, options, data) = try settings()
-        let dataset = try data.open()
-        let outURL = URL(fileURLWithPath: out)
-        let checkpointURL = URL(fileURLWithPath: checkpoint ?? VQVAETrainCommand.checkpointPath(for: out))
-        let trainer: VQVAETrainer
-        if let resume {
-            trainer = try VQVAETrainer(resuming: URL(fileURLWithPath: resume), configuration: configuration,
-                                       options: options, data: data, dataset: dataset)
-        } else {
-            trainer = try VQVAETrainer(configuration: configuration, options: options, data: data, dataset: dataset)
+        let recipe: VQVAERecipe
+        do {
+            recipe = try self.recipe()
+            try recipe.validate()
+        } catch let error as ConfigurationError { throw ValidationError(error.message) }
+        if showRecipe {
+            print(try RecipeFile(recipe).json())
+            return
         }
+        let out = self.out!
+        try ensureFolder(of: out)
         // Open the held-out split before training, so a missing file fails now rather than at the end.
-        var heldOut = data
+        var heldOut = recipe.data
         heldOut.split = evalSplit.rawValue
         heldOut.count = evalCount
         let evalDataset = try heldOut.open()
-
-        let model = trainer.model
-        print("VQ-VAE: \(configuration.summary)")
-        print("parameters: \(model.parameterCount) trainable, \(model.stateTensors.reduce(0) { $0 + $1.tensor.count }) saved values")
-        print("data: \(data) (\(dataset.count) images), \(options.steps) steps of \(options.batchSize), lr \(options.lr), seed \(options.seed), threads \(BLAS.threads)")
-        if trainer.step > 0 { print("resuming at step \(trainer.step) from \(resume!)") }
-
-        let database = try ResultsDatabase(path: db)
-        let run = try database.startRun(experiment: "vqvae", name: "train \(data.source.rawValue) \(data.imageSize)", threads: BLAS.threads)
-        var params: [String: String] = [
-            "dataset": data.source.rawValue, "size": "\(data.imageSize)", "data_seed": "\(data.seed)",
-            "train_count": "\(dataset.count)", "channels": "\(configuration.channels)",
-            "downsampling": "\(configuration.downsampling)", "widths": configuration.resolvedWidths.map(String.init).joined(separator: ","),
-            "residual_blocks": "\(configuration.residualBlocks)", "codes": "\(configuration.codes)",
-            "code_dim": "\(configuration.codeDimension)", "commitment": "\(configuration.commitment)",
-            "ema_decay": "\(configuration.emaDecay)", "restart_threshold": "\(configuration.restartThreshold)",
-            "steps": "\(options.steps)", "batch_size": "\(options.batchSize)", "lr": "\(options.learningRate)",
-            "warmup_steps": "\(options.warmupSteps)", "weight_decay": "\(options.weightDecay)", "seed": "\(options.seed)",
-            "parameters": "\(model.parameterCount)", "out": out, "checkpoint": checkpointURL.path,
-            "eval_split": evalSplit.rawValue, "eval_count": "\(evalDataset.count)",
-        ]
-        if let resume { params["resumed_from"] = resume; params["resumed_step"] = "\(trainer.step)" }
-        run.logParams(params)
-
-        do {
-            let startStep = trainer.step
-            let progress = ProgressBar(total: max(1, options.steps - startStep), label: "vqvae train")
-            var clock = Date()
-            var stepsSinceClock = 0
-            while !trainer.isFinished {
-                let m = trainer.trainStep()
-                stepsSinceClock += 1
-                if m.step % logEvery == 0 || trainer.isFinished {
-                    let now = Date()
-                    let rate = Double(stepsSinceClock) / max(now.timeIntervalSince(clock), 1e-9)
-                    (clock, stepsSinceClock) = (now, 0)
-                    for (key, value) in [("train/loss", m.loss), ("train/reconstruction", m.reconstruction),
-                                         ("train/commitment", m.commitment), ("train/psnr", m.psnr),
-                                         ("train/usage", m.usage), ("train/perplexity", m.perplexity),
-                                         ("train/restarted", Double(m.restarted)), ("train/lr", m.learningRate),
-                                         ("train/steps_per_second", rate)] {
-                        run.logMetric(key, value, step: m.step)
-                    }
-                }
-                progress.update(m.step - startStep, ["loss": m.loss, "psnr": m.psnr, "usage": m.usage])
-                if m.step % checkpointEvery == 0 && !trainer.isFinished { try trainer.saveCheckpoint(to: checkpointURL) }
-            }
-            if startStep < options.steps { progress.finish() }
-            try trainer.saveCheckpoint(to: checkpointURL)
-            try trainer.saveModel(to: outURL)
+        let checkpointURL = URL(fileURLWithPath: checkpoint ?? VQVAETrainCommand.checkpointPath(for: out))
+        let store = ModelStore.standard(database: try database.open(), profile: nil)
+        let output = TrainingOutput(checkpoint: checkpointURL, checkpointEvery: checkpointEvery,
+                                    resume: resume.map { URL(fileURLWithPath: $0) }, database: store.database,
+                                    experiment: "vqvae", runName: "train \(recipe.dataset.rawValue) \(recipe.imageSize)",
+                                    logEvery: logEvery)
+        let job = TrainingJob(output: output, model: URL(fileURLWithPath: out)) { model, run in
             print("model written to \(out) (checkpoint \(checkpointURL.path))")
-
-            let metrics = try VQVAEMetrics.evaluate(model, on: evalDataset)
+            let trained = try VQVAE.load(model)
+            let metrics = try VQVAEMetrics.evaluate(trained, on: evalDataset)
             printVQVAEMetrics(metrics, heldOut)
-            logVQVAEMetrics(metrics, to: run, step: trainer.step)
-            try run.finish()
-        } catch {
-            try? run.finish(status: .failed)
-            throw error
+            if let run { logVQVAEMetrics(metrics, to: run, step: recipe.steps) }
         }
+        try recipe.train(job, store: store)
     }
 
     /// "a/model.safetensors" → "a/model.ckpt.safetensors".

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import Experiments
 @testable import VQDiffusion
 
 /// Returns the real image of each caption (looked up among a dataset's samples).

@@ -1,4 +1,5 @@
 import Testing
+@testable import Experiments
 @testable import VQDiffusion
 
 @Suite struct ProgressTests {

@@ -2,6 +2,7 @@ import CLibs
 import Engine
 import Foundation
 import Testing
+@testable import Experiments
 @testable import VQDiffusion
 
 @Suite struct ResultsTests {

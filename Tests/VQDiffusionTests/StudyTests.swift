@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import Experiments
 @testable import VQDiffusion
 
 // The studies' plumbing (overrides, model store, claims) and the four study executables run end to
@@ -56,8 +57,13 @@ struct CountingRecipe: ModelRecipe {
     var value: Int
     var counter: String
     var summary: String { "counting \(value)" }
+    static let defaults = CountingRecipe(value: 0, counter: "")
+    static let firstSchema = #"{"value":0,"counter":0}"#
 
-    func train(to url: URL, checkpoint: URL, store: ModelStore) throws {
+    func validate() throws {}
+
+    func train(_ job: TrainingJob, store: ModelStore) throws {
+        let url = job.model!
         let previous = (try? String(contentsOfFile: counter, encoding: .utf8)).flatMap { Int($0) } ?? 0
         try String(previous + 1).write(toFile: counter, atomically: true, encoding: .utf8)
         Thread.sleep(forTimeInterval: 0.2)      // long enough for a second caller to arrive
