@@ -16,6 +16,9 @@ public struct DatabaseOption: ParsableArguments {
 
     /// The database, created when missing.
     public func open() throws -> ResultsDatabase { try ResultsDatabase(path: db) }
+
+    /// The database, which must exist (for reading).
+    public func openExisting() throws -> ResultsDatabase { try ResultsDatabase(path: db, create: false) }
 }
 
 /// Where the model store looks: the committed folder and the cache.
@@ -44,4 +47,61 @@ extension ModelStore {
 public enum DefaultPaths {
     /// Frozen text features by caption (the encoder is frozen, so a caption's features never change).
     public static var textFeatures: URL { URL(fileURLWithPath: ProjectRoot.path("cache/text-features")) }
+}
+
+extension StepSkipping: ExpressibleByArgument {}
+extension SamplingOrder: ExpressibleByArgument {}
+
+/// How a generator draws its samples: the options of `vqd sample` and `vqd eval`.
+public struct SamplingOptions: ParsableArguments {
+    @Option(help: "Diffusion: network evaluations S (T/Δt), e.g. 100, 50, 25 or 10.")
+    public var steps: Int = 25
+    @Option(help: "Truncation rate r in (0, 1]; 1 keeps every code.")
+    public var truncation: Double = 0.86
+    @Option(help: "Diffusion: how skipped steps are taken: exact or referenceApproximation.")
+    public var skipping: StepSkipping = .exact
+    @Option(help: "Diffusion: classifier-free guidance scale s (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout.")
+    public var guidance: Double = 1
+    @Option(help: "Diffusion: which [MASK] tokens each step fills in: posterior (the paper's: random places) or purity (the schedule's count, purest predictions first, drawn codes kept).")
+    public var order: SamplingOrder = .posterior
+    @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo,
+          help: "AR models: keep the attention keys/values of earlier tokens instead of recomputing the prefix.")
+    public var kvCache = true
+    @Option(help: "AR models: divide the logits by this; 0 takes the most likely code.")
+    public var temperature: Float = 1
+    @Option(name: .customLong("top-k"), help: "AR models: draw only among the k most likely codes.")
+    public var topK: Int?
+    @Flag(name: .customLong("raw-weights"), help: "Use the raw weights instead of the EMA weights.")
+    public var rawWeights = false
+    @Option(name: .customLong("text-length"), help: "Padded caption length in tokens (as in training).")
+    public var textLength: Int = 32
+
+    public init() {}
+
+    public func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps).") }
+        guard truncation > 0 && truncation <= 1 else { throw ValidationError("--truncation must lie in (0, 1], got \(truncation).") }
+        guard guidance >= 0 && guidance.isFinite else { throw ValidationError("--guidance must be a number ≥ 0, got \(guidance).") }
+        guard temperature >= 0 && temperature.isFinite else {
+            throw ValidationError("--temperature must be finite and at least 0, got \(temperature).")
+        }
+        if let topK, topK < 1 { throw ValidationError("--top-k must be at least 1, got \(topK).") }
+    }
+
+    /// The options as the generator takes them (truncation 1 keeps every code).
+    public var generatorOptions: GeneratorSamplingOptions {
+        var o = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil, skipping: skipping,
+                                         temperature: temperature, topK: topK, useCache: kvCache, useEMA: !rawWeights,
+                                         textLength: textLength)
+        o.guidance = guidance
+        o.order = order
+        return o
+    }
+
+    /// The options as a run records them.
+    public var logged: [String: String] {
+        ["steps": String(steps), "truncation": String(truncation), "skipping": skipping.rawValue, "kv_cache": String(kvCache),
+         "guidance": String(guidance), "order": order.rawValue, "temperature": String(temperature),
+         "top_k": topK.map(String.init) ?? "none", "raw_weights": String(rawWeights)]
+    }
 }

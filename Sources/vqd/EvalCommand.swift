@@ -21,18 +21,7 @@ struct EvalCommand: ParsableCommand {
     var model: String?
     @Option(help: "VQ-VAE decoding the generator's tokens (default: the one it was trained on).")
     var vqvae: String?
-    @Option(help: "Diffusion: network evaluations (T/Δt).")
-    var steps: Int = 25
-    @Option(help: "Truncation rate r in (0, 1]; 1 keeps every code.")
-    var truncation: Double = 0.86
-    @Option(help: "Diffusion: exact or referenceApproximation.")
-    var skipping: StepSkipping = .exact
-    @Option(help: "Diffusion: classifier-free guidance scale s (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout.")
-    var guidance: Double = 1
-    @Option(help: "Diffusion: which [MASK] tokens each step fills in: posterior (the paper's: random places) or purity (the schedule's count, purest predictions first, drawn codes kept).")
-    var order: SamplingOrder = .posterior
-    @Flag(name: .customLong("kv-cache"), inversion: .prefixedNo, help: "AR: decode with the key/value cache.")
-    var kvCache = true
+    @OptionGroup var sampling: SamplingOptions
     @Flag(help: "Skip the throughput measurement.")
     var noThroughput = false
     @Flag(help: "Measure only the real floor (N held-out real images against the N reference images).")
@@ -51,8 +40,7 @@ struct EvalCommand: ParsableCommand {
     var size: Int = 32
     @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var evaluator: String?
-    @Option(help: "The results database.")
-    var db = ResultsDatabase.defaultPath
+    @OptionGroup var database: DatabaseOption
 
     func validate() throws {
         if count < 2 { throw ValidationError("--count must be at least 2, got \(count).") }
@@ -60,14 +48,13 @@ struct EvalCommand: ParsableCommand {
         if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }
         if realOnly && model != nil { throw ValidationError("--real-only measures real images only: leave out --model.") }
         if !realOnly && model == nil { throw ValidationError("give --model FILE to evaluate a generator, or --real-only for the real floor.") }
-        if !(guidance >= 0 && guidance.isFinite) { throw ValidationError("--guidance must be a number ≥ 0, got \(guidance).") }
     }
 
     func run() throws {
         let (net, evaluatorPath) = try loadEvaluator(evaluator, for: dataset, imageSize: size)
         let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,
                                    count: dataset == .shapes ? max(ShapesConfiguration.defaultCount(split), 2 * count) : nil)
-        let database = try ResultsDatabase(path: db)
+        let database = try self.database.open()
         if let model {
             try evaluateGenerator(model, evaluator: net, evaluatorPath: evaluatorPath, data: data, database: database)
             return
@@ -86,21 +73,15 @@ struct EvalCommand: ParsableCommand {
     /// Samples N images for the split's captions with the checkpoint and logs the comparison.
     func evaluateGenerator(_ model: String, evaluator net: Evaluator, evaluatorPath: String,
                            data: any CaptionedDataset, database: ResultsDatabase) throws {
-        var options = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil,
-                                               skipping: skipping, useCache: kvCache)
-        options.guidance = guidance
-        options.order = order
-        let generator = try CheckpointGenerator(model: URL(fileURLWithPath: model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
-                                                options: options, cacheDirectory: DefaultPaths.textFeatures)
+        let generator = try CheckpointGenerator(model: ProjectRoot.resolve(model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
+                                                options: sampling.generatorOptions, cacheDirectory: DefaultPaths.textFeatures)
         let configuration = EvalConfiguration(count: count, batchSize: batchSize, seed: seed, measureFloor: true,
                                               throughput: noThroughput ? nil : ThroughputMeter(), showProgress: true)
         let report = try EvalRunner.run(generator: generator, evaluator: net, dataset: data, configuration: configuration,
                                         database: database, runName: "\(generator.name)-\(dataset.rawValue)-\(split.rawValue)-\(count)",
-                                        params: ["dataset": dataset.rawValue, "split": split.rawValue, "model": model,
-                                                 "steps": String(steps), "truncation": String(truncation),
-                                                 "skipping": skipping.rawValue, "kv_cache": String(kvCache),
-                                                 "guidance": String(guidance), "order": order.rawValue,
-                                                 "image_size": String(net.configuration.imageSize), "evaluator": evaluatorPath])
+                                        params: sampling.logged.merging(
+                                            ["dataset": dataset.rawValue, "split": split.rawValue, "model": model,
+                                             "image_size": String(net.configuration.imageSize), "evaluator": evaluatorPath]) { $1 })
         print("\(dataset.rawValue) \(split.rawValue): \(generator.name) (\(generator.kind)), N = \(count)")
         if let generated = report.generated { printMetrics(generated) }
         if let floor = report.floor {

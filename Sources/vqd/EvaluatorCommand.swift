@@ -266,8 +266,7 @@ struct EvaluatorFidelityCommand: ParsableCommand {
     var split: DatasetSplit = .test
     @Option(help: "Images to score.")
     var count: Int = 1000
-    @Option(help: "The results database.")
-    var db = ResultsDatabase.defaultPath
+    @OptionGroup var database: DatabaseOption
 
     func validate() throws {
         if count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
@@ -291,7 +290,7 @@ struct EvaluatorFidelityCommand: ParsableCommand {
         let result = try Autograd.withoutGrad {
             try ReconstructionFidelity.measure(evaluator: net, images: images, attributes: attributes) { try tokenizer.reconstruct($0) }
         }
-        let database = try ResultsDatabase(path: db)
+        let database = try self.database.open()
         let run = try database.startRun(experiment: "fidelity", name: "fidelity-\(dataset.rawValue)-\(split.rawValue)", threads: BLAS.threads)
         run.logParams(["vqvae": vqvae, "evaluator": evaluatorPath, "dataset": dataset.rawValue, "split": split.rawValue,
                        "count": String(n)])

@@ -152,6 +152,6 @@ func ensureFolder(of path: String) throws {
     let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw ValidationError("the folder of \(path) does not exist: create \(folder) first, or write elsewhere.")
+        throw CommandError("the folder of \(path) does not exist: create \(folder) first, or write elsewhere.")
     }
 }

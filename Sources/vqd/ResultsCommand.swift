@@ -11,20 +11,13 @@ struct ResultsCommand: ParsableCommand {
         discussion: "For anything else, SQL works directly: make query SQL=\"select * from runs\".",
         subcommands: [Runs.self, Show.self, Compare.self, Export.self, SelftestWrite.self])
 
-    struct DatabaseOption: ParsableArguments {
-        @Option(name: .long, help: "The results database.")
-        var db = ResultsDatabase.defaultPath
-
-        func open() throws -> ResultsDatabase { try ResultsDatabase(path: db, create: false) }
-    }
-
     struct Runs: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Table of runs: id, experiment, name, status, start, duration, profile.")
         @OptionGroup var database: DatabaseOption
         @Option(help: "Only runs of this experiment.") var experiment: String?
 
         func run() throws {
-            let runs = try database.open().runs(experiment: experiment)
+            let runs = try database.openExisting().runs(experiment: experiment)
             guard !runs.isEmpty else {
                 print(experiment.map { "no runs in experiment \($0)" } ?? "no runs yet")
                 return
@@ -42,7 +35,7 @@ struct ResultsCommand: ParsableCommand {
         @Argument(help: "Run id or a unique prefix of it.") var runID: String
 
         func run() throws {
-            let db = try database.open()
+            let db = try database.openExisting()
             let r = try db.run(runID)
             print("run        \(r.id)")
             print("experiment \(r.experiment)")
@@ -77,7 +70,7 @@ struct ResultsCommand: ParsableCommand {
         @Option(help: "Only runs of this experiment.") var experiment: String?
 
         func run() throws {
-            let rows = try database.open().lastValues(of: metric, experiment: experiment)
+            let rows = try database.openExisting().lastValues(of: metric, experiment: experiment)
             guard !rows.isEmpty else {
                 throw ResultsError("no run\(experiment.map { " in experiment \($0)" } ?? "") logged metric \(metric); list the keys of a run with `vqd results show RUN`")
             }
@@ -96,7 +89,7 @@ struct ResultsCommand: ParsableCommand {
         @Option(help: "Only runs of this experiment.") var experiment: String?
 
         func run() throws {
-            let rows = try database.open().allValues(of: metric, experiment: experiment)
+            let rows = try database.openExisting().allValues(of: metric, experiment: experiment)
             var csv = "run_id,step,value\n"
             for (runID, point) in rows {
                 csv += "\(runID),\(point.step),\(point.value.map { String($0) } ?? "NaN")\n"

@@ -8,8 +8,6 @@ extension DiffusionParameterization: ExpressibleByArgument {}
 extension TimeSampling: ExpressibleByArgument {}
 extension DiffusionAuxiliaryNormalization: ExpressibleByArgument {}
 extension PositionInitialisation: ExpressibleByArgument {}
-extension StepSkipping: ExpressibleByArgument {}
-extension SamplingOrder: ExpressibleByArgument {}
 
 extension TextEncoderChoice: ExpressibleByArgument {}
 

@@ -209,14 +209,14 @@ struct VQVAEEvalCommand: ParsableCommand {
     @Option(help: "The VQ-VAE model file.") var model: String
     @OptionGroup var data: VQVAEDataOptions
     @Option(help: "BLAS and kernel threads.") var threads: Int?
-    @Option(help: "The results database.") var db = ResultsDatabase.defaultPath
+    @OptionGroup var database: DatabaseOption
 
     func run() throws {
         if let threads { BLAS.setThreads(threads) }
         let vqvae = try loadVQVAE(model)
         guard let selection = try data.selection() else { throw ValidationError("give --dataset shapes|fashion|folder.") }
         let dataset = try selection.open()
-        let database = try ResultsDatabase(path: db)
+        let database = try self.database.open()
         let run = try database.startRun(experiment: "vqvae", name: "eval \(selection.source.rawValue) \(selection.split)", threads: BLAS.threads)
         run.logParams(["model": model, "dataset": selection.source.rawValue, "split": selection.split,
                        "size": "\(selection.imageSize)", "data_seed": "\(selection.seed)", "count": "\(dataset.count)",

@@ -46,11 +46,14 @@ public final class CheckpointGenerator: ImageGenerator {
     public let gridHeight: Int, gridWidth: Int
     /// Parameters of the generator network (text encoder excluded).
     public let parameterCount: Int
-    let decoder: VQVAE
+    /// The VQ-VAE that turns the tokens into images.
+    public let decoderFile: URL
+    private var decoderModel: VQVAE?
     let sampleTokens: ([String], inout RandomGenerator) throws -> [Int32]
 
-    /// Loads `model`; `vqvae` overrides the VQ-VAE recorded at training time. `cacheDirectory`
-    /// holds frozen text features between runs.
+    /// Loads `model`; `vqvae` overrides the VQ-VAE recorded at training time (a recorded relative
+    /// path is found from the current folder or the project root). `cacheDirectory` holds frozen
+    /// text features between runs.
     public init(model url: URL, vqvae: URL? = nil, options: GeneratorSamplingOptions = GeneratorSamplingOptions(),
                 cacheDirectory: URL? = nil) throws {
         let kind = try TrainingCheckpoint.read(url).kind
@@ -95,20 +98,28 @@ public final class CheckpointGenerator: ImageGenerator {
             throw FileError(url.path, "holds a \"\(kind)\" checkpoint; a generator is written by vqd train (kind \"diffusion\" or \"ar\")")
         }
         self.kind = kind
-        guard let decoderURL = vqvae ?? recordedVQVAE.map({ URL(fileURLWithPath: $0) }) else {
+        guard let decoderURL = vqvae ?? recordedVQVAE.map({ ProjectRoot.resolve($0) }) else {
             throw FileError(url.path, "does not record the VQ-VAE it was trained on: give the VQ-VAE checkpoint explicitly")
         }
         guard FileManager.default.fileExists(atPath: decoderURL.path) else {
             throw FileError(decoderURL.path, "does not exist: it is the VQ-VAE whose tokens \(url.lastPathComponent) was trained on")
         }
-        decoder = try VQVAE.load(decoderURL)
+        decoderFile = decoderURL
+    }
+
+    /// One token grid per caption, (B, h, w) flattened.
+    public func tokens(captions: [String], using rng: inout RandomGenerator) throws -> [Int32] {
+        try sampleTokens(captions, &rng)
+    }
+
+    /// Images (B, C, S, S) in [-1, 1] from `count` token grids.
+    public func decode(_ tokens: [Int32], count: Int) throws -> Tensor {
+        if decoderModel == nil { decoderModel = try VQVAE.load(decoderFile) }
+        return try Autograd.withoutGrad { try decoderModel!.decode(tokens, count: count, height: gridHeight, width: gridWidth) }
     }
 
     /// One image per caption, (B, C, S, S) in [-1, 1].
     public func generate(captions: [String], using rng: inout RandomGenerator) throws -> Tensor {
-        let tokens = try sampleTokens(captions, &rng)
-        return try Autograd.withoutGrad {
-            try decoder.decode(tokens, count: captions.count, height: gridHeight, width: gridWidth)
-        }
+        try decode(try tokens(captions: captions, using: &rng), count: captions.count)
     }
 }

@@ -133,3 +133,36 @@ public struct Image: Equatable, Sendable {
         return sheet
     }
 }
+
+extension Image {
+    /// The image `factor` times larger, each pixel repeated factor × factor times (nearest neighbour).
+    public func scaled(by factor: Int) -> Image {
+        precondition(factor >= 1, "scaled(by:) needs a factor ≥ 1, got \(factor)")
+        guard factor > 1 else { return self }
+        let (W, H, C) = (width * factor, height * factor, channels)
+        var out = [UInt8](repeating: 0, count: W * H * C)
+        for y in 0..<H {
+            for x in 0..<W {
+                let p = ((y / factor) * width + x / factor) * C
+                for c in 0..<C { out[(y * W + x) * C + c] = pixels[p + c] }
+            }
+        }
+        return Image(width: W, height: H, channels: C, pixels: out)
+    }
+
+    /// The image in RGB with `text` written under it in the built-in 5×7 font (white on the
+    /// darkest grey, wrapped at spaces to the image's width; at most `maxLines` lines).
+    public func captioned(_ text: String, maxLines: Int = 4, margin: Int = 4) -> Image {
+        let rgb = channels >= 3 ? Image(width: width, height: height, channels: 3,
+                                        pixels: (0..<(width * height)).flatMap { i in (0..<3).map { pixels[i * channels + $0] } })
+                                : Image(width: width, height: height, channels: 3,
+                                        pixels: (0..<(width * height)).flatMap { i in [UInt8](repeating: pixels[i * channels], count: 3) })
+        let lines = BitmapFont.wrap(text, columns: max(3, (width - 2 * margin + 1) / BitmapFont.advance), maxLines: maxLines)
+        var out = Image(width: width, height: height + 2 * margin + lines.count * BitmapFont.lineHeight, fill: [24, 24, 24])
+        out.pixels.replaceSubrange(0..<rgb.pixels.count, with: rgb.pixels)
+        for (i, line) in lines.enumerated() {
+            BitmapFont.draw(line, into: &out, x: margin, y: height + margin + i * BitmapFont.lineHeight, color: [255, 255, 255])
+        }
+        return out
+    }
+}
