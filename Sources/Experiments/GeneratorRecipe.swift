@@ -214,10 +214,9 @@ public struct GeneratorRecipe: ModelRecipe {
         }
         model.parameterization = s.parameterization
         // MiniLM's features are unit vectors; the model reads them at unit element scale.
-        model.textScale = s.textEncoder == .minilm && !s.synthetic ? Float(textWidth).squareRoot() : nil
-        model.embeddingStd = s.embeddingStd == Embedding.defaultStd ? nil : s.embeddingStd
-        model.positionInitialisation = s.positionInitialisation == .random ? nil : s.positionInitialisation
-        model.gridConvolution = s.gridConvolution ? true : nil
+        model.textScale = s.textEncoder == .minilm && !s.synthetic ? Float(textWidth).squareRoot() : 1
+        (model.embeddingStd, model.positionInitialisation) = (s.embeddingStd, s.positionInitialisation)
+        model.gridConvolution = s.gridConvolution
         return model
     }
 
@@ -270,7 +269,7 @@ public struct GeneratorRecipe: ModelRecipe {
             let trainer = try DiffusionTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
             if let resume = job.output.resume { try trainer.resume(from: resume) }
             store.log(trainer.summaryLine)
-            params["configuration"] = try sortedJSON(configuration)
+            params["configuration"] = try SchemaJSON.encode(configuration)
             params["parameters"] = "\(trainer.model.parameterCount)"
             params["shards"] = "\(trainer.dataParallel?.shardCount ?? 1)"
             params["step_gflop"] = "\(trainer.stepFLOPs(textLength: encoder.maxLength) / 1e9)"
@@ -282,7 +281,7 @@ public struct GeneratorRecipe: ModelRecipe {
             let trainer = try ARTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
             if let resume = job.output.resume { try trainer.resume(from: resume) }
             store.log(trainer.summaryLine(comparedWith: model))
-            params["configuration"] = try sortedJSON(configuration)
+            params["configuration"] = try SchemaJSON.encode(configuration)
             params["parameters"] = "\(trainer.model.parameterCount)"
             params["shards"] = "\(trainer.dataParallel?.shardCount ?? 1)"
             params["step_gflop"] = "\(trainer.stepFLOPs(textLength: encoder.maxLength) / 1e9)"

@@ -74,14 +74,15 @@ final class WordVectorTextEncoder: TextEncoder {
                 - plain.forwardFLOPs(batch: 2, length: 6, contextLength: 4) == 2 * 2 * 6 * 9 * 16)
     }
 
-    /// `gridConvolution` puts a grid convolution in every block's MLP and, when nil, is left out of
-    /// the JSON, so the files and recipe hashes of earlier models are unchanged.
+    /// `gridConvolution` puts a grid convolution in every block's MLP and, when off, is left out of
+    /// a checkpoint's configuration JSON, so the files of earlier models are unchanged.
     @Test func gridConvolutionOptionBuildsConvolutionalMLPs() throws {
         var c = DiffusionModelConfiguration.tiny(classes: 10, gridHeight: 2, gridWidth: 3, steps: 7, textWidth: 8)
-        #expect(!String(decoding: try JSONEncoder().encode(c), as: UTF8.self).contains("gridConvolution"))
+        #expect(try !storedJSON(c).contains("gridConvolution"))
         var rng = RandomGenerator(seed: 4)
         let plain = DenoisingTransformer(c, using: &rng)
         c.gridConvolution = true
+        #expect(try storedJSON(c).contains("\"gridConvolution\":true"))
         #expect(try JSONDecoder().decode(DiffusionModelConfiguration.self, from: JSONEncoder().encode(c)) == c)
         #expect(c.block.mlpGrid == .init(height: 2, width: 3))
         rng = RandomGenerator(seed: 4)
@@ -149,8 +150,8 @@ final class WordVectorTextEncoder: TextEncoder {
         #expect(decayed.contains("blocks.0.selfAttention.query.weight"))
     }
 
-    /// `embeddingStd` sets the spread of the token and position tables (0.02 when nil) and is
-    /// left out of the JSON when nil, so the files and recipe hashes of earlier models are unchanged.
+    /// `embeddingStd` sets the spread of the token and position tables (0.02 by default) and is
+    /// left out of a checkpoint's configuration JSON at its default, so earlier files are unchanged.
     @Test func embeddingStdSetsTheInitialScaleOfTokenAndPositionTables() throws {
         func spread(_ t: Tensor) -> Double {
             let v = (0..<t.count).map { Double(t.pointer[$0]) }
@@ -160,7 +161,7 @@ final class WordVectorTextEncoder: TextEncoder {
         var rng = RandomGenerator(seed: 2)
         let plain = DenoisingTransformer(c, using: &rng)
         #expect(abs(spread(plain.tokenEmbedding.weight) - 0.02) < 0.003)
-        #expect(!String(decoding: try JSONEncoder().encode(c), as: UTF8.self).contains("embeddingStd"))
+        #expect(try !storedJSON(c).contains("embeddingStd"))
         c.embeddingStd = 1
         rng = RandomGenerator(seed: 2)
         let unit = DenoisingTransformer(c, using: &rng)
@@ -226,4 +227,10 @@ final class WordVectorTextEncoder: TextEncoder {
             #expect(error < 1e-5, "\(shards) shards: the prediction differs by \(error)")
         }
     }
+}
+
+/// The configuration JSON a checkpoint of a model shaped `c` stores.
+func storedJSON(_ c: DiffusionModelConfiguration) throws -> String {
+    try SchemaJSON.encode(DiffusionRunConfiguration(model: c, diffusion: .paper(classes: c.classes, steps: c.steps),
+                                                    training: DiffusionTrainingConfiguration(), textEncoder: "tiny"))
 }

@@ -198,3 +198,25 @@ final class CountingTrainer: Trainer {
         }
     }
 }
+
+/// The committed generator and evaluator files' configurations read, and write back, as stored
+/// (the same document; a sampling file's exporter may have written its slashes unescaped).
+@Suite struct CheckpointConfigurationTests {
+    @Test func committedConfigurationsRoundTrip() throws {
+        func same(_ written: String, _ stored: String) throws -> Bool { try JSONTree(parsing: written) == JSONTree(parsing: stored) }
+        let folder = packageRoot.appendingPathComponent("results/models")
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name.hasSuffix(".safetensors") {
+            let loaded = try TrainingCheckpoint.read(folder.appendingPathComponent(name))
+            let stored = loaded.metadata[Safetensors.configurationKey]!
+            switch loaded.kind {
+            case DiffusionTrainer.checkpointKind:
+                #expect(try same(SchemaJSON.encode(loaded.configuration(as: DiffusionRunConfiguration.self)), stored), "\(name)")
+            case ARTrainer.checkpointKind:
+                #expect(try same(SchemaJSON.encode(loaded.configuration(as: ARRunConfiguration.self)), stored), "\(name)")
+            case Evaluator.checkpointKind:
+                #expect(try same(SchemaJSON.encode(loaded.configuration(as: EvaluatorConfiguration.self)), stored), "\(name)")
+            default: continue
+            }
+        }
+    }
+}

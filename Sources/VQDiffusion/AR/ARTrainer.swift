@@ -9,8 +9,18 @@ import Foundation
 //   batch (x, captions) → text features → teacher-forced logits → cross-entropy → backward →
 //   clip → AdamW → EMA.
 
-/// What an "ar" checkpoint's `configuration` metadata holds.
-public struct ARRunConfiguration: Equatable, Codable, Sendable {
+/// What an "ar" checkpoint's `configuration` metadata holds. Its JSON follows the schema rule
+/// (`SchemaJSON`).
+public struct ARRunConfiguration: Equatable, VersionedSchema, Sendable {
+    public static let defaults = ARRunConfiguration(
+        model: ARModelConfiguration(classes: 2, gridHeight: 1, gridWidth: 1, textWidth: 1, width: 4, depth: 1, heads: 1),
+        training: GeneratorTrainingConfiguration(), textEncoder: "")
+    public static let firstSchema = """
+        {"model":{"classes":0,"depth":0,"gridHeight":0,"gridWidth":0,"heads":0,"mlpRatio":0,"textWidth":0,"width":0},\
+        "textEncoder":0,"training":{"batchSize":0,"beta2":0,"emaDecay":0,"gradientClip":0,"learningRate":0,\
+        "minimumLearningRate":0,"seed":0,"totalSteps":0,"warmupSteps":0,"weightDecay":0},"vqvae":0}
+        """
+
     public var model: ARModelConfiguration
     public var training: GeneratorTrainingConfiguration
     /// Name of the text encoder; a trainable encoder's weights are stored under `textEncoder.`.
@@ -58,30 +68,19 @@ public final class ARTrainer: Trainer {
     public init(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
                 shards: Int? = nil) throws {
         let m = configuration.model, tc = configuration.training
-        guard dataset.codes == m.classes, dataset.height == m.gridHeight, dataset.width == m.gridWidth else {
-            throw ARError("the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
-                + "the model expects \(m.gridHeight)×\(m.gridWidth) grids of \(m.classes) codes; tokenize with the matching VQ-VAE")
+        if let problem = GeneratorTrainingSetup.problem(dataset: dataset, classes: m.classes, gridHeight: m.gridHeight,
+                                                        gridWidth: m.gridWidth, textWidth: m.textWidth,
+                                                        textEncoder: textEncoder, batchSize: tc.batchSize) {
+            throw ARError(problem)
         }
-        guard textEncoder.width == m.textWidth else {
-            throw ARError("the text encoder gives \(textEncoder.width)-wide features, the model reads \(m.textWidth)")
-        }
-        guard dataset.count >= 1, tc.batchSize >= 1 else { throw ARError("need a non-empty dataset and a batch size ≥ 1") }
         self.configuration = configuration
         self.dataset = dataset
         self.textEncoder = textEncoder
-        let root = RandomGenerator(seed: tc.seed)
-        var initGenerator = root.derived(1)
-        model = ARTransformer(m, using: &initGenerator)
-        var named = model.namedParameters
-        if textEncoder.isTrainable, let encoder = textEncoder as? Module {
-            named += encoder.namedParameters.map { (name: "textEncoder." + $0.name, tensor: $0.tensor) }
-        }
-        state = TrainingState(parameters: named, settings: tc.optimization, dataOrder: root.derived(2), generator: root.derived(3))
-        let shardCount = shards ?? GeneratorShards.automatic(batchSize: tc.batchSize, textEncoder: textEncoder)
-        if let problem = GeneratorShards.problem(shardCount, batchSize: tc.batchSize, textEncoder: textEncoder) {
-            throw ARError(problem)
-        }
-        dataParallel = GeneratorShards.dataParallel(shardCount, master: model) { ARTransformer(m, using: &$0) }
+        do {
+            (model, state, dataParallel) = try GeneratorTrainingSetup.make(tc, textEncoder: textEncoder, shards: shards) {
+                ARTransformer(m, using: &$0)
+            }
+        } catch let error as ConfigurationError { throw ARError(error.message) }
     }
 
     /// One optimisation step.

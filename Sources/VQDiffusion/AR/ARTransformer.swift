@@ -36,11 +36,11 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
     public var heads: Int
     /// MLP hidden width as a multiple of C.
     public var mlpRatio: Int = 4
-    /// Factor applied to the text features before the model's projection (nil = 1). Unit-norm
+    /// Factor applied to the text features before the model's projection. Unit-norm
     /// features (MiniLM's, L2-normalised per token) are read at √D, so that their elements have
     /// unit scale like the token embeddings: the cross-attention keys then start large enough for
     /// attention to single out words rather than average the caption.
-    public var textScale: Float? = nil
+    public var textScale: Float = 1
 
     public init(classes: Int, gridHeight: Int, gridWidth: Int, textWidth: Int, width: Int, depth: Int, heads: Int,
                 mlpRatio: Int = 4) {

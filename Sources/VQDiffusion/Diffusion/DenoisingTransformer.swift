@@ -40,22 +40,22 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     public var mlpRatio: Int = 4
     /// Output meaning (the reparameterization study).
     public var parameterization: DiffusionParameterization = .reparameterized
-    /// Factor applied to the text features before the model's projection (nil = 1). Unit-norm
+    /// Factor applied to the text features before the model's projection. Unit-norm
     /// features (MiniLM's, L2-normalised per token) are read at √D, so that their elements have
     /// unit scale like the token embeddings: the cross-attention keys then start large enough for
     /// attention to single out words rather than average the caption.
-    public var textScale: Float? = nil
-    /// Standard deviation of the token and position embedding tables at initialisation (nil =
-    /// 0.02, the usual transformer setting). 1 starts them at the scale of a LayerNorm's output,
+    public var textScale: Float = 1
+    /// Standard deviation of the token and position embedding tables at initialisation (0.02,
+    /// the usual transformer setting). 1 starts them at the scale of a LayerNorm's output,
     /// so that what a token is and where it sits are not drowned in the residual stream by the
     /// first blocks' outputs.
-    public var embeddingStd: Float? = nil
-    /// How the row and column position tables start (nil = random, the reference's).
-    public var positionInitialisation: PositionInitialisation? = nil
-    /// A depthwise 3×3 convolution over the token grid inside every block's MLP (nil = false,
-    /// the paper's plain MLP): each token's features mix with its 8 neighbours', a local bias for
-    /// the outlines the codes draw together.
-    public var gridConvolution: Bool? = nil
+    public var embeddingStd: Float = Embedding.defaultStd
+    /// How the row and column position tables start (random, the reference's, or sinusoidal).
+    public var positionInitialisation: PositionInitialisation = .random
+    /// A depthwise 3×3 convolution over the token grid inside every block's MLP (off: the paper's
+    /// plain MLP): each token's features mix with its 8 neighbours', a local bias for the
+    /// outlines the codes draw together.
+    public var gridConvolution: Bool = false
 
     public init(classes: Int, gridHeight: Int, gridWidth: Int, steps: Int, textWidth: Int, width: Int, depth: Int,
                 heads: Int, mlpRatio: Int = 4, parameterization: DiffusionParameterization = .reparameterized) {
@@ -101,7 +101,7 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     public var block: TransformerBlockConfiguration {
         var c = TransformerBlockConfiguration(width: width, heads: heads, mlpRatio: mlpRatio, causal: false,
                                               timeConditioned: true, contextWidth: width)
-        if gridConvolution == true { c.mlpGrid = .init(height: gridHeight, width: gridWidth) }
+        if gridConvolution { c.mlpGrid = .init(height: gridHeight, width: gridWidth) }
         return c
     }
 
@@ -130,13 +130,13 @@ public final class DenoisingTransformer: Module {
         precondition(c.classes >= 1 && c.width >= 1 && c.depth >= 1 && c.steps >= 1 && c.textWidth >= 1,
                      "DenoisingTransformer: invalid configuration \(c)")
         configuration = c
-        precondition(c.embeddingStd.map { $0 > 0 && $0.isFinite } ?? true,
-                     "DenoisingTransformer: embedding std \(c.embeddingStd!) must be a positive number")
-        let embeddingStd = c.embeddingStd ?? Embedding.defaultStd
+        precondition(c.embeddingStd > 0 && c.embeddingStd.isFinite,
+                     "DenoisingTransformer: embedding std \(c.embeddingStd) must be a positive number")
+        let embeddingStd = c.embeddingStd
         tokenEmbedding = Embedding(c.classes + 1, c.width, std: embeddingStd, using: &rng)
         positionEmbedding = PositionEmbedding2D(height: c.gridHeight, width: c.gridWidth, dimension: c.width,
                                                 std: embeddingStd,
-                                                initialisation: c.positionInitialisation ?? .random, using: &rng)
+                                                initialisation: c.positionInitialisation, using: &rng)
         timeEmbedding = TimestepEmbedding(steps: c.steps, width: c.width, using: &rng)
         textProjection = Linear(c.textWidth, c.width, using: &rng)
         blocks = (0..<c.depth).map { _ in TransformerBlock(c.block, using: &rng) }

@@ -48,33 +48,6 @@ public struct DiffusionLossConfiguration: Equatable, Codable, Sendable {
         self.unmaskedWeight = unmaskedWeight
         self.auxiliaryNormalization = auxiliaryNormalization
     }
-
-    private enum CodingKeys: String, CodingKey {
-        case auxiliaryWeight, adaptiveAuxiliaryWeight, maskedWeight, unmaskedWeight, auxiliaryNormalization
-    }
-
-    // auxiliaryNormalization is written only when it is not the default, so files of models
-    // trained before it existed read, and hash, unchanged.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        auxiliaryWeight = try container.decode(Double.self, forKey: .auxiliaryWeight)
-        adaptiveAuxiliaryWeight = try container.decode(Bool.self, forKey: .adaptiveAuxiliaryWeight)
-        maskedWeight = try container.decode(Double.self, forKey: .maskedWeight)
-        unmaskedWeight = try container.decode(Double.self, forKey: .unmaskedWeight)
-        auxiliaryNormalization = try container.decodeIfPresent(DiffusionAuxiliaryNormalization.self,
-                                                               forKey: .auxiliaryNormalization) ?? .tokens
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(auxiliaryWeight, forKey: .auxiliaryWeight)
-        try container.encode(adaptiveAuxiliaryWeight, forKey: .adaptiveAuxiliaryWeight)
-        try container.encode(maskedWeight, forKey: .maskedWeight)
-        try container.encode(unmaskedWeight, forKey: .unmaskedWeight)
-        if auxiliaryNormalization != .tokens {
-            try container.encode(auxiliaryNormalization, forKey: .auxiliaryNormalization)
-        }
-    }
 }
 
 /// The loss of one batch and what to log about it.

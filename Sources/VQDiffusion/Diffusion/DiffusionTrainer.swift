@@ -48,14 +48,14 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
 
     private enum CodingKeys: String, CodingKey { case timeSampling, loss, captionDropout }
 
-    // captionDropout is written only when it is not 0, so files of models trained without it
-    // read and hash as before.
+    // Stored as one flat object with the generator's fields (as before they were split out).
+    // captionDropout came later: `SchemaJSON` leaves it out at 0 and reads it back as 0.
     public init(from decoder: any Decoder) throws {
         generator = try GeneratorTrainingConfiguration(from: decoder)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         timeSampling = try container.decode(TimeSampling.self, forKey: .timeSampling)
         loss = try container.decode(DiffusionLossConfiguration.self, forKey: .loss)
-        captionDropout = try container.decodeIfPresent(Double.self, forKey: .captionDropout) ?? 0
+        captionDropout = try container.decode(Double.self, forKey: .captionDropout)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -63,13 +63,25 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(timeSampling, forKey: .timeSampling)
         try container.encode(loss, forKey: .loss)
-        if captionDropout != 0 { try container.encode(captionDropout, forKey: .captionDropout) }
+        try container.encode(captionDropout, forKey: .captionDropout)
     }
 }
 
 /// What a diffusion checkpoint's `configuration` metadata holds: enough to rebuild the model,
-/// the schedule and the text encoder.
-public struct DiffusionRunConfiguration: Equatable, Codable, Sendable {
+/// the schedule and the text encoder. Its JSON follows the schema rule (`SchemaJSON`).
+public struct DiffusionRunConfiguration: Equatable, VersionedSchema, Sendable {
+    public static let defaults = DiffusionRunConfiguration(
+        model: .tiny(classes: 2, gridHeight: 1, gridWidth: 1, steps: 2, textWidth: 1), diffusion: .paper(classes: 2, steps: 2),
+        training: DiffusionTrainingConfiguration(), textEncoder: "")
+    public static let firstSchema = """
+        {"diffusion":{"alphaEnd":0,"alphaStart":0,"classes":0,"gammaEnd":0,"gammaStart":0,"steps":0},\
+        "model":{"classes":0,"depth":0,"gridHeight":0,"gridWidth":0,"heads":0,"mlpRatio":0,"parameterization":0,\
+        "steps":0,"textWidth":0,"width":0},"textEncoder":0,"training":{"batchSize":0,"beta2":0,"emaDecay":0,\
+        "gradientClip":0,"learningRate":0,"loss":{"adaptiveAuxiliaryWeight":0,"auxiliaryWeight":0,"maskedWeight":0,\
+        "unmaskedWeight":0},"minimumLearningRate":0,"seed":0,"timeSampling":0,"totalSteps":0,"warmupSteps":0,\
+        "weightDecay":0},"vqvae":0}
+        """
+
     public var model: DiffusionModelConfiguration
     public var diffusion: DiffusionConfiguration
     public var training: DiffusionTrainingConfiguration
@@ -131,19 +143,14 @@ public final class DiffusionTrainer: Trainer {
     public init(configuration: DiffusionRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
                 shards: Int? = nil) throws {
         let m = configuration.model, tc = configuration.training
-        guard dataset.codes == m.classes, dataset.height == m.gridHeight, dataset.width == m.gridWidth else {
-            throw DiffusionTrainingError("the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
-                + "the model expects \(m.gridHeight)×\(m.gridWidth) grids of \(m.classes) codes; tokenize with the matching VQ-VAE")
-        }
-        guard textEncoder.width == m.textWidth else {
-            throw DiffusionTrainingError("the text encoder gives \(textEncoder.width)-wide features, the model reads \(m.textWidth)")
+        if let problem = GeneratorTrainingSetup.problem(dataset: dataset, classes: m.classes, gridHeight: m.gridHeight,
+                                                        gridWidth: m.gridWidth, textWidth: m.textWidth,
+                                                        textEncoder: textEncoder, batchSize: tc.batchSize) {
+            throw DiffusionTrainingError(problem)
         }
         guard configuration.diffusion.classes == m.classes, configuration.diffusion.steps == m.steps else {
             throw DiffusionTrainingError("the diffusion schedule (K = \(configuration.diffusion.classes), T = \(configuration.diffusion.steps)) "
                 + "does not match the model (K = \(m.classes), T = \(m.steps))")
-        }
-        guard dataset.count >= 1, tc.batchSize >= 1 else {
-            throw DiffusionTrainingError("need a non-empty dataset and a batch size ≥ 1")
         }
         guard tc.captionDropout >= 0 && tc.captionDropout < 1 else {
             throw DiffusionTrainingError("the caption dropout must lie in [0, 1), got \(tc.captionDropout)")
@@ -152,20 +159,12 @@ public final class DiffusionTrainer: Trainer {
         self.dataset = dataset
         self.textEncoder = textEncoder
         schedule = try DiffusionSchedule(configuration.diffusion)
-        let root = RandomGenerator(seed: tc.seed)
-        var initGenerator = root.derived(1)
-        model = DenoisingTransformer(m, using: &initGenerator)
-        var named = model.namedParameters
-        if textEncoder.isTrainable, let encoder = textEncoder as? Module {
-            named += encoder.namedParameters.map { (name: "textEncoder." + $0.name, tensor: $0.tensor) }
-        }
-        state = TrainingState(parameters: named, settings: tc.optimization, dataOrder: root.derived(2), generator: root.derived(3))
         timeSampler = DiffusionTimeSampler(method: tc.timeSampling, steps: m.steps)
-        let shardCount = shards ?? GeneratorShards.automatic(batchSize: tc.batchSize, textEncoder: textEncoder)
-        if let problem = GeneratorShards.problem(shardCount, batchSize: tc.batchSize, textEncoder: textEncoder) {
-            throw DiffusionTrainingError(problem)
-        }
-        dataParallel = GeneratorShards.dataParallel(shardCount, master: model) { DenoisingTransformer(m, using: &$0) }
+        do {
+            (model, state, dataParallel) = try GeneratorTrainingSetup.make(tc.generator, textEncoder: textEncoder, shards: shards) {
+                DenoisingTransformer(m, using: &$0)
+            }
+        } catch let error as ConfigurationError { throw DiffusionTrainingError(error.message) }
     }
 
     /// Dataset indices of the batch at `step`: consecutive slices of a per-epoch permutation.

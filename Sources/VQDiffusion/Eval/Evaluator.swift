@@ -10,8 +10,12 @@ public enum EvaluatorTask: String, Codable, CaseIterable, Sendable {
     case fashion
 }
 
-/// Settings of an evaluator network; stored as JSON in its checkpoint.
-public struct EvaluatorConfiguration: Codable, Equatable, Sendable {
+/// Settings of an evaluator network; stored as JSON in its checkpoint (the schema rule of
+/// `SchemaJSON`: the feature scale came later and reads as 1 when absent).
+public struct EvaluatorConfiguration: VersionedSchema, Equatable, Sendable {
+    public static let defaults = EvaluatorConfiguration.standard(.shapes)
+    public static let firstSchema = #"{"channels":0,"featureDimension":0,"imageSize":0,"stageWidths":0,"task":0}"#
+
     public var task: EvaluatorTask
     /// Image channels: 3 for Shapes, 1 for Fashion-MNIST.
     public var channels: Int
@@ -36,20 +40,6 @@ public struct EvaluatorConfiguration: Codable, Equatable, Sendable {
         self.stageWidths = stageWidths
         self.featureDimension = featureDimension
         self.featureScale = featureScale
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case task, channels, imageSize, stageWidths, featureDimension, featureScale
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        task = try c.decode(EvaluatorTask.self, forKey: .task)
-        channels = try c.decode(Int.self, forKey: .channels)
-        imageSize = try c.decode(Int.self, forKey: .imageSize)
-        stageWidths = try c.decode([Int].self, forKey: .stageWidths)
-        featureDimension = try c.decode(Int.self, forKey: .featureDimension)
-        featureScale = try c.decodeIfPresent(Float.self, forKey: .featureScale) ?? 1
     }
 
     /// The default network for a task at side `imageSize`: stages 32, 64, 128; 128 features.

@@ -23,6 +23,8 @@ public struct SafetensorsFile {
             throw FileError(path, "has no stored configuration (metadata key \"\(Safetensors.configurationKey)\")")
         }
         do {
+            // A configuration that grows reads absent later fields as their defaults (SchemaJSON).
+            if let versioned = T.self as? any VersionedSchema.Type { return try SchemaJSON.decode(versioned, from: json) as! T }
             return try JSONDecoder().decode(T.self, from: Data(json.utf8))
         } catch {
             throw FileError(path, "stored configuration does not decode as \(T.self): \(error)")

@@ -7,9 +7,9 @@ public struct TextFeatures {
     /// (B·L): true for a real token, false for padding (the key-padding mask of cross-attention).
     public let mask: [Bool]
 
-    /// The same features multiplied by `scale` (differentiable; nil or 1 returns them unchanged).
-    public func scaled(by scale: Float?) -> TextFeatures {
-        guard let scale, scale != 1 else { return self }
+    /// The same features multiplied by `scale` (differentiable; 1 returns them unchanged).
+    public func scaled(by scale: Float) -> TextFeatures {
+        guard scale != 1 else { return self }
         return TextFeatures(features: features * scale, mask: mask)
     }
 

@@ -31,3 +31,43 @@ enum GeneratorShards {
         return DataParallel(master: master, replicas: (1..<count).map { _ in make(&scratch) })
     }
 }
+
+/// What the two generators' trainers set up alike: the checks of the data and text features against
+/// the model, the parameters trained (a trainable text encoder's under `textEncoder.`), the
+/// optimisation state and the data-parallel replicas, all from the same seed streams
+/// (1: initialisation, 2: data order, 3: noise).
+enum GeneratorTrainingSetup {
+    /// Why `dataset` and `textEncoder` cannot train a model of this shape, or nil when they can.
+    static func problem(dataset: TokenizedDataset, classes: Int, gridHeight: Int, gridWidth: Int, textWidth: Int,
+                        textEncoder: TextEncoder, batchSize: Int) -> String? {
+        guard dataset.codes == classes, dataset.height == gridHeight, dataset.width == gridWidth else {
+            return "the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
+                + "the model expects \(gridHeight)×\(gridWidth) grids of \(classes) codes; tokenize with the matching VQ-VAE"
+        }
+        guard textEncoder.width == textWidth else {
+            return "the text encoder gives \(textEncoder.width)-wide features, the model reads \(textWidth)"
+        }
+        guard dataset.count >= 1, batchSize >= 1 else { return "need a non-empty dataset and a batch size ≥ 1" }
+        return nil
+    }
+
+    /// The model made from the seed's initialisation stream, its training state and its replicas.
+    static func make<M: Module>(_ training: GeneratorTrainingConfiguration, textEncoder: TextEncoder, shards: Int?,
+                                model make: (inout RandomGenerator) -> M) throws
+        -> (model: M, state: TrainingState, dataParallel: DataParallel<M>?) {
+        let root = RandomGenerator(seed: training.seed)
+        var initGenerator = root.derived(1)
+        let model = make(&initGenerator)
+        var named = model.namedParameters
+        if textEncoder.isTrainable, let encoder = textEncoder as? Module {
+            named += encoder.namedParameters.map { (name: "textEncoder." + $0.name, tensor: $0.tensor) }
+        }
+        let state = TrainingState(parameters: named, settings: training.optimization, dataOrder: root.derived(2),
+                                  generator: root.derived(3))
+        let count = shards ?? GeneratorShards.automatic(batchSize: training.batchSize, textEncoder: textEncoder)
+        if let problem = GeneratorShards.problem(count, batchSize: training.batchSize, textEncoder: textEncoder) {
+            throw ConfigurationError(problem)
+        }
+        return (model, state, GeneratorShards.dataParallel(count, master: model, make: make))
+    }
+}

@@ -27,9 +27,9 @@ public enum TrainingCheckpoint {
                     optimizer: AdamW? = nil, ema: EMA? = nil, generator: RandomGenerator, step: Int,
                     extra: [String: String] = [:]) throws {
             self.kind = kind
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            configurationJSON = String(decoding: try encoder.encode(configuration), as: UTF8.self)
+            // A configuration that grows leaves later fields at their defaults out (SchemaJSON).
+            configurationJSON = try (configuration as? any VersionedSchema).map { try SchemaJSON.encode($0) }
+                ?? sortedJSON(configuration)
             self.model = model
             self.optimizer = optimizer
             self.ema = ema
