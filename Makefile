@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # System packages the suite needs (Debian names).
 DEBS := libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
 
-.PHONY: deps system-packages minilm build test bench query clean studies figures \
+.PHONY: deps system-packages minilm build test bench query trim-results clean studies figures \
         study-quality study-speed study-mask study-reparam
 
 ## deps: system packages, then the text encoder weights (each step does nothing when already done)
@@ -62,6 +62,12 @@ figures:
 ## query: run SQL against the results database, e.g. make query SQL="select * from runs"
 query:
 	@sqlite3 -header -column $(DB) "$(SQL)"
+
+## trim-results: shrink the results database before committing it (docs/contributing.md): keep the
+## studies' runs, their models' training runs and the runs the docs cite; thin training metrics
+## to every 25th step
+trim-results:
+	@scripts/trim-results.sh $(DB)
 
 clean:
 	rm -rf .build

@@ -105,3 +105,30 @@ public struct SamplingOptions: ParsableArguments {
          "top_k": topK.map(String.init) ?? "none", "raw_weights": String(rawWeights)]
     }
 }
+
+/// `--recipe FILE` and `--show-recipe`, the options every train command shares: the recipe a
+/// command line describes can be printed, and a recipe file trained instead.
+public struct RecipeFileOptions: ParsableArguments {
+    @Option(name: .customLong("recipe"),
+            help: "Train this recipe file (as --show-recipe prints it) instead of one built from the options; the options that describe the model are then ignored.")
+    public var file: String?
+    @Flag(name: .customLong("show-recipe"), help: "Print the recipe these options describe (every field, as JSON) and exit.")
+    public var show = false
+
+    public init() {}
+
+    /// The recipe to train: read from --recipe, or `build()` from the options; validated. Nil
+    /// when --show-recipe printed it and there is nothing more to do. Mistakes are usage errors.
+    public func recipe<R: ModelRecipe>(_ build: () throws -> R) throws -> R? {
+        let recipe: R
+        do {
+            recipe = try file.map { try RecipeFile(contentsOf: $0, kind: R.kind).recipe as! R } ?? build()
+            try recipe.validate()
+        } catch let error as ConfigurationError { throw ValidationError(error.message) }
+        guard !show else {
+            print(try RecipeFile(recipe).json())
+            return nil
+        }
+        return recipe
+    }
+}

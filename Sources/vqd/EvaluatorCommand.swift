@@ -151,10 +151,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
     var checkpointEvery: Int = 500
     @Flag(help: "Continue from the checkpoint beside --out when there is one.")
     var resume = false
-    @Option(name: .customLong("recipe"), help: "Train this recipe file (as --show-recipe prints it) instead of one built from the options above.")
-    var recipeFile: String?
-    @Flag(name: .customLong("show-recipe"), help: "Print the recipe these options describe (every field, as JSON) and exit.")
-    var showRecipe = false
+    @OptionGroup var recipeFile: RecipeFileOptions
     @OptionGroup var database: DatabaseOption
 
     func validate() throws {
@@ -165,24 +162,15 @@ struct EvaluatorTrainCommand: ParsableCommand {
         }
     }
 
-    /// The recipe of this run: read from --recipe, or built from the options.
+    /// The recipe these options describe.
     func recipe() throws -> EvaluatorRecipe {
-        if let recipeFile { return try RecipeFile(contentsOf: recipeFile, kind: EvaluatorRecipe.kind).recipe as! EvaluatorRecipe }
         guard let source = DatasetSelection.Source(rawValue: dataset.rawValue) else { throw ConfigurationError("unknown dataset \(dataset)") }
         return EvaluatorRecipe(dataset: source, imageSize: size, steps: steps, batchSize: batchSize, learningRate: learningRate,
                                seed: seed, calibrationCount: calibrationCount)
     }
 
     func run() throws {
-        let recipe: EvaluatorRecipe
-        do {
-            recipe = try self.recipe()
-            try recipe.validate()
-        } catch let error as ConfigurationError { throw ValidationError(error.message) }
-        if showRecipe {
-            print(try RecipeFile(recipe).json())
-            return
-        }
+        guard let recipe = try recipeFile.recipe(self.recipe) else { return }
         let task = try EvaluatorTask(DatasetName(rawValue: recipe.dataset.rawValue)!)
         let path = out ?? Evaluator.defaultPath(task: task, imageSize: recipe.imageSize)
         try ensureFolder(of: path)

@@ -29,11 +29,7 @@ struct TrainCommand: ParsableCommand {
             options (schedule, time sampling, loss weights) do not apply to it.
             """)
 
-    @Option(name: .customLong("recipe"),
-            help: "Train this recipe file (as --show-recipe prints it) instead of one built from the options below; the model, data and optimizer options are then ignored.")
-    var recipeFile: String?
-    @Flag(name: .customLong("show-recipe"), help: "Print the recipe these options describe (every field, as JSON) and exit.")
-    var showRecipe = false
+    @OptionGroup var recipeFile: RecipeFileOptions
 
     @Option(help: "The dataset: shapes, fashion, or folder (default: the one the VQ-VAE was trained on, which it must match).")
     var dataset: DatasetSelection.Source?
@@ -133,19 +129,18 @@ struct TrainCommand: ParsableCommand {
     var runName: String?
 
     func validate() throws {
-        guard showRecipe || out != nil else { throw ValidationError("--out FILE is needed: the checkpoint to write.") }
-        guard recipeFile != nil || synthetic || vqvae != nil else {
+        guard recipeFile.show || out != nil else { throw ValidationError("--out FILE is needed: the checkpoint to write.") }
+        guard recipeFile.file != nil || synthetic || vqvae != nil else {
             throw ValidationError("--vqvae FILE is needed to tokenize the dataset (or use --synthetic for a speed run, or --recipe FILE).")
         }
-        guard recipeFile != nil || steps != nil else { throw ValidationError("--steps N is needed (or --recipe FILE).") }
+        guard recipeFile.file != nil || steps != nil else { throw ValidationError("--steps N is needed (or --recipe FILE).") }
         guard checkpointEvery >= 1 && logEvery >= 1 else { throw ValidationError("--checkpoint-every and --log-every must be at least 1.") }
         if let stopAt, stopAt < 1 { throw ValidationError("--stop-at must be at least 1, got \(stopAt).") }
         if let shards, shards < 1 { throw ValidationError("--shards must be at least 1, got \(shards).") }
     }
 
-    /// The recipe this command trains: read from --recipe, or built from the options.
+    /// The recipe these options describe.
     func recipe() throws -> GeneratorRecipe {
-        if let recipeFile { return try RecipeFile(contentsOf: recipeFile, kind: GeneratorRecipe.kind).recipe as! GeneratorRecipe }
         var s = GeneratorSettings()
         (s.preset, s.textEncoder, s.parameterization) = (preset, textEncoder, parameterization)
         (s.split, s.dataSeed, s.synthetic, s.textLength) = (split, dataSeed, synthetic, textLength)
@@ -161,9 +156,7 @@ struct TrainCommand: ParsableCommand {
             tokenizer = try tokenizerRecipe(vqvae)
             s.trainCount = count ?? (tokenizer.dataset == .shapes ? 20_000 : nil)
         }
-        let recipe = GeneratorRecipe(family: model, vqvae: tokenizer, settings: s)
-        try recipe.validate()
-        return recipe
+        return GeneratorRecipe(family: model, vqvae: tokenizer, settings: s)
     }
 
     /// The recipe of the VQ-VAE in `path`, checked against the data options given.
@@ -187,11 +180,9 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let recipe: GeneratorRecipe
-        do { recipe = try self.recipe() } catch let error as ConfigurationError { throw ValidationError(error.message) }
-        if showRecipe {
-            print(try RecipeFile(recipe).json())
-            return
+        guard let recipe = try recipeFile.recipe(self.recipe) else { return }
+        if let stopAt, stopAt > recipe.settings.steps {
+            throw ValidationError("--stop-at must lie in 1…\(recipe.settings.steps) (--steps), got \(stopAt).")
         }
         let out = self.out!
         let store = ModelStore.standard(database: try database.open(), profile: nil)

@@ -90,10 +90,7 @@ struct VQVAETrainCommand: ParsableCommand {
     @Option(help: "Peak learning rate (default 2e-3).") var lr: Float?
     @Option(help: "Seed of initialisation, data order and code restarts (default 0).") var seed: UInt64?
 
-    @Option(name: .customLong("recipe"), help: "Train this recipe file (as --show-recipe prints it) instead of one built from the options above.")
-    var recipeFile: String?
-    @Flag(name: .customLong("show-recipe"), help: "Print the recipe these options describe (every field, as JSON) and exit.")
-    var showRecipe = false
+    @OptionGroup var recipeFile: RecipeFileOptions
     @Option(help: "BLAS and kernel threads (default: OpenBLAS's choice).") var threads: Int?
     @Option(help: "Where to write the trained model.") var out: String?
     @Option(help: "The resumable checkpoint file (default: --out with .ckpt.safetensors).") var checkpoint: String?
@@ -108,16 +105,15 @@ struct VQVAETrainCommand: ParsableCommand {
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
         if logEvery < 1 { throw ValidationError("--log-every must be at least 1.") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
-        if !showRecipe && out == nil { throw ValidationError("--out FILE is needed: where to write the trained model.") }
-        if resume == nil && dataset == nil && recipeFile == nil {
+        if !recipeFile.show && out == nil { throw ValidationError("--out FILE is needed: where to write the trained model.") }
+        if resume == nil && dataset == nil && recipeFile.file == nil {
             throw ValidationError("give --dataset shapes|fashion|folder (or --resume FILE, or --recipe FILE).")
         }
     }
 
-    /// The recipe of this run: defaults, overridden by a resumed checkpoint's settings, overridden
-    /// by the options given (or read whole from --recipe).
+    /// The recipe these options describe: defaults, overridden by a resumed checkpoint's
+    /// settings, overridden by the options given.
     func recipe() throws -> VQVAERecipe {
-        if let recipeFile { return try RecipeFile(contentsOf: recipeFile, kind: VQVAERecipe.kind).recipe as! VQVAERecipe }
         var r = try resume.map { try VQVAERecipe(file: URL(fileURLWithPath: $0)) } ?? VQVAERecipe.defaults
         if let dataset {
             if dataset != r.dataset { r.trainCount = nil }
@@ -144,15 +140,7 @@ struct VQVAETrainCommand: ParsableCommand {
 
     func run() throws {
         if let threads { BLAS.setThreads(threads) }
-        let recipe: VQVAERecipe
-        do {
-            recipe = try self.recipe()
-            try recipe.validate()
-        } catch let error as ConfigurationError { throw ValidationError(error.message) }
-        if showRecipe {
-            print(try RecipeFile(recipe).json())
-            return
-        }
+        guard let recipe = try recipeFile.recipe(self.recipe) else { return }
         let out = self.out!
         try ensureFolder(of: out)
         // Open the held-out split before training, so a missing file fails now rather than at the end.
