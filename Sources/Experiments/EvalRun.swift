@@ -36,14 +36,11 @@ public enum EvalRunner {
 
         let run = try database?.startRun(experiment: experiment, name: runName ?? generator?.name ?? "real-floor",
                                          threads: BLAS.threads)
-        do {
-            let report = try measure(generator: generator, evaluator: evaluator, dataset: dataset, configuration: c, run: run,
-                                     params: params)
-            try run?.finish(status: .finished)
-            return report
-        } catch {
-            try? run?.finish(status: .failed)
-            throw error
+        guard let run else {
+            return try measure(generator: generator, evaluator: evaluator, dataset: dataset, configuration: c, run: nil, params: params)
+        }
+        return try run.closing {
+            try measure(generator: generator, evaluator: evaluator, dataset: dataset, configuration: c, run: $0, params: params)
         }
     }
 

@@ -187,3 +187,18 @@ public final class Run {
 
     public static func monotonicSeconds() -> Double { MonotonicClock.seconds() }
 }
+
+extension Run {
+    /// Runs `body` with this run and closes it: FINISHED when `body` returns, FAILED (and the
+    /// error rethrown) when it throws. The one place a run's end is decided.
+    public func closing<T>(_ body: (Run) throws -> T) throws -> T {
+        do {
+            let value = try body(self)
+            try finish(status: .finished)
+            return value
+        } catch {
+            try? finish(status: .failed)
+            throw error
+        }
+    }
+}

@@ -111,14 +111,7 @@ public final class StudyContext {
         var all = params
         if let seed { all["seed"] = String(seed) }
         run.logParams(all)
-        do {
-            let value = try body(run)
-            try run.finish(status: .finished)
-            return value
-        } catch {
-            try? run.finish(status: .failed)
-            throw error
-        }
+        return try run.closing(body)
     }
 
     /// Runs `S` with `configuration`: the study run, the measurements, the claims table (printed,
@@ -130,7 +123,7 @@ public final class StudyContext {
         run.setTag("kind", "study")
         run.logParams(["configuration": try sortedJSON(configuration), "profile": context.profile.rawValue])
         let start = Run.monotonicSeconds()
-        do {
+        return try run.closing { run in
             let claims = try S.run(configuration, context: context)
             let seconds = Run.monotonicSeconds() - start
             run.logMetric("study_seconds", seconds)
@@ -144,11 +137,7 @@ public final class StudyContext {
             let suffix = context.profile == .paper ? "" : "-\(context.profile.rawValue)"
             try AtomicFile.write(Data(text.utf8),
                                  to: context.resultsDirectory.appendingPathComponent("claims-\(S.name)\(suffix).md"))
-            try run.finish(status: .finished)
             return claims
-        } catch {
-            try? run.finish(status: .failed)
-            throw error
         }
     }
 }

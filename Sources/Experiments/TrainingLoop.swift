@@ -48,16 +48,11 @@ public struct TrainingOutput {
     /// closes the run as finished — or as failed, rethrowing, when `body` throws. A signal that
     /// ends the process marks it killed (`RunTermination`).
     public func withRun<T>(params: [String: String], _ body: (Run?) throws -> T) throws -> T {
-        let run = try database?.startRun(experiment: experiment, name: runName, profile: profile, threads: BLAS.threads)
-        do {
-            run?.logParams(params)
-            let result = try body(run)
-            try run?.finish()
-            return result
-        } catch {
-            try? run?.finish(status: .failed)
-            throw error
+        guard let run = try database?.startRun(experiment: experiment, name: runName, profile: profile, threads: BLAS.threads) else {
+            return try body(nil)
         }
+        run.logParams(params)
+        return try run.closing(body)
     }
 }
 

@@ -209,14 +209,10 @@ struct VQVAEEvalCommand: ParsableCommand {
         run.logParams(["model": model, "dataset": selection.source.rawValue, "split": selection.split,
                        "size": "\(selection.imageSize)", "data_seed": "\(selection.seed)", "count": "\(dataset.count)",
                        "codes": "\(vqvae.codes)", "downsampling": "\(vqvae.downsampling)"])
-        do {
+        try run.closing { run in
             let metrics = try VQVAEMetrics.evaluate(vqvae, on: dataset)
             printVQVAEMetrics(metrics, selection)
             logVQVAEMetrics(metrics, to: run, step: 0)
-            try run.finish()
-        } catch {
-            try? run.finish(status: .failed)
-            throw error
         }
     }
 }

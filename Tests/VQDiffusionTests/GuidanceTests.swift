@@ -72,17 +72,19 @@ import Testing
         #expect(input.replacingCaptions(where: [false, false]).features === features)
     }
 
-    /// The caption dropout is stored only when it is on, so earlier files read and hash as before.
+    /// The caption dropout is stored in a checkpoint's configuration only when it is on, so
+    /// earlier files read as before.
     @Test func captionDropoutIsStoredOnlyWhenOn() throws {
-        let off = DiffusionTrainingConfiguration()
-        let offJSON = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(off)) as? [String: Any])
-        #expect(offJSON["captionDropout"] == nil)
-        let on = DiffusionTrainingConfiguration(captionDropout: 0.1)
-        let data = try JSONEncoder().encode(on)
-        let onJSON = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        #expect(onJSON["captionDropout"] as? Double == 0.1)
-        #expect(try JSONDecoder().decode(DiffusionTrainingConfiguration.self, from: data) == on)
-        #expect(try JSONDecoder().decode(DiffusionTrainingConfiguration.self, from: JSONEncoder().encode(off)).captionDropout == 0)
+        func run(_ training: DiffusionTrainingConfiguration) -> DiffusionRunConfiguration {
+            DiffusionRunConfiguration(model: .tiny(classes: 4, gridHeight: 2, gridWidth: 2, steps: 10, textWidth: 8),
+                                      diffusion: .paper(classes: 4, steps: 10), training: training, textEncoder: "tiny")
+        }
+        let off = try SchemaJSON.encode(run(DiffusionTrainingConfiguration()))
+        #expect(!off.contains("captionDropout"))
+        let on = try SchemaJSON.encode(run(DiffusionTrainingConfiguration(captionDropout: 0.1)))
+        #expect(on.contains("\"captionDropout\":0.1"))
+        #expect(try SchemaJSON.decode(DiffusionRunConfiguration.self, from: on).training.captionDropout == 0.1)
+        #expect(try SchemaJSON.decode(DiffusionRunConfiguration.self, from: off).training.captionDropout == 0)
     }
 
     /// One network evaluation on 2B rows gives the same guided prediction as the conditional and
