@@ -49,21 +49,7 @@ struct DatasetStatsCommand: ParsableCommand {
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
-        if dataset == .fashion && split == .novel {
-            throw ValidationError("Fashion-MNIST has no novel split: use train, val or test.")
-        }
-        if dataset == .shapes && !ShapesLayout.isValidSize(size ?? 32) {
-            throw ValidationError("--size \(size ?? 32) is not supported: use a multiple of 8 from 16 to 128.")
-        }
-        if dataset == .fashion, let size, size != FashionMNIST.paddedSize {
-            throw ValidationError("Fashion-MNIST images are \(FashionMNIST.paddedSize)×\(FashionMNIST.paddedSize): leave out --size.")
-        }
-        if dataset == .folder && folder == nil {
-            throw ValidationError("--dataset folder needs --folder DIR (a folder of PNG files plus captions.jsonl).")
-        }
-        if dataset != .folder && (folder != nil || resize) {
-            throw ValidationError("--folder and --resize apply to --dataset folder only.")
-        }
+        try DatasetSourceOptions.check(dataset: dataset, split: split, size: size, folder: folder, resize: resize)
         if dataset == .folder && split != nil {
             throw ValidationError("a folder is a single split: leave out --split.")
         }

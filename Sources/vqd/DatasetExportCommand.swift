@@ -24,6 +24,11 @@ struct DatasetSourceOptions: ParsableArguments {
     var resize = false
 
     func validate() throws {
+        try Self.check(dataset: dataset, split: split, size: size, folder: folder, resize: resize)
+    }
+
+    /// The checks of a dataset choice, shared with `vqd dataset stats` (whose split is optional).
+    static func check(dataset: DatasetName, split: DatasetSplit?, size: Int?, folder: String?, resize: Bool) throws {
         if dataset == .shapes && !ShapesLayout.isValidSize(size ?? 32) {
             throw ValidationError("--size \(size ?? 32) is not supported for Shapes: use a multiple of 8 from 16 to 128.")
         }

@@ -26,26 +26,24 @@ struct EvalCommand: ParsableCommand {
     var noThroughput = false
     @Flag(help: "Measure only the real floor (N held-out real images against the N reference images).")
     var realOnly = false
-    @Option(help: "The dataset: shapes or fashion.")
-    var dataset: DatasetName = .shapes
-    @Option(help: "The held-out split (test or val; Shapes also novel).")
-    var split: DatasetSplit = .test
+    @OptionGroup var heldOut: HeldOutOptions
     @Option(help: "N: images generated and real reference images (the floor needs 2N in the split).")
     var count: Int = 1000
     @Option(help: "Captions per generator call.")
     var batchSize: Int = 16
     @Option(help: "Seed of sampling and of KID's subsets.")
     var seed: UInt64 = 0
-    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
-    var size: Int = 32
     @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var evaluator: String?
     @OptionGroup var database: DatabaseOption
 
+    var dataset: DatasetName { heldOut.dataset }
+    var split: DatasetSplit { heldOut.split }
+    var size: Int { heldOut.size }
+
     func validate() throws {
         if count < 2 { throw ValidationError("--count must be at least 2, got \(count).") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
-        if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }
         if realOnly && model != nil { throw ValidationError("--real-only measures real images only: leave out --model.") }
         if !realOnly && model == nil { throw ValidationError("give --model FILE to evaluate a generator, or --real-only for the real floor.") }
     }

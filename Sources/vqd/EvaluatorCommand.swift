@@ -203,30 +203,25 @@ struct EvaluatorTestCommand: ParsableCommand {
 
     @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var model: String?
-    @Option(help: "The dataset: shapes or fashion.")
-    var dataset: DatasetName = .shapes
-    @Option(help: "The split to score (val or test are held out).")
-    var split: DatasetSplit = .test
+    @OptionGroup var data: HeldOutOptions
     @Option(help: "Images to score (default the whole split).")
     var count: Int?
-    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
-    var size: Int = 32
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
-        if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use train, val or test.") }
     }
 
     func run() throws {
+        let (dataset, split) = (data.dataset, data.split)
         let task = try EvaluatorTask(dataset)
-        let path = model ?? Evaluator.defaultPath(task: task, imageSize: size)
+        let path = model ?? Evaluator.defaultPath(task: task, imageSize: data.size)
         let evaluator = try Evaluator.load(URL(fileURLWithPath: path))
         guard evaluator.configuration.task == task else {
             throw CommandError("\(path) is a \(evaluator.configuration.task.rawValue) evaluator; test it with --dataset \(evaluator.configuration.task.rawValue).")
         }
-        let data = try openDataset(dataset, split: split, imageSize: evaluator.configuration.imageSize)
-        let n = min(count ?? data.count, data.count)
-        let scores = try EvaluatorAccuracy.measure(evaluator, on: data, count: n)
+        let images = try openDataset(dataset, split: split, imageSize: evaluator.configuration.imageSize)
+        let n = min(count ?? images.count, images.count)
+        let scores = try EvaluatorAccuracy.measure(evaluator, on: images, count: n)
         print("\(path): \(dataset.rawValue) \(split.rawValue), \(n) images")
         print(scores.table())
     }
@@ -295,8 +290,16 @@ struct EvaluatorFidelityCommand: ParsableCommand {
     }
 }
 
-func jsonString(_ value: some Encodable) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+/// A labelled dataset's held-out split at an image size: what `vqd eval` and `vqd evaluator test` score.
+struct HeldOutOptions: ParsableArguments {
+    @Option(help: "The dataset: shapes or fashion.")
+    var dataset: DatasetName = .shapes
+    @Option(help: "The held-out split (test or val; Shapes also novel).")
+    var split: DatasetSplit = .test
+    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
+    var size: Int = 32
+
+    func validate() throws {
+        if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }
+    }
 }
