@@ -74,16 +74,20 @@ public final class ModelStore {
         return Dictionary(entries.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
     }
 
-    /// Records `file` (in the committed folder) as the model of `recipe`, replacing an entry of the same key.
+    /// Records `file` (in the committed folder) as the model of `recipe`, replacing an entry of the
+    /// same key; every other entry is written anew from its recipe (summary, full recipe), its key
+    /// and file kept.
     public func register(_ recipe: some ModelRecipe, file: String) throws {
-        var entries = Array(try index().values).filter { $0.key != recipe.key }
+        var entries = try index().values.filter { $0.key != recipe.key }.map(Self.refreshed)
         entries.append(try Self.entry(recipe, file: file))
         try writeIndex(entries)
     }
 
-    /// Rewrites every entry from its recipe (summary, full recipe), keeping keys and files.
-    public func refreshIndex() throws {
-        try writeIndex(try index().values.map { try Self.entry($0.decodedRecipe(), file: $0.file) })
+    /// `entry` written anew from its recipe, or as it is when its recipe does not read back to its key.
+    static func refreshed(_ entry: Entry) -> Entry {
+        guard let recipe = try? entry.decodedRecipe(), let fresh = try? Self.entry(recipe, file: entry.file),
+              fresh.key == entry.key else { return entry }
+        return fresh
     }
 
     static func entry(_ recipe: some ModelRecipe, file: String) throws -> Entry {

@@ -220,3 +220,50 @@ final class CountingTrainer: Trainer {
         }
     }
 }
+
+/// The command line as a user runs it: a recipe printed by --show-recipe trains the same model as
+/// the flags it came from, and vqd finds the project's files from another folder.
+@Suite(.serialized) struct RecipeCommandLineTests {
+    /// Runs vqd with `arguments` in `folder`; returns its exit status and output.
+    func vqd(_ arguments: [String], in folder: URL = packageRoot) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = try builtExecutable("vqd")
+        process.arguments = arguments
+        process.currentDirectoryURL = folder
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    @Test func aPrintedRecipeTrainsTheSameModelAsItsFlags() throws {
+        let folder = TemporaryFolder()
+        let flags = ["train", "--synthetic", "--preset", "tiny", "--steps", "3", "--warmup", "1", "--batch-size", "4",
+                     "--caption-dropout", "0.2", "--shards", "1", "--db", folder.file("r.sqlite").path]
+        let shown = try vqd(flags + ["--show-recipe"])
+        #expect(shown.status == 0)
+        try Data(shown.output.utf8).write(to: folder.file("recipe.json"))
+        let recipe = try #require(try RecipeFile(contentsOf: folder.file("recipe.json").path).recipe as? GeneratorRecipe)
+        #expect(recipe.settings.synthetic && recipe.settings.captionDropout == 0.2 && recipe.settings.steps == 3)
+        #expect(try vqd(flags + ["--out", folder.file("a.safetensors").path]).status == 0)
+        #expect(try vqd(["train", "--recipe", folder.file("recipe.json").path, "--out", folder.file("b.safetensors").path,
+                         "--db", folder.file("r.sqlite").path]).status == 0)
+        let a = try Safetensors.read(folder.file("a.safetensors")), b = try Safetensors.read(folder.file("b.safetensors"))
+        #expect(a.names == b.names)
+        for name in a.names { #expect(a[name] == b[name], "\(name)") }
+    }
+
+    @Test func samplesFromAnotherFolderAndRefusesAMissingOutputFolderFirst() throws {
+        let elsewhere = TemporaryFolder()
+        let model = "results/models/diffusion-shapes-32.safetensors"
+        let tokens = try vqd(["sample", "--model", model, "--prompt", "a red circle", "--count", "1", "--steps", "2",
+                              "--tokens-out", "t.npy"], in: elsewhere.url)
+        #expect(tokens.status == 0, "\(tokens.output)")
+        #expect(FileManager.default.fileExists(atPath: elsewhere.file("t.npy").path))
+        let refused = try vqd(["sample", "--model", model, "--prompt", "a red circle", "--out", "missing/x.png"], in: elsewhere.url)
+        #expect(refused.status != 0 && refused.output.contains("does not exist") && !refused.output.contains("sampled"))
+    }
+}
