@@ -9,11 +9,8 @@ struct DatasetCommand: ParsableCommand {
         subcommands: [DatasetStatsCommand.self, DatasetExportCommand.self, DatasetSheetCommand.self])
 }
 
-enum DatasetName: String, CaseIterable, ExpressibleByArgument {
-    case shapes, fashion, folder
-}
-
-extension DatasetSplit: ExpressibleByArgument {}
+/// The dataset a command reads: shapes, fashion or folder.
+typealias DatasetName = DatasetSelection.Source
 
 struct DatasetStatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

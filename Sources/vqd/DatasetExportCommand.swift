@@ -3,62 +3,6 @@ import Experiments
 import Foundation
 import VQDiffusion
 
-/// The options that pick a dataset, shared by `vqd dataset export` and `vqd dataset sheet`.
-struct DatasetSourceOptions: ParsableArguments {
-    @Option(help: "The dataset: shapes, fashion or folder.")
-    var dataset: DatasetName = .shapes
-
-    @Option(help: "The split (Shapes: train, val, test, novel; Fashion-MNIST: train, val, test; ignored for a folder).")
-    var split: DatasetSplit = .train
-
-    @Option(help: "Image side. Shapes: a multiple of 8 from 16 to 128 (default 32); Fashion-MNIST: 32 only; folder: default the first image's side.")
-    var size: Int?
-
-    @Option(help: "Dataset seed (Shapes scenes, Fashion-MNIST caption templates).")
-    var seed: UInt64 = 0
-
-    @Option(help: "With --dataset folder: the folder holding the PNG files and captions.jsonl.")
-    var folder: String?
-
-    @Flag(help: "With --dataset folder: resize images of another size to --size (area averaging) instead of rejecting them.")
-    var resize = false
-
-    func validate() throws {
-        try Self.check(dataset: dataset, split: split, size: size, folder: folder, resize: resize)
-    }
-
-    /// The checks of a dataset choice, shared with `vqd dataset stats` (whose split is optional).
-    static func check(dataset: DatasetName, split: DatasetSplit?, size: Int?, folder: String?, resize: Bool) throws {
-        if dataset == .shapes && !ShapesLayout.isValidSize(size ?? 32) {
-            throw ValidationError("--size \(size ?? 32) is not supported for Shapes: use a multiple of 8 from 16 to 128.")
-        }
-        if dataset == .fashion && split == .novel {
-            throw ValidationError("Fashion-MNIST has no novel split: use train, val or test.")
-        }
-        if dataset == .fashion, let size, size != FashionMNIST.paddedSize {
-            throw ValidationError("Fashion-MNIST images are \(FashionMNIST.paddedSize)×\(FashionMNIST.paddedSize): leave out --size.")
-        }
-        if dataset == .folder && folder == nil {
-            throw ValidationError("--dataset folder needs --folder DIR (a folder of PNG files plus captions.jsonl).")
-        }
-        if dataset != .folder && (folder != nil || resize) {
-            throw ValidationError("--folder and --resize apply to --dataset folder only.")
-        }
-    }
-
-    /// The chosen dataset; Shapes gets `count` samples.
-    func open(count: Int) throws -> any CaptionedDataset {
-        switch dataset {
-        case .shapes:
-            return try ShapesDataset(ShapesConfiguration(imageSize: size ?? 32, seed: seed, split: split, count: count))
-        case .fashion:
-            return try FashionMNIST(split: split, seed: seed)
-        case .folder:
-            return try FolderDataset(directory: URL(fileURLWithPath: folder!), size: size, resize: resize)
-        }
-    }
-}
-
 struct DatasetExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",

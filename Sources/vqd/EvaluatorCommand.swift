@@ -290,16 +290,3 @@ struct EvaluatorFidelityCommand: ParsableCommand {
     }
 }
 
-/// A labelled dataset's held-out split at an image size: what `vqd eval` and `vqd evaluator test` score.
-struct HeldOutOptions: ParsableArguments {
-    @Option(help: "The dataset: shapes or fashion.")
-    var dataset: DatasetName = .shapes
-    @Option(help: "The held-out split (test or val; Shapes also novel).")
-    var split: DatasetSplit = .test
-    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
-    var size: Int = 32
-
-    func validate() throws {
-        if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }
-    }
-}

@@ -11,7 +11,6 @@ struct VQVAECommand: ParsableCommand {
                       VQVAEDecodeCommand.self, VQVAEReconstructCommand.self])
 }
 
-extension DatasetSelection.Source: ExpressibleByArgument {}
 
 /// Where images come from: a dataset split or PNG files.
 struct VQVAEDataOptions: ParsableArguments {
