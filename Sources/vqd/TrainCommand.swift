@@ -43,7 +43,7 @@ struct TrainCommand: ParsableCommand {
     var size: Int?
     @Option(name: .customLong("data-seed"), help: "Dataset seed (Shapes scenes, caption templates).")
     var dataSeed: UInt64 = 0
-    @Option(help: "The VQ-VAE checkpoint that tokenizes the images (its recorded settings become the recipe's tokenizer).")
+    @Option(help: "The VQ-VAE checkpoint that tokenizes the images (its recorded settings become the recipe's tokenizer); a relative path is found from the current folder or the project root.")
     var vqvae: String?
     @Option(name: .customLong("text-encoder"), help: "Text encoder: minilm (frozen, pretrained) or tiny (trained jointly).")
     var textEncoder: TextEncoderChoice = .minilm
@@ -161,11 +161,11 @@ struct TrainCommand: ParsableCommand {
 
     /// The recipe of the VQ-VAE in `path`, checked against the data options given.
     func tokenizerRecipe(_ path: String) throws -> VQVAERecipe {
-        guard FileManager.default.fileExists(atPath: path) else {
+        guard FileManager.default.fileExists(atPath: ProjectRoot.resolve(path).path) else {
             throw GeneratorCommandError("VQ-VAE checkpoint \(path) does not exist: train one with vqd vqvae train, "
                 + "or use results/models/vqvae-shapes-32.safetensors.")
         }
-        let recipe = try VQVAERecipe(file: URL(fileURLWithPath: path))
+        let recipe = try VQVAERecipe(file: ProjectRoot.resolve(path))
         if let dataset, dataset != recipe.dataset {
             throw GeneratorCommandError("\(path) was trained on \(recipe.dataset.rawValue); a generator trains on its tokenizer's "
                 + "dataset: drop --dataset, or pass a VQ-VAE trained on \(dataset.rawValue).")
@@ -186,7 +186,7 @@ struct TrainCommand: ParsableCommand {
         }
         let out = self.out!
         let store = ModelStore.standard(database: try database.open(), profile: nil)
-        if !recipe.settings.synthetic, let vqvae { store.provide(URL(fileURLWithPath: vqvae), for: recipe.vqvae) }
+        if !recipe.settings.synthetic, let vqvae { store.provide(ProjectRoot.resolve(vqvae), for: recipe.vqvae) }
         let outURL = URL(fileURLWithPath: out)
         let output = TrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery,
                                     resume: resume && FileManager.default.fileExists(atPath: out) ? outURL : nil,
