@@ -170,9 +170,6 @@ struct VQVAETrainCommand: ParsableCommand {
     }
 }
 
-extension TrainingRunSettings {
-    var lr: String { String(format: "%g", learningRate) }
-}
 
 func printVQVAEMetrics(_ m: VQVAEMetrics, _ data: DatasetSelection) {
     print(String(format: "held-out %@ (%d images): PSNR %.2f dB, codebook usage %.1f %%, perplexity %.1f",
