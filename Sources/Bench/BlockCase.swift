@@ -7,7 +7,7 @@ import Engine
 ///   x = x + o1(selfAttention(qkv(ln1(x))))
 ///   x = x + o2(crossAttention(q2(ln2(x)), kv2(c)))
 ///   y = x + fc2(gelu(fc1(ln3(x))))          loss = mean(y²)
-final class BenchBlock: Module {
+final class BenchBlock: CompositeModule {
     let ln1: LayerNorm, ln2: LayerNorm, ln3: LayerNorm
     let qkv: Linear, o1: Linear, q2: Linear, kv2: Linear, o2: Linear, fc1: Linear, fc2: Linear
     let heads: Int
@@ -31,11 +31,9 @@ final class BenchBlock: Module {
         return x + fc2(fc1(ln3(x)))
     }
 
-    func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        for (name, m) in [("ln1", ln1), ("ln2", ln2), ("ln3", ln3)] { m.visitParameters(prefix: childPrefix(prefix, name), visit) }
-        for (name, m) in [("qkv", qkv), ("o1", o1), ("q2", q2), ("kv2", kv2), ("o2", o2), ("fc1", fc1), ("fc2", fc2)] {
-            m.visitParameters(prefix: childPrefix(prefix, name), visit)
-        }
+    var children: [ModuleChild] {
+        [("ln1", ln1), ("ln2", ln2), ("ln3", ln3)].map { .one($0, $1) }
+            + [("qkv", qkv), ("o1", o1), ("q2", q2), ("kv2", kv2), ("o2", o2), ("fc1", fc1), ("fc2", fc2)].map { .one($0, $1) }
     }
 }
 

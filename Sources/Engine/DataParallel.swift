@@ -78,3 +78,15 @@ public final class DataParallel<M: Module> {
         try step(rows: rows) { model, range in Result { try body(model, range) } }.map { try $0.get() }
     }
 }
+
+extension Optional {
+    /// One training step's backward passes over `rows` batch rows: on the data-parallel shards
+    /// when there are some (`self`), else on `model` as one batch. Returns each shard's rows and
+    /// result, in row order.
+    public func step<M: Module, R>(model: M, rows: Int, _ body: (M, Range<Int>) throws -> R) throws -> [(rows: Range<Int>, result: R)]
+    where Wrapped == DataParallel<M> {
+        guard let dataParallel = self else { return [(0..<rows, try body(model, 0..<rows))] }
+        return try dataParallel.step(rows: rows, body).enumerated().map { (dataParallel.shardRange($0.offset, rows: rows), $0.element) }
+    }
+}
+

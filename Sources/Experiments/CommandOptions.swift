@@ -136,15 +136,15 @@ public struct RecipeFileOptions: ParsableArguments {
 extension DatasetSelection.Source: ExpressibleByArgument {}
 extension DatasetSplit: ExpressibleByArgument {}
 
-/// The options that pick a dataset, shared by `vqd dataset export` and `vqd dataset sheet`.
+/// The options that pick a dataset, shared by `vqd dataset export`, `sheet` and `stats`.
 public struct DatasetSourceOptions: ParsableArguments {
     public init() {}
 
     @Option(help: "The dataset: shapes, fashion or folder.")
     public var dataset: DatasetSelection.Source = .shapes
 
-    @Option(help: "The split (Shapes: train, val, test, novel; Fashion-MNIST: train, val, test; ignored for a folder).")
-    public var split: DatasetSplit = .train
+    @Option(help: "The split (Shapes: train, val, test, novel; Fashion-MNIST: train, val, test; ignored for a folder). Default: train; `stats` counts every split.")
+    public var split: DatasetSplit?
 
     @Option(help: "Image side. Shapes: a multiple of 8 from 16 to 128 (default 32); Fashion-MNIST: 32 only; folder: default the first image's side.")
     public var size: Int?
@@ -185,25 +185,41 @@ public struct DatasetSourceOptions: ParsableArguments {
     public func open(count: Int) throws -> any CaptionedDataset {
         switch dataset {
         case .shapes:
-            return try ShapesDataset(ShapesConfiguration(imageSize: size ?? 32, seed: seed, split: split, count: count))
+            return try ShapesDataset(ShapesConfiguration(imageSize: size ?? 32, seed: seed, split: split ?? .train, count: count))
         case .fashion:
-            return try FashionMNIST(split: split, seed: seed)
+            return try FashionMNIST(split: split ?? .train, seed: seed)
         case .folder:
             return try FolderDataset(directory: URL(fileURLWithPath: folder!), size: size, resize: resize)
         }
     }
 }
 
-/// A labelled dataset's held-out split at an image size: what `vqd eval` and `vqd evaluator test` score.
-public struct HeldOutOptions: ParsableArguments {
+/// A labelled dataset (shapes or fashion) at an image size: what the evaluator commands read.
+public struct LabelledDatasetOptions: ParsableArguments {
     public init() {}
 
     @Option(help: "The dataset: shapes or fashion.")
     public var dataset: DatasetSelection.Source = .shapes
-    @Option(help: "The held-out split (test or val; Shapes also novel).")
-    public var split: DatasetSplit = .test
     @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
     public var size: Int = 32
+
+    public func validate() throws {
+        if dataset == .folder { throw ValidationError("a folder has no labels to score: use --dataset shapes or fashion.") }
+        try DatasetSourceOptions.check(dataset: dataset, split: nil, size: size, folder: nil, resize: false)
+    }
+}
+
+/// A labelled dataset's held-out split at an image size: what `vqd eval`, `vqd evaluator test` and
+/// `vqd evaluator fidelity` score.
+public struct HeldOutOptions: ParsableArguments {
+    public init() {}
+
+    @OptionGroup public var labelled: LabelledDatasetOptions
+    @Option(help: "The held-out split (test or val; Shapes also novel).")
+    public var split: DatasetSplit = .test
+
+    public var dataset: DatasetSelection.Source { labelled.dataset }
+    public var size: Int { labelled.size }
 
     public func validate() throws {
         if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }

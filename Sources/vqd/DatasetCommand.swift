@@ -23,30 +23,18 @@ struct DatasetStatsCommand: ParsableCommand {
             sizes as stored, channels, and caption lengths in characters and words.
             """)
 
-    @Option(help: "The dataset: shapes, fashion or folder.")
-    var dataset: DatasetName = .shapes
-
-    @Option(help: "With --dataset folder: the folder holding the PNG files and captions.jsonl.")
-    var folder: String?
-
-    @Flag(help: "With --dataset folder: resize images of another size to --size (area averaging) instead of rejecting them.")
-    var resize = false
-
-    @Option(help: "One split (train, val, test, novel); all splits of the dataset when left out.")
-    var split: DatasetSplit?
+    @OptionGroup var source: DatasetSourceOptions
 
     @Option(help: "Samples per split (Shapes: default 5000; Fashion-MNIST: default the whole split, otherwise its first N).")
     var count: Int?
 
-    @Option(help: "Image side. Shapes: a multiple of 8 from 16 to 128 (default 32); folder: default the first image's side.")
-    var size: Int?
-
-    @Option(help: "Dataset seed.")
-    var seed: UInt64 = 0
+    var dataset: DatasetName { source.dataset }
+    var split: DatasetSplit? { source.split }
+    var size: Int? { source.size }
+    var seed: UInt64 { source.seed }
 
     func validate() throws {
         if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count).") }
-        try DatasetSourceOptions.check(dataset: dataset, split: split, size: size, folder: folder, resize: resize)
         if dataset == .folder && split != nil {
             throw ValidationError("a folder is a single split: leave out --split.")
         }
@@ -61,7 +49,7 @@ struct DatasetStatsCommand: ParsableCommand {
     }
 
     func folderStats() throws {
-        let data = try FolderDataset(directory: URL(fileURLWithPath: folder!), size: size, resize: resize)
+        let data = try FolderDataset(directory: URL(fileURLWithPath: source.folder!), size: size, resize: source.resize)
         print(FolderStatistics(data).report)
     }
 

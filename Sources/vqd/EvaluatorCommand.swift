@@ -29,12 +29,12 @@ struct EvaluatorCalibrateCommand: ParsableCommand {
 
     @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var model: String?
-    @Option(help: "The dataset the evaluator was trained on: shapes or fashion.")
-    var dataset: DatasetName = .shapes
+    @OptionGroup var data: LabelledDatasetOptions
     @Option(help: "Training images used.")
     var count: Int = 2000
-    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
-    var size: Int = 32
+
+    var dataset: DatasetName { data.dataset }
+    var size: Int { data.size }
 
     func validate() throws {
         if count < 2 { throw ValidationError("--count must be at least 2, got \(count).") }
@@ -129,8 +129,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
             and logged. The run is logged to the results database (experiment "evaluator").
             """)
 
-    @Option(help: "The dataset: shapes or fashion.")
-    var dataset: DatasetName = .shapes
+    @OptionGroup var data: LabelledDatasetOptions
     @Option(help: "Optimizer steps.")
     var steps: Int = 4000
     @Option(help: "Images per step.")
@@ -139,8 +138,6 @@ struct EvaluatorTrainCommand: ParsableCommand {
     var learningRate: Float = 2e-3
     @Option(help: "Seed of initialisation and data order.")
     var seed: UInt64 = 0
-    @Option(help: "Image side (Shapes: a multiple of 8 from 16 to 128; Fashion-MNIST: 32).")
-    var size: Int = 32
     @Option(help: "Held-out (val) images scored at the end.")
     var valCount: Int = 2000
     @Option(help: "Training images that set the feature scale (mean per-dimension variance 1).")
@@ -157,15 +154,11 @@ struct EvaluatorTrainCommand: ParsableCommand {
     func validate() throws {
         if valCount < 1 { throw ValidationError("--val-count must be at least 1, got \(valCount).") }
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1, got \(checkpointEvery).") }
-        if dataset == .shapes && !ShapesLayout.isValidSize(size) {
-            throw ValidationError("--size \(size) is not supported: use a multiple of 8 from 16 to 128.")
-        }
     }
 
     /// The recipe these options describe.
     func recipe() throws -> EvaluatorRecipe {
-        guard let source = DatasetSelection.Source(rawValue: dataset.rawValue) else { throw ConfigurationError("unknown dataset \(dataset)") }
-        return EvaluatorRecipe(dataset: source, imageSize: size, steps: steps, batchSize: batchSize, learningRate: learningRate,
+        EvaluatorRecipe(dataset: data.dataset, imageSize: data.size, steps: steps, batchSize: batchSize, learningRate: learningRate,
                                seed: seed, calibrationCount: calibrationCount)
     }
 
@@ -243,12 +236,12 @@ struct EvaluatorFidelityCommand: ParsableCommand {
     var vqvae: String
     @Option(help: "The evaluator file (default results/models/evaluator-<dataset>-<size>.safetensors).")
     var evaluator: String?
-    @Option(help: "The dataset: shapes or fashion.")
-    var dataset: DatasetName = .shapes
-    @Option(help: "The held-out split.")
-    var split: DatasetSplit = .test
+    @OptionGroup var data: HeldOutOptions
     @Option(help: "Images to score.")
     var count: Int = 1000
+
+    var dataset: DatasetName { data.dataset }
+    var split: DatasetSplit { data.split }
     @OptionGroup var database: DatabaseOption
 
     func validate() throws {
@@ -257,7 +250,7 @@ struct EvaluatorFidelityCommand: ParsableCommand {
 
     func run() throws {
         let task = try EvaluatorTask(dataset)
-        let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: 32)
+        let evaluatorPath = evaluator ?? Evaluator.defaultPath(task: task, imageSize: data.size)
         let net = try Evaluator.load(URL(fileURLWithPath: evaluatorPath))
         let tokenizer = try VQVAE.load(URL(fileURLWithPath: vqvae))
         let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,

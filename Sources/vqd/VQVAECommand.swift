@@ -40,20 +40,30 @@ struct VQVAEDataOptions: ParsableArguments {
     }
 }
 
-/// Images from PNG files or a dataset, as a batch for `model`, with their count.
-func vqvaeInputImages(_ model: VQVAE, files: [String], data: VQVAEDataOptions, defaultCount: Int?) throws -> Tensor {
-    if !files.isEmpty {
-        if data.dataset != nil { throw ValidationError("give PNG files or --dataset, not both.") }
-        return try model.batch(files.map { try PNG.read(URL(fileURLWithPath: $0)) })
+/// A VQ-VAE and the images it reads, from PNG files or a dataset: `vqvae encode` and `reconstruct`.
+struct VQVAEInputOptions: ParsableArguments {
+    @Option(help: "The VQ-VAE model file.") var model: String
+    @Argument(help: "PNG files (all of one size); or use --dataset.") var files: [String] = []
+    @OptionGroup var data: VQVAEDataOptions
+    @Option(help: "BLAS and kernel threads.") var threads: Int?
+
+    /// The model and the images as a batch for it (the first `defaultCount` of a split unless --count).
+    func load(defaultCount: Int?) throws -> (VQVAE, Tensor) {
+        if let threads { BLAS.setThreads(threads) }
+        let model = try loadVQVAE(self.model)
+        if !files.isEmpty {
+            if data.dataset != nil { throw ValidationError("give PNG files or --dataset, not both.") }
+            return (model, try model.batch(files.map { try PNG.read(URL(fileURLWithPath: $0)) }))
+        }
+        guard let selection = try data.selection(count: data.count ?? defaultCount) else {
+            throw ValidationError("give PNG files, or --dataset shapes|fashion with --split.")
+        }
+        let dataset = try selection.open()
+        let loader = BatchLoader(dataset: dataset, batchSize: max(1, dataset.count), shuffle: false, generator: RandomGenerator(seed: 0))
+        let images = loader.batch(indices: Array(0..<dataset.count)).images
+        try model.checkImages(images.shape)
+        return (model, images)
     }
-    guard let selection = try data.selection(count: data.count ?? defaultCount) else {
-        throw ValidationError("give PNG files, or --dataset shapes|fashion with --split.")
-    }
-    let dataset = try selection.open()
-    let loader = BatchLoader(dataset: dataset, batchSize: max(1, dataset.count), shuffle: false, generator: RandomGenerator(seed: 0))
-    let images = loader.batch(indices: Array(0..<dataset.count)).images
-    try model.checkImages(images.shape)
-    return images
 }
 
 func loadVQVAE(_ path: String) throws -> VQVAE {
@@ -219,16 +229,11 @@ struct VQVAEEncodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "encode", abstract: "Turn PNG files or a dataset split into token grids (.npy int32 [N, h, w]).")
 
-    @Option(help: "The VQ-VAE model file.") var model: String
-    @Argument(help: "PNG files (all of one size); or use --dataset.") var files: [String] = []
-    @OptionGroup var data: VQVAEDataOptions
+    @OptionGroup var input: VQVAEInputOptions
     @Option(help: "The .npy file to write.") var out: String
-    @Option(help: "BLAS and kernel threads.") var threads: Int?
 
     func run() throws {
-        if let threads { BLAS.setThreads(threads) }
-        let vqvae = try loadVQVAE(model)
-        let images = try vqvaeInputImages(vqvae, files: files, data: data, defaultCount: nil)
+        let (vqvae, images) = try input.load(defaultCount: nil)
         let N = images.shape[0]
         var tokens: [Int32] = []
         var grid = (0, 0)
@@ -295,18 +300,16 @@ struct VQVAEReconstructCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconstruct", abstract: "A sheet of originals, each followed by its reconstruction.")
 
-    @Option(help: "The VQ-VAE model file.") var model: String
-    @Argument(help: "PNG files (all of one size); or use --dataset.") var files: [String] = []
-    @OptionGroup var data: VQVAEDataOptions
+    @OptionGroup var input: VQVAEInputOptions
     @Option(help: "The PNG sheet to write.") var out: String
     @Option(help: "Original–reconstruction pairs per row.") var pairs: Int = 4
-    @Option(help: "BLAS and kernel threads.") var threads: Int?
+
+    func validate() throws {
+        if pairs < 1 { throw ValidationError("--pairs must be at least 1.") }
+    }
 
     func run() throws {
-        if let threads { BLAS.setThreads(threads) }
-        if pairs < 1 { throw ValidationError("--pairs must be at least 1.") }
-        let vqvae = try loadVQVAE(model)
-        let images = try vqvaeInputImages(vqvae, files: files, data: data, defaultCount: 16)
+        let (vqvae, images) = try input.load(defaultCount: 16)
         let reconstruction = try vqvae.reconstruct(images)
         let originals = Image.batch(images), decoded = Image.batch(reconstruction)
         var sheet: [Image] = []

@@ -23,12 +23,12 @@ import Testing
         let data = ARTrainingTests.dataset()
         let trainer = try ARTrainer(configuration: ARTrainingTests.configuration(), dataset: data,
                                     textEncoder: WordVectorTextEncoder())
-        var first = 0.0, last = ARStepMetrics(step: 0, loss: 0, tokenAccuracy: 0, gradientNorm: 0, learningRate: 0, seconds: 0)
+        var first = 0.0, last = GeneratorStepMetrics(step: 0, loss: 0, accuracy: 0, gradientNorm: 0, learningRate: 0, seconds: 0)
         for s in 0..<200 {
             last = try trainer.trainStep()
             if s == 0 { first = last.loss }
         }
-        #expect(last.tokenAccuracy == 1, "token accuracy \(last.tokenAccuracy)")
+        #expect(last.accuracy == 1, "token accuracy \(last.accuracy)")
         #expect(last.loss < 0.05 * first, "loss \(first) → \(last.loss)")
         let sampler = ARSampler(model: trainer.model, textEncoder: trainer.textEncoder)
         for options in [ARSamplingOptions(temperature: 0), ARSamplingOptions(topK: 1, useCache: false)] {
@@ -84,7 +84,7 @@ import Testing
         for _ in 0..<5 {
             let (a, b) = (try one.trainStep(), try cut.trainStep())
             #expect(abs(a.loss - b.loss) <= 1e-4 * a.loss, "loss \(a.loss) vs \(b.loss)")
-            #expect(a.tokenAccuracy == b.tokenAccuracy)
+            #expect(a.accuracy == b.accuracy)
         }
         for (a, b) in zip(one.trainedParameters, cut.trainedParameters) {
             let error = zip(a.tensor.values, b.tensor.values).map { abs($0 - $1) }.max()!

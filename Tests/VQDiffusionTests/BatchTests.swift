@@ -19,7 +19,7 @@ import Testing
             #expect(batch.attributes[b] == sample.attributes)
             for c in 0..<3 {
                 for (y, x) in [(0, 0), (5, 9), (15, 15)] {
-                    let expected = Float(sample.image[x, y, c]) / 127.5 - 1
+                    let expected = Float(sample.image[x: x, y: y, channel: c]) / 127.5 - 1
                     #expect(abs(values[((b * 3 + c) * 16 + y) * 16 + x] - expected) < 1e-6)
                 }
             }

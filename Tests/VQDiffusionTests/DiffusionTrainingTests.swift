@@ -48,7 +48,7 @@ import Testing
         for s in 0..<300 {
             let m = try trainer.trainStep()
             if s == 0 { first = m.loss }
-            if s >= 280 { accuracies.append(m.maskedAccuracy); last = m.loss }
+            if s >= 280 { accuracies.append(m.accuracy); last = m.loss }
         }
         let accuracy = accuracies.filter(\.isFinite).reduce(0, +) / Double(accuracies.filter(\.isFinite).count)
         #expect(accuracy > 0.95, "x0 accuracy on masked positions \(accuracy)")
@@ -122,7 +122,7 @@ import Testing
             let (a, b) = (try one.trainStep(), try cut.trainStep())
             #expect(abs(a.loss - b.loss) <= 1e-4 * abs(a.loss), "loss \(a.loss) vs \(b.loss)")
             #expect(abs(a.auxiliary - b.auxiliary) <= 1e-4 * max(abs(a.auxiliary), 1e-6))
-            #expect(a.maskedAccuracy == b.maskedAccuracy || (a.maskedAccuracy.isNaN && b.maskedAccuracy.isNaN))
+            #expect(a.accuracy == b.accuracy || (a.accuracy.isNaN && b.accuracy.isNaN))
             #expect(abs(a.gradientNorm - b.gradientNorm) <= 1e-3 * a.gradientNorm)
         }
         for (a, b) in zip(one.trainedParameters, cut.trainedParameters) {

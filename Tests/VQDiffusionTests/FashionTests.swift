@@ -110,7 +110,7 @@ func idxTestHeader(_ dims: [Int]) -> [UInt8] {
             for x in 0..<32 {
                 let inside = (2..<30).contains(x) && (2..<30).contains(y)
                 let expected: UInt8 = inside ? UInt8(truncatingIfNeeded: 7 &+ (y - 2) * 28 + (x - 2)) | 1 : 0
-                #expect(s.image[x, y, 0] == expected)
+                #expect(s.image[x: x, y: y, channel: 0] == expected)
             }
         }
         #expect(FashionMNIST.classLabel(inCaption: s.caption) == 7, "\(s.caption)")

@@ -108,7 +108,7 @@ func captionLine(_ file: String, _ caption: String) -> String { "{\"file\": \"\(
         // An explicit size: both resized; 8 → 16 by area averaging is pixel replication.
         let up = try FolderDataset(directory: folder.url, size: 16, resize: true)
         #expect(up.sample(at: 0).image.pixels == FolderDataset.resized(small, width: 16, height: 16).pixels)
-        #expect(up.sample(at: 0).image[5, 3, 1] == small[x: 2, y: 1, channel: 1])
+        #expect(up.sample(at: 0).image[x: 5, y: 3, channel: 1] == small[x: 2, y: 1, channel: 1])
         #expect(up.sample(at: 1).image.pixels == big.pixels)
         // With --size but without --resize, the mismatch names both sizes.
         let rejected = thrownMessage { _ = try FolderDataset(directory: folder.url, size: 16) }

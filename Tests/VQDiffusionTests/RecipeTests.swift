@@ -226,17 +226,7 @@ final class CountingTrainer: Trainer {
 @Suite(.serialized) struct RecipeCommandLineTests {
     /// Runs vqd with `arguments` in `folder`; returns its exit status and output.
     func vqd(_ arguments: [String], in folder: URL = packageRoot) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = try builtExecutable("vqd")
-        process.arguments = arguments
-        process.currentDirectoryURL = folder
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try ChildProcess(try builtExecutable("vqd"), arguments, in: folder).finish()
     }
 
     @Test func aPrintedRecipeTrainsTheSameModelAsItsFlags() throws {

@@ -94,13 +94,8 @@ import Testing
 
     /// Starts `vqd results selftest-write` with `arguments`; stdout goes to the returned pipe.
     static func writer(_ arguments: [String]) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = try vqd()
-        process.arguments = ["results", "selftest-write"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        return (process, pipe)
+        let child = try ChildProcess(try vqd(), ["results", "selftest-write"] + arguments, errorsApart: true)
+        return (child.process, child.pipe)
     }
 
     /// Reads the writer's output up to its "ready <id>" line; returns the run id.
@@ -140,14 +135,22 @@ import Testing
         #expect(spans[0].first! <= spans[1].last! && spans[1].first! <= spans[0].last!)
     }
 
+    /// Starts a writer of `count` metric values that holds its run open, sends it `signal` once it
+    /// is ready and waits for it to die of that signal. Returns the run's id.
+    static func writeThenKill(db path: String, count: Int, flushEvery: Int, signal: Int32) throws -> String {
+        let (process, pipe) = try writer(["--db", path, "--run-name", "victim", "--count", "\(count)",
+                                          "--flush-every", "\(flushEvery)", "--hold", "60"])
+        let id = try #require(waitUntilReady(pipe))
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == signal)
+        return id
+    }
+
     @Test func sigkillLeavesAReadableDatabaseAndReopeningMarksTheRunKilled() throws {
         let folder = TemporaryFolder()
         let path = folder.file("k.sqlite").path
-        let (process, pipe) = try Self.writer(["--db", path, "--run-name", "victim", "--count", "500", "--flush-every", "50", "--hold", "60"])
-        let id = try #require(Self.waitUntilReady(pipe))
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL)
+        let id = try Self.writeThenKill(db: path, count: 500, flushEvery: 50, signal: SIGKILL)
         let db = try ResultsDatabase(path: path)
         let run = try db.run(id)
         #expect(run.status == .killed)
@@ -160,11 +163,7 @@ import Testing
     @Test func sigtermMarksTheRunKilledBeforeExiting() throws {
         let folder = TemporaryFolder()
         let path = folder.file("t.sqlite").path
-        let (process, pipe) = try Self.writer(["--db", path, "--run-name", "victim", "--count", "10", "--flush-every", "1000", "--hold", "60"])
-        let id = try #require(Self.waitUntilReady(pipe))
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGTERM)
+        let id = try Self.writeThenKill(db: path, count: 10, flushEvery: 1000, signal: SIGTERM)
         // Read without the stale-run check, to see what the process itself wrote.
         let connection = try SQLiteConnection(path: path, create: false, busyTimeoutMs: 1000)
         #expect(try connection.query("SELECT status FROM runs WHERE id = ?", [.text(id)]).first?.first?.text == "KILLED")

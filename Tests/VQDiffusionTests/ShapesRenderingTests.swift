@@ -18,7 +18,7 @@ import Testing
                 let (x, y) = (Int(o.centerX), Int(o.centerY))
                 let drawn = [o.red, o.green, o.blue], palette = o.color.rgb
                 for (c, base) in [palette.r, palette.g, palette.b].enumerated() {
-                    let v = Float(s.image[x, y, c])
+                    let v = Float(s.image[x: x, y: y, channel: c])
                     #expect(abs(v - drawn[c]) <= 0.5 + 1e-3, "sample \(i) \(o.shape): centre channel \(c) is \(v), drawn \(drawn[c])")
                     #expect(abs(v - base) <= 12.5, "sample \(i): centre channel \(c) is \(v), palette \(base)")
                 }
@@ -42,8 +42,8 @@ import Testing
                         }
                         guard corners else { continue }
                         checked += 1
-                        #expect(Float(s.image[x, y, 0]) == o.red.rounded() && Float(s.image[x, y, 1]) == o.green.rounded()
-                                && Float(s.image[x, y, 2]) == o.blue.rounded(), "sample \(i) pixel (\(x), \(y))")
+                        #expect(Float(s.image[x: x, y: y, channel: 0]) == o.red.rounded() && Float(s.image[x: x, y: y, channel: 1]) == o.green.rounded()
+                                && Float(s.image[x: x, y: y, channel: 2]) == o.blue.rounded(), "sample \(i) pixel (\(x), \(y))")
                     }
                 }
             }
@@ -64,7 +64,7 @@ import Testing
                 var partial = 0
                 for y in Int(o.minY)..<Int(o.maxY.rounded(.up)) {
                     for x in Int(o.minX)..<Int(o.maxX.rounded(.up)) {
-                        let v = Float(s.image[x, y, c])
+                        let v = Float(s.image[x: x, y: y, channel: c])
                         if v > 100 && v < rgb[c] - 20 { partial += 1 }
                     }
                 }
@@ -87,7 +87,7 @@ import Testing
                         }
                         guard far else { continue }
                         for c in 0..<3 {
-                            let v = Float(s.image[x, y, c])
+                            let v = Float(s.image[x: x, y: y, channel: c])
                             #expect(v < Self.dimmestBrightChannel, "S=\(size) sample \(i): background (\(x), \(y)) channel \(c) = \(v)")
                             sum += v
                             n += 1
@@ -114,7 +114,7 @@ import Testing
                         Float(x + 2) < o.minX - 1 || Float(x) > o.maxX + 1 || Float(y + 1) < o.minY - 1 || Float(y) > o.maxY + 1
                     }
                     guard far else { continue }
-                    let d = Double(s.image[x + 1, y, 1]) - Double(s.image[x, y, 1])
+                    let d = Double(s.image[x: x + 1, y: y, channel: 1]) - Double(s.image[x: x, y: y, channel: 1])
                     sumSquares += d * d
                     n += 1
                 }

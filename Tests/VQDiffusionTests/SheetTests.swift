@@ -42,7 +42,7 @@ import Testing
         let sheet = layout.render(source, captions: captions, columns: 3)
         // Grey pixel (x 5, y 2) of image 0 fills the 4×4 block at (4 + 20…23, 4 + 8…11) in all channels.
         for dy in 0..<4 { for dx in 0..<4 { for c in 0..<3 {
-            #expect(sheet[x: 4 + 20 + dx, y: 4 + 8 + dy, channel: c] == source[0][5, 2, 0])
+            #expect(sheet[x: 4 + 20 + dx, y: 4 + 8 + dy, channel: c] == source[0][x: 5, y: 2, channel: 0])
         } } }
         let long = textPixels(sheet, layout, cell: 0, columns: 3, side: 8)
         let blank = textPixels(sheet, layout, cell: 1, columns: 3, side: 8)

@@ -168,23 +168,11 @@ struct CountingRecipe: ModelRecipe {
          "--models", Self.folder.file("no-committed-models").path, "--no-progress"] + extra
     }
 
-    func start(_ study: String, _ extra: [String] = []) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = try builtExecutable("study-\(study)")
-        process.arguments = arguments(extra)
-        process.currentDirectoryURL = packageRoot
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        return (process, pipe)
+    func start(_ study: String, _ extra: [String] = []) throws -> ChildProcess {
+        try ChildProcess(try builtExecutable("study-\(study)"), arguments(extra), in: packageRoot)
     }
 
-    func finish(_ p: (Process, Pipe)) -> (status: Int32, output: String) {
-        let output = String(decoding: p.1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.0.waitUntilExit()
-        return (p.0.terminationStatus, output)
-    }
+    func finish(_ p: ChildProcess) -> (status: Int32, output: String) { p.finish() }
 
     func rows(_ sql: String) throws -> [[SQLValue]] {
         let database = try ResultsDatabase(path: db)
@@ -240,17 +228,10 @@ struct CountingRecipe: ModelRecipe {
             #expect(FileManager.default.fileExists(atPath: claims.path))
         }
         // Figures from the database alone.
-        let figures = Process()
-        figures.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        figures.arguments = ["bash", packageRoot.appendingPathComponent("scripts/figures.sh").path,
-                             "-d", db, "-o", Self.folder.url.path, "-p", "quick"]
-        let out = Pipe()
-        figures.standardOutput = out
-        figures.standardError = out
-        try figures.run()
-        let log = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        figures.waitUntilExit()
-        #expect(figures.terminationStatus == 0, "\(log)")
+        let (status, log) = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"),
+                                             ["bash", packageRoot.appendingPathComponent("scripts/figures.sh").path,
+                                              "-d", db, "-o", Self.folder.url.path, "-p", "quick"]).finish()
+        #expect(status == 0, "\(log)")
         for study in expected.keys {
             let png = Self.folder.file("figures/\(study)-quick.png")
             let size = (try? FileManager.default.attributesOfItem(atPath: png.path)[.size] as? Int) ?? 0
@@ -265,14 +246,14 @@ struct CountingRecipe: ModelRecipe {
         let p = try start("speed", ["--pointBudgetSeconds", "3", "--grids", "4,8,16", "--batches", "1,4"])
         var finishedChild: String?
         let deadline = Date().addingTimeInterval(120)
-        while finishedChild == nil && Date() < deadline && p.0.isRunning {
+        while finishedChild == nil && Date() < deadline && p.process.isRunning {
             Thread.sleep(forTimeInterval: 0.2)
             if let run = try studyRuns("speed").last, run.status == "RUNNING" {
                 finishedChild = try measurements(of: run.id).first { $0.status == "FINISHED" }?.id
             }
         }
-        try #require(finishedChild != nil && p.0.isRunning, "the study ended before it could be interrupted")
-        kill(p.0.processIdentifier, SIGTERM)
+        try #require(finishedChild != nil && p.process.isRunning, "the study ended before it could be interrupted")
+        kill(p.process.processIdentifier, SIGTERM)
         let result = finish(p)
         #expect(result.status != 0)
         let run = try #require(try studyRuns("speed").last)

@@ -32,5 +32,29 @@ func builtExecutable(_ name: String) throws -> URL {
     throw FileError(name, "is not built next to the tests (looked in \(candidates.map(\.path))); run swift build first")
 }
 
+/// A started child process whose output (stdout, and stderr unless `errorsApart`) goes to one pipe.
+struct ChildProcess {
+    let process: Process
+    let pipe: Pipe
+
+    init(_ executable: URL, _ arguments: [String], in folder: URL? = nil, errorsApart: Bool = false) throws {
+        process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        if let folder { process.currentDirectoryURL = folder }
+        pipe = Pipe()
+        process.standardOutput = pipe
+        if !errorsApart { process.standardError = pipe }
+        try process.run()
+    }
+
+    /// Reads the output to its end and waits for the exit: the status and the output.
+    func finish() -> (status: Int32, output: String) {
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+}
+
 /// The package's root folder (where Package.swift is).
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -32,30 +32,28 @@ public enum FastMath {
     @inlinable @inline(__always)
     public static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
         let raw = UnsafeRawPointer(p)
-        var acc = SIMD16<Float>(repeating: 0)
-        var i = 0
-        while i + 16 <= n {
-            acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            i += 16
-        }
-        var s = acc.sum()
-        while i < n { s += p[i]; i += 1 }
-        return s
+        return sumOfTerms(n, { raw.loadUnaligned(fromByteOffset: $0 * 4, as: SIMD16<Float>.self) }, { p[$0] })
     }
 
     /// Σ a[i]·b[i] over i < n.
     @inlinable @inline(__always)
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        return sumOfTerms(n, {
+            ra.loadUnaligned(fromByteOffset: $0 * 4, as: SIMD16<Float>.self)
+                * rb.loadUnaligned(fromByteOffset: $0 * 4, as: SIMD16<Float>.self)
+        }, { a[$0] * b[$0] })
+    }
+
+    /// Σ term(i) over i < n: sixteen terms at a time from `lanes(i)` (terms i..<i+16), the tail
+    /// one at a time from `term(i)`.
+    @inlinable @inline(__always) @usableFromInline
+    static func sumOfTerms(_ n: Int, _ lanes: (Int) -> SIMD16<Float>, _ term: (Int) -> Float) -> Float {
         var acc = SIMD16<Float>(repeating: 0)
         var i = 0
-        while i + 16 <= n {
-            acc += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-                 * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            i += 16
-        }
+        while i + 16 <= n { acc += lanes(i); i += 16 }
         var s = acc.sum()
-        while i < n { s += a[i] * b[i]; i += 1 }
+        while i < n { s += term(i); i += 1 }
         return s
     }
 

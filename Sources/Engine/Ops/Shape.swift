@@ -181,15 +181,7 @@ func permuteCopy(from src: UnsafePointer<Float>, shape: [Int], axes: [Int],
         case (_, false): for k in 0..<inner { o[k] = s[k * innerStride] }
         case (_, true): for k in 0..<inner { o[k] += s[k * innerStride] }
         }
-        var d = outer - 1
-        while d >= 0 {
-            index[d] += 1
-            offset += strides[d]
-            if index[d] < dims[d] { break }
-            offset -= strides[d] * dims[d]
-            index[d] = 0
-            d -= 1
-        }
+        advanceOdometer(&index, &offset, dims: dims, strides: strides, axes: outer)
     }
 }
 
@@ -218,14 +210,21 @@ private func batchedTransposeCopy(from src: UnsafePointer<Float>, dims: [Int], s
                 }
             }
         }
-        var d = batchDims.count - 1
-        while d >= 0 {
-            index[d] += 1
-            offset += batchStrides[d]
-            if index[d] < batchDims[d] { break }
-            offset -= batchStrides[d] * batchDims[d]
-            index[d] = 0
-            d -= 1
-        }
+        advanceOdometer(&index, &offset, dims: batchDims, strides: batchStrides, axes: batchDims.count)
+    }
+}
+
+/// Steps a multi-index over the first `axes` dimensions by one in row-major order (the last of
+/// them fastest), keeping `offset` = Σ index[d]·strides[d].
+@inline(__always)
+private func advanceOdometer(_ index: inout [Int], _ offset: inout Int, dims: [Int], strides: [Int], axes: Int) {
+    var d = axes - 1
+    while d >= 0 {
+        index[d] += 1
+        offset += strides[d]
+        if index[d] < dims[d] { return }
+        offset -= strides[d] * dims[d]
+        index[d] = 0
+        d -= 1
     }
 }

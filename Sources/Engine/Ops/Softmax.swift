@@ -14,60 +14,53 @@ extension Tensor {
 
     /// exp(x − logsumexp(x)) over the last axis.
     public func softmax() -> Tensor {
-        let (rows, C) = lastAxisRows
-        let out = Tensor(uninitializedShape: shape)
-        let (px, py) = (pointer, out.pointer)
-        forEachRowChunk(rows: rows, C: C) { r in
-            for row in r {
-                let x = px + row * C, y = py + row * C
-                let m = FastMath.max(x, C)
-                if m == -.infinity { for j in 0..<C { y[j] = 0 }; continue }
-                let inv = 1 / RowMath.expShifted(x, shift: m, into: y, C)
-                for j in 0..<C { y[j] *= inv }
-            }
-        }
-        return out.recordOp(inputs: [self]) { out in
+        lastAxisRowOp(forward: { x, y, C in
+            let m = FastMath.max(x, C)
+            if m == -.infinity { for j in 0..<C { y[j] = 0 }; return }
+            let inv = 1 / RowMath.expShifted(x, shift: m, into: y, C)
+            for j in 0..<C { y[j] *= inv }
+        }, backward: { g, y, d, C in
             // dx = y ⊙ (g − Σ g·y)
-            let (g, y) = (out.gradStorage!.pointer, out.pointer)
-            self.accumulateGrad(shape: self.shape) { gx in
-                let d = gx.baseAddress!
-                self.forEachRowChunk(rows: rows, C: C) { r in
-                    for row in r {
-                        let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
-                        let dot = FastMath.dot(gr, yr, C)
-                        for j in 0..<C { dr[j] += yr[j] * (gr[j] - dot) }
-                    }
-                }
-            }
-        }
+            let dot = FastMath.dot(g, y, C)
+            for j in 0..<C { d[j] += y[j] * (g[j] - dot) }
+        })
     }
 
     /// x − logsumexp(x) over the last axis.
     public func logSoftmax() -> Tensor {
+        lastAxisRowOp(forward: { x, y, C in
+            let m = FastMath.max(x, C)
+            if m == -.infinity { for j in 0..<C { y[j] = -.infinity }; return }
+            // The row of y holds e^(x − m) until it is overwritten with the result.
+            let lse = m + Foundation.log(RowMath.expShifted(x, shift: m, into: y, C))
+            for j in 0..<C { y[j] = x[j] - lse }
+        }, backward: { g, y, d, C in
+            // dx = g − softmax · Σ g
+            let s = FastMath.sum(g, C)
+            for j in 0..<C { d[j] += g[j] - vectorExp(y[j]) * s }
+        })
+    }
+
+    /// One node that maps every row of the last axis on its own: `forward(x, y, C)` writes the
+    /// output row y from the input row x; `backward(g, y, dx, C)` adds the row's input gradient to
+    /// dx from the output gradient g and the output y.
+    @inline(__always)
+    private func lastAxisRowOp(
+        forward: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void,
+        backward: @escaping (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    ) -> Tensor {
         let (rows, C) = lastAxisRows
         let out = Tensor(uninitializedShape: shape)
         let (px, py) = (pointer, out.pointer)
         forEachRowChunk(rows: rows, C: C) { r in
-            for row in r {
-                let x = px + row * C, y = py + row * C
-                let m = FastMath.max(x, C)
-                if m == -.infinity { for j in 0..<C { y[j] = -.infinity }; continue }
-                // The row of y holds e^(x − m) until it is overwritten with the result.
-                let lse = m + Foundation.log(RowMath.expShifted(x, shift: m, into: y, C))
-                for j in 0..<C { y[j] = x[j] - lse }
-            }
+            for row in r { forward(px + row * C, py + row * C, C) }
         }
         return out.recordOp(inputs: [self]) { out in
-            // dx = g − softmax · Σ g
             let (g, y) = (out.gradStorage!.pointer, out.pointer)
             self.accumulateGrad(shape: self.shape) { gx in
                 let d = gx.baseAddress!
                 self.forEachRowChunk(rows: rows, C: C) { r in
-                    for row in r {
-                        let (gr, yr, dr) = (g + row * C, y + row * C, d + row * C)
-                        let s = FastMath.sum(gr, C)
-                        for j in 0..<C { dr[j] += gr[j] - vectorExp(yr[j]) * s }
-                    }
+                    for row in r { backward(g + row * C, y + row * C, d + row * C, C) }
                 }
             }
         }

@@ -37,19 +37,7 @@ public struct ARRunConfiguration: Equatable, VersionedSchema, Sendable {
     }
 }
 
-/// The figures of one training step.
-public struct ARStepMetrics {
-    public var step: Int
-    /// Mean cross-entropy per token (nats).
-    public var loss: Double
-    /// Fraction of tokens whose most likely prediction is the true token.
-    public var tokenAccuracy: Double
-    public var gradientNorm: Double
-    public var learningRate: Double
-    public var seconds: Double
-}
-
-public final class ARTrainer: Trainer {
+public final class ARTrainer: GeneratorTrainer {
     public static let checkpointKind = "ar"
 
     public let configuration: ARRunConfiguration
@@ -58,8 +46,6 @@ public final class ARTrainer: Trainer {
     public let textEncoder: TextEncoder
     /// Optimizer, EMA, learning-rate schedule, data order, generator and step.
     public let state: TrainingState
-    public var step: Int { state.step }
-    public var trainedParameters: [(name: String, tensor: Tensor)] { state.trainedParameters }
     /// The model's copies for data-parallel steps, or nil when a step runs as one batch.
     public let dataParallel: DataParallel<ARTransformer>?
 
@@ -67,48 +53,36 @@ public final class ARTrainer: Trainer {
     /// there are several, the text encoder is frozen and the batch fills them; 1: one batch).
     public init(configuration: ARRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
                 shards: Int? = nil) throws {
-        let m = configuration.model, tc = configuration.training
-        if let problem = GeneratorTrainingSetup.problem(dataset: dataset, classes: m.classes, gridHeight: m.gridHeight,
-                                                        gridWidth: m.gridWidth, textWidth: m.textWidth,
-                                                        textEncoder: textEncoder, batchSize: tc.batchSize) {
-            throw ARError(problem)
-        }
+        let m = configuration.model
         self.configuration = configuration
         self.dataset = dataset
         self.textEncoder = textEncoder
         do {
-            (model, state, dataParallel) = try GeneratorTrainingSetup.make(tc, textEncoder: textEncoder, shards: shards) {
-                ARTransformer(m, using: &$0)
-            }
+            (model, state, dataParallel) = try GeneratorTrainingSetup.make(
+                configuration.training, dataset: dataset, classes: m.classes, gridHeight: m.gridHeight,
+                gridWidth: m.gridWidth, textWidth: m.textWidth, textEncoder: textEncoder, shards: shards
+            ) { ARTransformer(m, using: &$0) }
         } catch let error as ConfigurationError { throw ARError(error.message) }
     }
 
     /// One optimisation step.
     @discardableResult
-    public func trainStep() throws -> ARStepMetrics {
+    public func trainStep() throws -> GeneratorStepMetrics {
         let start = MonotonicClock.seconds()
         let (B, N) = (configuration.training.batchSize, dataset.sequenceLength)
         let indices = state.batchIndices(at: step, batchSize: B, datasetCount: dataset.count)
-        var x = [Int32]()
-        x.reserveCapacity(B * N)
-        for i in indices { x.append(contentsOf: dataset.grid(i)) }
+        let x = dataset.grids(indices)
         let text = try textEncoder.encode(indices.map { dataset.captions[$0] })
-        let shards: [(loss: Double, correct: Int)]
-        if let dataParallel {
-            shards = try dataParallel.step(rows: B) { model, rows in
-                try self.backpropagate(model: model, rows: rows, x: x, text: text)
-            }
-        } else {
-            shards = [try backpropagate(model: model, rows: 0..<B, x: x, text: text)]
+        let shards = try dataParallel.step(model: model, rows: B) { model, rows in
+            try self.backpropagate(model: model, rows: rows, x: x, text: text)
         }
         var (loss, correct) = (0.0, 0)
-        for (i, shard) in shards.enumerated() {
-            let rows = dataParallel?.shardRange(i, rows: B).count ?? B
-            loss += Double(rows) / Double(B) * shard.loss
+        for (rows, shard) in shards {
+            loss += Double(rows.count) / Double(B) * shard.loss
             correct += shard.correct
         }
         let (norm, lr) = state.applyGradients()
-        return ARStepMetrics(step: step, loss: loss, tokenAccuracy: Double(correct) / Double(B * N),
+        return GeneratorStepMetrics(step: step, loss: loss, accuracy: Double(correct) / Double(B * N),
                              gradientNorm: Double(norm), learningRate: Double(lr), seconds: MonotonicClock.seconds() - start)
     }
 
@@ -136,21 +110,16 @@ public final class ARTrainer: Trainer {
         return (loss, correct)
     }
 
-    /// FLOPs of one training step (forward + backward ≈ 3× forward), text encoder excluded.
-    public func stepFLOPs(textLength: Int) -> Double {
-        3 * configuration.model.forwardFLOPs(batch: configuration.training.batchSize, textLength: textLength)
+    public var batchSize: Int { configuration.training.batchSize }
+
+    public func forwardFLOPs(batch: Int, textLength: Int) -> Double {
+        configuration.model.forwardFLOPs(batch: batch, textLength: textLength)
     }
 
-    /// The step's figures for the training loop: loss and token accuracy averaged over a logging
-    /// window, tokens and GFLOP per step as rates.
+    /// The step's figures for the training loop: loss and token accuracy averaged over a logging window.
     public func advance() throws -> TrainingStepReport {
         let m = try trainStep()
-        let tokens = Double(configuration.training.batchSize * dataset.sequenceLength)
-        return TrainingStepReport(
-            averaged: [("loss", m.loss), ("token_accuracy", m.tokenAccuracy)],
-            latest: [("grad_norm", m.gradientNorm), ("lr", m.learningRate)],
-            perStep: [("tokens_per_s", tokens), ("gflops", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)],
-            shown: [("loss", m.loss), ("acc", m.tokenAccuracy)], seconds: m.seconds)
+        return report(m, averaged: [("loss", m.loss), ("token_accuracy", m.accuracy)])
     }
 
     /// One line on the model: parameters (next to `comparedWith`'s, the diffusion model the

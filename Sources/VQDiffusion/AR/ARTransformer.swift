@@ -42,17 +42,6 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
     /// attention to single out words rather than average the caption.
     public var textScale: Float = 1
 
-    public init(classes: Int, gridHeight: Int, gridWidth: Int, textWidth: Int, width: Int, depth: Int, heads: Int,
-                mlpRatio: Int = 4) {
-        self.classes = classes
-        self.gridHeight = gridHeight
-        self.gridWidth = gridWidth
-        self.textWidth = textWidth
-        self.width = width
-        self.depth = depth
-        self.heads = heads
-        self.mlpRatio = mlpRatio
-    }
 
     /// The baseline for a diffusion model: the same codes, grid, text features, width, depth and
     /// heads, with the MLP ratio (1…4× the diffusion model's) whose parameter count is closest to
@@ -106,7 +95,7 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
     }
 }
 
-public final class ARTransformer: Module {
+public final class ARTransformer: CompositeModule {
     public let configuration: ARModelConfiguration
     public let tokenEmbedding: Embedding          // (K+1, C)
     public let positionEmbedding: PositionEmbedding2D
@@ -159,12 +148,9 @@ public final class ARTransformer: Module {
         return (crossEntropy(logits: logits.reshape([x.count, K]), targets: x), logits)
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        tokenEmbedding.visitParameters(prefix: childPrefix(prefix, "tokenEmbedding"), visit)
-        positionEmbedding.visitParameters(prefix: childPrefix(prefix, "positionEmbedding"), visit)
-        textProjection.visitParameters(prefix: childPrefix(prefix, "textProjection"), visit)
-        for (i, block) in blocks.enumerated() { block.visitParameters(prefix: childPrefix(prefix, "blocks.\(i)"), visit) }
-        headNorm.visitParameters(prefix: childPrefix(prefix, "headNorm"), visit)
-        head.visitParameters(prefix: childPrefix(prefix, "head"), visit)
+    public var children: [ModuleChild] {
+        [.one("tokenEmbedding", tokenEmbedding), .one("positionEmbedding", positionEmbedding),
+         .one("textProjection", textProjection), .list("blocks", blocks), .one("headNorm", headNorm),
+         .one("head", head)]
     }
 }

@@ -1,30 +1,8 @@
 import Foundation
 
-/// An 8-bit image, rows top to bottom, channels interleaved (height, width, channels), as stored in
-/// PNG files. Datasets hand these out; `CaptionedBatch` turns them into Float32 tensors.
-public struct DatasetImage: Equatable, Sendable {
-    public let width: Int
-    public let height: Int
-    /// 1 (grey) or 3 (RGB).
-    public let channels: Int
-    /// (height, width, channels) values in 0…255.
-    public var pixels: [UInt8]
-
-    public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
-        precondition(pixels.count == width * height * channels,
-                     "\(pixels.count) pixel values do not fit a \(width)×\(height)×\(channels) image")
-        self.width = width
-        self.height = height
-        self.channels = channels
-        self.pixels = pixels
-    }
-
-    /// The value of channel `c` at column `x`, row `y`.
-    @inline(__always)
-    public subscript(x: Int, y: Int, c: Int) -> UInt8 {
-        pixels[(y * width + x) * channels + c]
-    }
-}
+/// The images datasets hand out: 8-bit, 1 (grey) or 3 (RGB) channels as stored in PNG files;
+/// `CaptionedBatch` turns them into Float32 tensors.
+public typealias DatasetImage = Image
 
 /// What a sample says about its content beyond the caption, when its source knows it.
 public enum SampleAttributes: Equatable, Sendable {

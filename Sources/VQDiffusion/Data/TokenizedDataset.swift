@@ -35,4 +35,12 @@ public struct TokenizedDataset {
         let n = sequenceLength
         return tokens[(index * n)..<((index + 1) * n)]
     }
+
+    /// The grids of samples `indices`, one after another (a training batch's tokens).
+    public func grids(_ indices: [Int]) -> [Int32] {
+        var out = [Int32]()
+        out.reserveCapacity(indices.count * sequenceLength)
+        for i in indices { out.append(contentsOf: grid(i)) }
+        return out
+    }
 }

@@ -116,7 +116,7 @@ public struct DiffusionModelConfiguration: Equatable, Codable, Sendable {
     }
 }
 
-public final class DenoisingTransformer: Module {
+public final class DenoisingTransformer: CompositeModule {
     public let configuration: DiffusionModelConfiguration
     public let tokenEmbedding: Embedding          // (K+1, C)
     public let positionEmbedding: PositionEmbedding2D
@@ -185,13 +185,9 @@ public final class DenoisingTransformer: Module {
         return concat(parts, axis: 0)
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        tokenEmbedding.visitParameters(prefix: childPrefix(prefix, "tokenEmbedding"), visit)
-        positionEmbedding.visitParameters(prefix: childPrefix(prefix, "positionEmbedding"), visit)
-        timeEmbedding.visitParameters(prefix: childPrefix(prefix, "timeEmbedding"), visit)
-        textProjection.visitParameters(prefix: childPrefix(prefix, "textProjection"), visit)
-        for (i, block) in blocks.enumerated() { block.visitParameters(prefix: childPrefix(prefix, "blocks.\(i)"), visit) }
-        headNorm.visitParameters(prefix: childPrefix(prefix, "headNorm"), visit)
-        head.visitParameters(prefix: childPrefix(prefix, "head"), visit)
+    public var children: [ModuleChild] {
+        [.one("tokenEmbedding", tokenEmbedding), .one("positionEmbedding", positionEmbedding),
+         .one("timeEmbedding", timeEmbedding), .one("textProjection", textProjection),
+         .list("blocks", blocks), .one("headNorm", headNorm), .one("head", head)]
     }
 }

@@ -101,19 +101,7 @@ public struct DiffusionRunConfiguration: Equatable, VersionedSchema, Sendable {
     }
 }
 
-/// The figures of one training step.
-public struct DiffusionStepMetrics {
-    public var step: Int
-    public var loss: Double
-    public var bound: Double
-    public var auxiliary: Double
-    public var maskedAccuracy: Double
-    public var gradientNorm: Double
-    public var learningRate: Double
-    public var seconds: Double
-}
-
-public final class DiffusionTrainer: Trainer {
+public final class DiffusionTrainer: GeneratorTrainer {
     public static let checkpointKind = "diffusion"
     public static let timeSamplerKey = "time_sampler"
 
@@ -129,10 +117,6 @@ public final class DiffusionTrainer: Trainer {
     public private(set) var timeSampler: DiffusionTimeSampler
     /// Noise and time draws; saved in checkpoints.
     public var generator: RandomGenerator { state.generator }
-    /// Steps taken so far.
-    public var step: Int { state.step }
-    /// Parameters trained: the model's, then a trainable text encoder's under `textEncoder.`.
-    public var trainedParameters: [(name: String, tensor: Tensor)] { state.trainedParameters }
 
     /// The model's copies for data-parallel steps, or nil when a step runs as one batch whose kernels
     /// split over the threads.
@@ -143,11 +127,6 @@ public final class DiffusionTrainer: Trainer {
     public init(configuration: DiffusionRunConfiguration, dataset: TokenizedDataset, textEncoder: TextEncoder,
                 shards: Int? = nil) throws {
         let m = configuration.model, tc = configuration.training
-        if let problem = GeneratorTrainingSetup.problem(dataset: dataset, classes: m.classes, gridHeight: m.gridHeight,
-                                                        gridWidth: m.gridWidth, textWidth: m.textWidth,
-                                                        textEncoder: textEncoder, batchSize: tc.batchSize) {
-            throw DiffusionTrainingError(problem)
-        }
         guard configuration.diffusion.classes == m.classes, configuration.diffusion.steps == m.steps else {
             throw DiffusionTrainingError("the diffusion schedule (K = \(configuration.diffusion.classes), T = \(configuration.diffusion.steps)) "
                 + "does not match the model (K = \(m.classes), T = \(m.steps))")
@@ -161,9 +140,10 @@ public final class DiffusionTrainer: Trainer {
         schedule = try DiffusionSchedule(configuration.diffusion)
         timeSampler = DiffusionTimeSampler(method: tc.timeSampling, steps: m.steps)
         do {
-            (model, state, dataParallel) = try GeneratorTrainingSetup.make(tc.generator, textEncoder: textEncoder, shards: shards) {
-                DenoisingTransformer(m, using: &$0)
-            }
+            (model, state, dataParallel) = try GeneratorTrainingSetup.make(
+                tc.generator, dataset: dataset, classes: m.classes, gridHeight: m.gridHeight, gridWidth: m.gridWidth,
+                textWidth: m.textWidth, textEncoder: textEncoder, shards: shards
+            ) { DenoisingTransformer(m, using: &$0) }
         } catch let error as ConfigurationError { throw DiffusionTrainingError(error.message) }
     }
 
@@ -174,14 +154,12 @@ public final class DiffusionTrainer: Trainer {
 
     /// One optimisation step.
     @discardableResult
-    public func trainStep() throws -> DiffusionStepMetrics {
+    public func trainStep() throws -> GeneratorStepMetrics {
         let start = MonotonicClock.seconds()
         let tc = configuration.training
-        let (B, N) = (tc.batchSize, dataset.sequenceLength)
+        let B = tc.batchSize
         let indices = batchIndices(at: step)
-        var x0 = [Int32]()
-        x0.reserveCapacity(B * N)
-        for i in indices { x0.append(contentsOf: dataset.grid(i)) }
+        let x0 = dataset.grids(indices)
         let captions = indices.map { dataset.captions[$0] }
         let (t, weights) = timeSampler.draw(count: B, using: &state.generator)
         let xt = schedule.noised(x0, t: t, using: &state.generator)
@@ -191,17 +169,12 @@ public final class DiffusionTrainer: Trainer {
             let dropped = (0..<B).map { _ in state.generator.uniformDouble() < tc.captionDropout }
             text = text.replacingCaptions(where: dropped)
         }
-        let shards: [DiffusionLossTerms]
-        if let dataParallel {
-            shards = try dataParallel.step(rows: B) { model, rows in
-                try self.backpropagate(model: model, rows: rows, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)
-            }
-        } else {
-            shards = [try backpropagate(model: model, rows: 0..<B, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)]
+        let shards = try dataParallel.step(model: model, rows: B) { model, rows in
+            try self.backpropagate(model: model, rows: rows, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)
         }
         var (loss, bound, auxiliary, correct, masked) = (0.0, 0.0, 0.0, 0, 0)
         var boundPerElement = [Double]()
-        for terms in shards {
+        for (_, terms) in shards {
             let share = Double(terms.boundPerElement.count) / Double(B)
             loss += share * Double(terms.loss.item)
             bound += share * terms.bound
@@ -212,10 +185,9 @@ public final class DiffusionTrainer: Trainer {
         }
         for b in 0..<B { timeSampler.record(t: t[b], loss: boundPerElement[b]) }
         let (norm, lr) = state.applyGradients()
-        return DiffusionStepMetrics(step: step, loss: loss, bound: bound, auxiliary: auxiliary,
-                                    maskedAccuracy: masked == 0 ? .nan : Double(correct) / Double(masked),
+        return GeneratorStepMetrics(step: step, loss: loss, accuracy: masked == 0 ? .nan : Double(correct) / Double(masked),
                                     gradientNorm: Double(norm), learningRate: Double(lr),
-                                    seconds: MonotonicClock.seconds() - start)
+                                    seconds: MonotonicClock.seconds() - start, bound: bound, auxiliary: auxiliary)
     }
 
     /// The loss of batch rows `rows` under `model` (the trainer's own or a data-parallel replica),
@@ -238,22 +210,18 @@ public final class DiffusionTrainer: Trainer {
         return terms
     }
 
-    /// FLOPs of one training step (forward + backward ≈ 3× forward), text encoder excluded.
-    public func stepFLOPs(textLength: Int) -> Double {
-        3 * configuration.model.forwardFLOPs(batch: configuration.training.batchSize, textLength: textLength)
+    public var batchSize: Int { configuration.training.batchSize }
+
+    public func forwardFLOPs(batch: Int, textLength: Int) -> Double {
+        configuration.model.forwardFLOPs(batch: batch, textLength: textLength)
     }
 
     /// The step's figures for the training loop: losses and the masked-token accuracy averaged
-    /// over a logging window, tokens and GFLOP per step as rates.
+    /// over a logging window.
     public func advance() throws -> TrainingStepReport {
         let m = try trainStep()
-        let tokens = Double(configuration.training.batchSize * dataset.sequenceLength)
-        return TrainingStepReport(
-            averaged: [("loss", m.loss), ("loss_bound", m.bound), ("loss_aux", m.auxiliary),
-                       ("x0_accuracy_masked", m.maskedAccuracy)],
-            latest: [("grad_norm", m.gradientNorm), ("lr", m.learningRate)],
-            perStep: [("tokens_per_s", tokens), ("gflops", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)],
-            shown: [("loss", m.loss), ("acc", m.maskedAccuracy)], seconds: m.seconds)
+        return report(m, averaged: [("loss", m.loss), ("loss_bound", m.bound), ("loss_aux", m.auxiliary),
+                                    ("x0_accuracy_masked", m.accuracy)])
     }
 
     /// The root-mean-square L_t by tenths of [1, T], as the importance sampler has recorded it.

@@ -93,7 +93,7 @@ public struct EvaluatorOutput {
 ///     → one Linear head per attribute (B, classes)
 ///
 /// The flatten (rather than global pooling) keeps where things are, which position and relation need.
-public final class Evaluator: Module {
+public final class Evaluator: CompositeModule {
     public private(set) var configuration: EvaluatorConfiguration
     /// Pairs of convolutions, one pair per stage.
     let convolutions: [(Conv2d, Conv2d)]
@@ -117,15 +117,10 @@ public final class Evaluator: Module {
         heads = configuration.heads.map { Linear(configuration.featureDimension, $0.classes, using: &rng) }
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        for (i, (a, b)) in convolutions.enumerated() {
-            a.visitParameters(prefix: childPrefix(prefix, "stages.\(i).conv1"), visit)
-            b.visitParameters(prefix: childPrefix(prefix, "stages.\(i).conv2"), visit)
-        }
-        feature.visitParameters(prefix: childPrefix(prefix, "feature"), visit)
-        for (head, spec) in zip(heads, configuration.heads) {
-            head.visitParameters(prefix: childPrefix(prefix, "heads.\(spec.name)"), visit)
-        }
+    public var children: [ModuleChild] {
+        convolutions.enumerated().flatMap { i, pair in [.one("stages.\(i).conv1", pair.0), .one("stages.\(i).conv2", pair.1)] }
+            + [.one("feature", feature)]
+            + zip(heads, configuration.heads).map { .one("heads.\($1.name)", $0) }
     }
 
     /// Features and head logits of `images` (B, C, S, S) in [-1, 1].

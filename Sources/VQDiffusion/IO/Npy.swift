@@ -98,12 +98,7 @@ public enum Npy {
             let hint = descr.hasPrefix(">") ? " (big-endian; convert with arr.astype(arr.dtype.newbyteorder('<')))" : ""
             throw FileError(path, "unsupported dtype '\(descr)'\(hint); supported: <f4, <f8, <i4, <i8, |u1")
         }
-        var count = 1
-        for d in shape {
-            let (p, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw FileError(path, "shape \(shape) is too large") }
-            count = p
-        }
+        guard let count = elementCount(shape) else { throw FileError(path, "shape \(shape) is too large") }
         let dataStart = headerStart + headerLength
         let available = data.count - dataStart
         guard available == count * dtype.byteSize else {

@@ -140,20 +140,7 @@ public enum Safetensors {
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let (entries, metadata, dataStart) = try parseHeader(raw, path: path)
             let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) })
-            var problems: [String] = []
-            let wanted = Set(named.map(\.name))
-            let missing = named.map(\.name).filter { byName[$0] == nil }
-            if !missing.isEmpty { problems.append("missing tensor(s) \(list(missing))") }
-            let unexpected = entries.map(\.name).filter { !wanted.contains($0) }
-            if !unexpected.isEmpty { problems.append("unexpected tensor(s) \(list(unexpected))") }
-            for (name, tensor) in named {
-                guard let e = byName[name] else { continue }
-                if e.dtype != .f32 {
-                    problems.append("tensor \"\(name)\" has dtype \(e.dtype.rawValue), the model needs F32")
-                } else if e.shape != tensor.shape {
-                    problems.append("tensor \"\(name)\" has shape \(e.shape), the model needs \(tensor.shape)")
-                }
-            }
+            let problems = mismatches(model: named, stored: byName.mapValues { ($0.dtype, $0.shape) }, dtypes: [.f32])
             if !problems.isEmpty {
                 throw FileError(path, "does not match the model: " + problems.joined(separator: "; ")
                                 + ". Check that the checkpoint was saved from a model with the same configuration.")
@@ -231,11 +218,8 @@ public enum Safetensors {
             guard offsets[1] <= dataSize else {
                 throw FileError(path, "tensor \"\(name)\": data_offsets \(offsets) run past the end of the data (\(dataSize) bytes); the file is truncated or corrupt")
             }
-            var count = 1
-            for d in shape {
-                let (p, overflow) = count.multipliedReportingOverflow(by: d)
-                guard !overflow else { throw FileError(path, "tensor \"\(name)\": shape \(shape) is too large") }
-                count = p
+            guard let count = elementCount(shape) else {
+                throw FileError(path, "tensor \"\(name)\": shape \(shape) is too large")
             }
             guard offsets[1] - offsets[0] == count * dtype.byteSize else {
                 throw FileError(path, "tensor \"\(name)\": \(offsets[1] - offsets[0]) bytes of data for shape \(shape) of \(dtype.rawValue) (needs \(count * dtype.byteSize))")
@@ -263,6 +247,28 @@ public enum Safetensors {
         let d = n.doubleValue
         guard d == d.rounded(), abs(d) < 9e15 else { return nil }
         return n.intValue
+    }
+
+    /// What keeps stored tensors (name → dtype and shape) from loading into a model's parameters:
+    /// names missing or unexpected, a dtype not in `dtypes`, a shape that differs. Empty when they fit.
+    static func mismatches(model: [(name: String, tensor: Tensor)], stored: [String: (dtype: DType, shape: [Int])],
+                           dtypes: [DType]) -> [String] {
+        var problems: [String] = []
+        let wanted = Set(model.map(\.name))
+        let missing = model.map(\.name).filter { stored[$0] == nil }
+        if !missing.isEmpty { problems.append("missing tensor(s) \(list(missing))") }
+        let unexpected = stored.keys.filter { !wanted.contains($0) }.sorted()
+        if !unexpected.isEmpty { problems.append("unexpected tensor(s) \(list(unexpected))") }
+        let needs = dtypes.map(\.rawValue).joined(separator: " or ")
+        for (name, tensor) in model {
+            guard let e = stored[name] else { continue }
+            if !dtypes.contains(e.dtype) {
+                problems.append("tensor \"\(name)\" has dtype \(e.dtype.rawValue), the model needs \(needs)")
+            } else if e.shape != tensor.shape {
+                problems.append("tensor \"\(name)\" has shape \(e.shape), the model needs \(tensor.shape)")
+            }
+        }
+        return problems
     }
 
     private static func list(_ names: [String]) -> String {

@@ -130,3 +130,14 @@ public struct TensorData: Equatable, Sendable {
 func requireLittleEndianHost() {
     precondition(UInt16(1).littleEndian == 1, "the file formats assume a little-endian host")
 }
+
+/// The number of elements of an array of `shape` (a file's header), or nil when it overflows Int.
+func elementCount(_ shape: [Int]) -> Int? {
+    var count = 1
+    for d in shape {
+        let (p, overflow) = count.multipliedReportingOverflow(by: d)
+        if overflow { return nil }
+        count = p
+    }
+    return count
+}

@@ -31,19 +31,9 @@ public struct MiniLMConfiguration: Codable, Equatable, Sendable {
     public static let allMiniLML6v2 = MiniLMConfiguration(
         hiddenSize: 384, layers: 6, heads: 12, intermediateSize: 1536, maxPositions: 512,
         typeVocabularySize: 2, vocabularySize: 30_522, layerNormEpsilon: 1e-12)
+}
 
-    public init(hiddenSize: Int, layers: Int, heads: Int, intermediateSize: Int, maxPositions: Int,
-                typeVocabularySize: Int, vocabularySize: Int, layerNormEpsilon: Float) {
-        self.hiddenSize = hiddenSize
-        self.layers = layers
-        self.heads = heads
-        self.intermediateSize = intermediateSize
-        self.maxPositions = maxPositions
-        self.typeVocabularySize = typeVocabularySize
-        self.vocabularySize = vocabularySize
-        self.layerNormEpsilon = layerNormEpsilon
-    }
-
+extension MiniLMConfiguration {
     /// Reads config.json; the activation must be BERT's exact GELU and positions absolute.
     public init(contentsOf url: URL) throws {
         let data = try AtomicFile.read(url)

@@ -38,9 +38,9 @@ public struct TinyTextEncoderConfiguration: Codable, Equatable, Sendable {
 /// Parameter names: `tokenEmbedding.weight`, `positionEmbedding.weight`,
 /// `blocks.<i>.{attentionNorm,qkv,projection,mlpNorm,mlpIn,mlpOut}.{weight,bias}`,
 /// `finalNorm.{weight,bias}`. The vocabulary travels with the checkpoint as `vocabularyJSON`.
-public final class TinyTextEncoder: TextEncoder, Module {
+public final class TinyTextEncoder: TextEncoder, CompositeModule {
     /// One pre-LN transformer block.
-    public final class Block: Module {
+    public final class Block: CompositeModule {
         public let attentionNorm: LayerNorm
         public let qkv: Linear          // (3D, D)
         public let projection: Linear   // (D, D)
@@ -72,13 +72,9 @@ public final class TinyTextEncoder: TextEncoder, Module {
             return y + mlpOut(mlpIn(mlpNorm(y)))
         }
 
-        public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-            attentionNorm.visitParameters(prefix: childPrefix(prefix, "attentionNorm"), visit)
-            qkv.visitParameters(prefix: childPrefix(prefix, "qkv"), visit)
-            projection.visitParameters(prefix: childPrefix(prefix, "projection"), visit)
-            mlpNorm.visitParameters(prefix: childPrefix(prefix, "mlpNorm"), visit)
-            mlpIn.visitParameters(prefix: childPrefix(prefix, "mlpIn"), visit)
-            mlpOut.visitParameters(prefix: childPrefix(prefix, "mlpOut"), visit)
+        public var children: [ModuleChild] {
+            [.one("attentionNorm", attentionNorm), .one("qkv", qkv), .one("projection", projection),
+             .one("mlpNorm", mlpNorm), .one("mlpIn", mlpIn), .one("mlpOut", mlpOut)]
         }
     }
 
@@ -159,10 +155,8 @@ public final class TinyTextEncoder: TextEncoder, Module {
         return TextFeatures(features: finalNorm(x) * keep, mask: mask)                             // (B, L, D)
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        tokenEmbedding.visitParameters(prefix: childPrefix(prefix, "tokenEmbedding"), visit)
-        positionEmbedding.visitParameters(prefix: childPrefix(prefix, "positionEmbedding"), visit)
-        for (i, block) in blocks.enumerated() { block.visitParameters(prefix: childPrefix(prefix, "blocks.\(i)"), visit) }
-        finalNorm.visitParameters(prefix: childPrefix(prefix, "finalNorm"), visit)
+    public var children: [ModuleChild] {
+        [.one("tokenEmbedding", tokenEmbedding), .one("positionEmbedding", positionEmbedding),
+         .list("blocks", blocks), .one("finalNorm", finalNorm)]
     }
 }

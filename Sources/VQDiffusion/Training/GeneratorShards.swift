@@ -38,7 +38,7 @@ enum GeneratorShards {
 /// (1: initialisation, 2: data order, 3: noise).
 enum GeneratorTrainingSetup {
     /// Why `dataset` and `textEncoder` cannot train a model of this shape, or nil when they can.
-    static func problem(dataset: TokenizedDataset, classes: Int, gridHeight: Int, gridWidth: Int, textWidth: Int,
+    private static func problem(dataset: TokenizedDataset, classes: Int, gridHeight: Int, gridWidth: Int, textWidth: Int,
                         textEncoder: TextEncoder, batchSize: Int) -> String? {
         guard dataset.codes == classes, dataset.height == gridHeight, dataset.width == gridWidth else {
             return "the dataset holds \(dataset.height)×\(dataset.width) grids of \(dataset.codes) codes, "
@@ -51,10 +51,17 @@ enum GeneratorTrainingSetup {
         return nil
     }
 
-    /// The model made from the seed's initialisation stream, its training state and its replicas.
-    static func make<M: Module>(_ training: GeneratorTrainingConfiguration, textEncoder: TextEncoder, shards: Int?,
+    /// The model made from the seed's initialisation stream, its training state and its replicas,
+    /// once `dataset` and `textEncoder` are found to fit a model of `classes` codes on a
+    /// gridHeight×gridWidth grid reading textWidth-wide features (a ConfigurationError otherwise).
+    static func make<M: Module>(_ training: GeneratorTrainingConfiguration, dataset: TokenizedDataset, classes: Int,
+                                gridHeight: Int, gridWidth: Int, textWidth: Int, textEncoder: TextEncoder, shards: Int?,
                                 model make: (inout RandomGenerator) -> M) throws
         -> (model: M, state: TrainingState, dataParallel: DataParallel<M>?) {
+        if let problem = problem(dataset: dataset, classes: classes, gridHeight: gridHeight, gridWidth: gridWidth,
+                                 textWidth: textWidth, textEncoder: textEncoder, batchSize: training.batchSize) {
+            throw ConfigurationError(problem)
+        }
         let root = RandomGenerator(seed: training.seed)
         var initGenerator = root.derived(1)
         let model = make(&initGenerator)
@@ -71,3 +78,36 @@ enum GeneratorTrainingSetup {
         return (model, state, GeneratorShards.dataParallel(count, master: model, make: make))
     }
 }
+
+/// A generator's trainer (VQ-Diffusion or VQ-AR): its optimizer, EMA, schedule, data order and
+/// step live in one `TrainingState`.
+public protocol GeneratorTrainer: Trainer {
+    var state: TrainingState { get }
+    var dataset: TokenizedDataset { get }
+    var textEncoder: TextEncoder { get }
+    var batchSize: Int { get }
+    /// FLOPs of the model's forward pass over `batch` grids with captions of `textLength` tokens.
+    func forwardFLOPs(batch: Int, textLength: Int) -> Double
+}
+
+extension GeneratorTrainer {
+    /// Steps taken so far.
+    public var step: Int { state.step }
+    /// Parameters trained: the model's, then a trainable text encoder's under `textEncoder.`.
+    public var trainedParameters: [(name: String, tensor: Tensor)] { state.trainedParameters }
+
+    /// FLOPs of one training step (forward + backward ≈ 3× forward), text encoder excluded.
+    public func stepFLOPs(textLength: Int) -> Double { 3 * forwardFLOPs(batch: batchSize, textLength: textLength) }
+
+    /// A step's figures for the training loop: `averaged` (the model's losses and accuracy) over a
+    /// logging window, the gradient norm and learning rate as they stand, tokens and GFLOP per step
+    /// as rates, loss and accuracy on the progress bar.
+    func report(_ m: GeneratorStepMetrics, averaged: [(name: String, value: Double)]) -> TrainingStepReport {
+        TrainingStepReport(
+            averaged: averaged, latest: [("grad_norm", m.gradientNorm), ("lr", m.learningRate)],
+            perStep: [("tokens_per_s", Double(batchSize * dataset.sequenceLength)),
+                      ("gflops", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)],
+            shown: [("loss", m.loss), ("acc", m.accuracy)], seconds: m.seconds)
+    }
+}
+

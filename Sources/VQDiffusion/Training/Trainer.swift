@@ -49,6 +49,22 @@ public struct TrainingStepReport {
     }
 }
 
+/// The figures of one generator training step (VQ-Diffusion or VQ-AR).
+public struct GeneratorStepMetrics {
+    public var step: Int
+    /// The loss optimised: diffusion, L_vlb + λ·L_aux; VQ-AR, the mean cross-entropy per token (nats).
+    public var loss: Double
+    /// Fraction of tokens whose most likely prediction is the true token: diffusion, of the masked
+    /// tokens (NaN when none is masked); VQ-AR, of all tokens.
+    public var accuracy: Double
+    public var gradientNorm: Double
+    public var learningRate: Double
+    public var seconds: Double
+    /// Diffusion only: the bound term L_vlb and the auxiliary cross-entropy L_aux.
+    public var bound: Double = 0
+    public var auxiliary: Double = 0
+}
+
 /// Seconds on the monotonic clock (for step times and rates).
 public enum MonotonicClock {
     public static func seconds() -> Double {

@@ -93,20 +93,8 @@ public enum TrainingCheckpoint {
                 throw FileError(path, "holds only the EMA weights (a sampling file); load those, or use the training checkpoint for the raw weights")
             }
             let stored = tensors(prefix: prefix)
-            var problems: [String] = []
-            let wanted = Set(model.map(\.name))
-            let missing = model.map(\.name).filter { stored[$0] == nil }
-            if !missing.isEmpty { problems.append("missing tensor(s) \(missing.prefix(5).joined(separator: ", "))") }
-            let unexpected = stored.keys.filter { !wanted.contains($0) }.sorted()
-            if !unexpected.isEmpty { problems.append("unexpected tensor(s) \(unexpected.prefix(5).joined(separator: ", "))") }
-            for (name, t) in model {
-                guard let d = stored[name] else { continue }
-                if d.dtype != .f32 && d.dtype != .f16 {
-                    problems.append("\"\(name)\" has dtype \(d.dtype.rawValue), the model needs F32 (or F16)")
-                } else if d.shape != t.shape {
-                    problems.append("\"\(name)\" has shape \(d.shape), the model needs \(t.shape)")
-                }
-            }
+            let problems = Safetensors.mismatches(model: model, stored: stored.mapValues { ($0.dtype, $0.shape) },
+                                                  dtypes: [.f32, .f16])
             if !problems.isEmpty {
                 throw FileError(path, "does not match the model (kind \"\(kind)\"): " + problems.joined(separator: "; ")
                                 + ". Build the model from the checkpoint's own configuration, or check the file.")

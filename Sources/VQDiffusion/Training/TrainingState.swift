@@ -29,18 +29,6 @@ public struct OptimizationSettings: Equatable, Sendable {
     public var gradientClip: Float
     /// EMA decay of the sampling weights (with the (1+n)/(10+n) warm-up).
     public var emaDecay: Float
-
-    public init(learningRate: Float, warmupSteps: Int, totalSteps: Int, minimumLearningRate: Float, weightDecay: Float,
-                beta2: Float, gradientClip: Float, emaDecay: Float) {
-        self.learningRate = learningRate
-        self.warmupSteps = warmupSteps
-        self.totalSteps = totalSteps
-        self.minimumLearningRate = minimumLearningRate
-        self.weightDecay = weightDecay
-        self.beta2 = beta2
-        self.gradientClip = gradientClip
-        self.emaDecay = emaDecay
-    }
 }
 
 /// The training settings of a generator (VQ-Diffusion or VQ-AR): batch, schedule, optimizer, EMA

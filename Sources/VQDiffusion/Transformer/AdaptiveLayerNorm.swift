@@ -36,7 +36,7 @@ public final class TimestepEmbedding: Module {
 /// The normalisation in front of a sub-layer: adaptive (AdaLN, conditioned on the time embedding)
 /// or, for blocks without time conditioning (the autoregressive baseline), an ordinary affine
 /// LayerNorm.
-public final class BlockNorm: Module {
+public final class BlockNorm: CompositeModule {
     /// Present for AdaLN: (2C, C), producing (scale, shift) from SiLU(emb(t)).
     public let projection: Linear?
     /// Present for the plain LayerNorm (affine); AdaLN normalises without affine parameters.
@@ -71,8 +71,5 @@ public final class BlockNorm: Module {
         return normalized * (scale + 1) + shift                    // (B, L, C)
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        projection?.visitParameters(prefix: childPrefix(prefix, "projection"), visit)
-        norm.visitParameters(prefix: childPrefix(prefix, "norm"), visit)
-    }
+    public var children: [ModuleChild] { [.one("projection", projection), .one("norm", norm)] }
 }

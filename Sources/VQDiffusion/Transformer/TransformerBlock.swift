@@ -29,16 +29,6 @@ public struct TransformerBlockConfiguration: Equatable, Codable, Sendable {
     /// MLP; nil for the plain MLP.
     public var mlpGrid: TokenGrid? = nil
 
-    public init(width: Int, heads: Int, mlpRatio: Int = 4, causal: Bool = false, timeConditioned: Bool = true,
-                contextWidth: Int?) {
-        self.width = width
-        self.heads = heads
-        self.mlpRatio = mlpRatio
-        self.causal = causal
-        self.timeConditioned = timeConditioned
-        self.contextWidth = contextWidth
-    }
-
     /// A sequence's h×w grid in raster order.
     public struct TokenGrid: Equatable, Codable, Sendable {
         public var height: Int
@@ -62,7 +52,7 @@ public struct TransformerBlockConfiguration: Equatable, Codable, Sendable {
     }
 }
 
-public final class TransformerBlock: Module {
+public final class TransformerBlock: CompositeModule {
     public let configuration: TransformerBlockConfiguration
     public let selfAttentionNorm: BlockNorm
     public let selfAttention: SelfAttention
@@ -105,14 +95,10 @@ public final class TransformerBlock: Module {
         return h + mlpOutput(hidden)                                                     // (B, L, C)
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        selfAttentionNorm.visitParameters(prefix: childPrefix(prefix, "selfAttentionNorm"), visit)
-        selfAttention.visitParameters(prefix: childPrefix(prefix, "selfAttention"), visit)
-        crossAttentionNorm?.visitParameters(prefix: childPrefix(prefix, "crossAttentionNorm"), visit)
-        crossAttention?.visitParameters(prefix: childPrefix(prefix, "crossAttention"), visit)
-        mlpNorm.visitParameters(prefix: childPrefix(prefix, "mlpNorm"), visit)
-        mlpHidden.visitParameters(prefix: childPrefix(prefix, "mlpHidden"), visit)
-        mlpConvolution?.visitParameters(prefix: childPrefix(prefix, "mlpConvolution"), visit)
-        mlpOutput.visitParameters(prefix: childPrefix(prefix, "mlpOutput"), visit)
+    public var children: [ModuleChild] {
+        [.one("selfAttentionNorm", selfAttentionNorm), .one("selfAttention", selfAttention),
+         .one("crossAttentionNorm", crossAttentionNorm), .one("crossAttention", crossAttention),
+         .one("mlpNorm", mlpNorm), .one("mlpHidden", mlpHidden), .one("mlpConvolution", mlpConvolution),
+         .one("mlpOutput", mlpOutput)]
     }
 }

@@ -7,7 +7,7 @@ import Foundation
 /// without the codebook term, which the EMA update replaces), with the decoder's gradient copied
 /// straight through the quantizer to the encoder. `encode` gives token grids (B, h, w) and
 /// `decode` turns them back into images; both run without a graph.
-public final class VQVAE: Module {
+public final class VQVAE: CompositeModule {
     public let configuration: VQVAEConfiguration
     public let encoder: VQVAEEncoder
     public let decoder: VQVAEDecoder
@@ -29,10 +29,7 @@ public final class VQVAE: Module {
     }
 
     /// The trainable parameters (encoder and decoder; the codebook follows its EMA).
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        encoder.visitParameters(prefix: childPrefix(prefix, "encoder"), visit)
-        decoder.visitParameters(prefix: childPrefix(prefix, "decoder"), visit)
-    }
+    public var children: [ModuleChild] { [.one("encoder", encoder), .one("decoder", decoder)] }
 
     /// Everything saved: the parameters, then the codebook and its EMA statistics.
     public var stateTensors: [(name: String, tensor: Tensor)] {

@@ -10,7 +10,7 @@ import Engine
 ///   ReLU; conv3×3 w_0 → C.
 
 /// x + conv1×1(ReLU(conv3×3(ReLU(x)))), with a bottleneck of half the width (as in the paper).
-public final class ResidualBlock: Module {
+public final class ResidualBlock: CompositeModule {
     public let inner: Conv2d    // (w/2, w, 3, 3)
     public let outer: Conv2d    // (w, w/2, 1, 1)
 
@@ -24,14 +24,11 @@ public final class ResidualBlock: Module {
         x + outer(inner(x.relu()).relu())
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        inner.visitParameters(prefix: childPrefix(prefix, "inner"), visit)
-        outer.visitParameters(prefix: childPrefix(prefix, "outer"), visit)
-    }
+    public var children: [ModuleChild] { [.one("inner", inner), .one("outer", outer)] }
 }
 
 /// Image (B, C, H, W) in [-1, 1] → encoder outputs z_e (B, d, H/f, W/f).
-public final class VQVAEEncoder: Module {
+public final class VQVAEEncoder: CompositeModule {
     public let input: Conv2d
     public let downsample: [Conv2d]
     public let blocks: [ResidualBlock]
@@ -52,16 +49,14 @@ public final class VQVAEEncoder: Module {
         return output(h.relu())                                 // (B, d, h, w)
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        input.visitParameters(prefix: childPrefix(prefix, "input"), visit)
-        for (i, conv) in downsample.enumerated() { conv.visitParameters(prefix: childPrefix(prefix, "downsample.\(i)"), visit) }
-        for (i, block) in blocks.enumerated() { block.visitParameters(prefix: childPrefix(prefix, "blocks.\(i)"), visit) }
-        output.visitParameters(prefix: childPrefix(prefix, "output"), visit)
+    public var children: [ModuleChild] {
+        [.one("input", input), .list("downsample", downsample), .list("blocks", blocks),
+         .one("output", output)]
     }
 }
 
 /// Quantized grid (B, d, h, w) → image (B, C, h·f, w·f), unbounded (trained towards [-1, 1]).
-public final class VQVAEDecoder: Module {
+public final class VQVAEDecoder: CompositeModule {
     public let input: Conv2d
     public let blocks: [ResidualBlock]
     /// upsample[j] runs after the j-th ×2 upsampling, from the coarsest stage to the finest.
@@ -84,10 +79,8 @@ public final class VQVAEDecoder: Module {
         return output(h.relu())                                           // (B, C, H, W)
     }
 
-    public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
-        input.visitParameters(prefix: childPrefix(prefix, "input"), visit)
-        for (i, block) in blocks.enumerated() { block.visitParameters(prefix: childPrefix(prefix, "blocks.\(i)"), visit) }
-        for (i, conv) in upsample.enumerated() { conv.visitParameters(prefix: childPrefix(prefix, "upsample.\(i)"), visit) }
-        output.visitParameters(prefix: childPrefix(prefix, "output"), visit)
+    public var children: [ModuleChild] {
+        [.one("input", input), .list("blocks", blocks),
+         .list("upsample", upsample), .one("output", output)]
     }
 }
