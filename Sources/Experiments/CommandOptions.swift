@@ -60,7 +60,7 @@ public struct SamplingOptions: ParsableArguments {
     public var truncation: Double = 0.86
     @Option(help: "Diffusion: how skipped steps are taken: exact or referenceApproximation.")
     public var skipping: StepSkipping = .exact
-    @Option(help: "Diffusion: classifier-free guidance scale s (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout.")
+    @Option(help: "Classifier-free guidance scale s, both families (1 = none, the paper's sampling; s > 1 strengthens what the caption changes). Needs a model trained with --caption-dropout; VQ-AR then decodes a second, unconditional stream.")
     public var guidance: Double = 1
     @Option(help: "Diffusion: which [MASK] tokens each step fills in: posterior (the paper's: random places) or purity (the schedule's count, purest predictions first, drawn codes kept).")
     public var order: SamplingOrder = .posterior

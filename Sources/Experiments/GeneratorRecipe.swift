@@ -58,7 +58,7 @@ public struct GeneratorSettings: Codable, Equatable, Sendable {
     /// Diffusion: loss weight of positions where x_t is [MASK], and where it is a real code.
     public var maskedWeight: Double = 1
     public var unmaskedWeight: Double = 1
-    /// Diffusion: probability of training on the null text (what classifier-free guidance needs).
+    /// Probability of training on the null text (what classifier-free guidance needs), both families.
     public var captionDropout: Double = 0
     /// Diffusion: standard deviation of the token and position embeddings at initialisation.
     public var embeddingStd: Float = Embedding.defaultStd
@@ -163,9 +163,6 @@ public struct GeneratorRecipe: ModelRecipe {
             guard !s.gridConvolution else {
                 throw ConfigurationError("--grid-conv is a VQ-Diffusion option; VQ-AR reads its tokens in order, with its own MLP.")
             }
-            guard s.captionDropout == 0 else {
-                throw ConfigurationError("--caption-dropout is a VQ-Diffusion option (guidance); VQ-AR trains without it.")
-            }
             return
         }
         if !s.referenceSchedule && s.gammaFinal != 0.9 {
@@ -226,7 +223,7 @@ public struct GeneratorRecipe: ModelRecipe {
         return GeneratorTrainingConfiguration(batchSize: s.batchSize, totalSteps: s.steps, learningRate: s.learningRate,
                                               warmupSteps: s.warmupSteps, minimumLearningRate: s.minimumLearningRate,
                                               weightDecay: s.weightDecay, beta2: 0.96, gradientClip: s.gradientClip,
-                                              emaDecay: s.emaDecay, seed: s.seed)
+                                              emaDecay: s.emaDecay, seed: s.seed, captionDropout: s.captionDropout)
     }
 
     /// The forward process: the paper's schedule with γ̄_T, or the released code's.
@@ -263,30 +260,30 @@ public struct GeneratorRecipe: ModelRecipe {
                     training, timeSampling: s.timeSampling,
                     loss: DiffusionLossConfiguration(auxiliaryWeight: s.auxiliaryWeight, adaptiveAuxiliaryWeight: s.adaptiveAuxiliary,
                                                      maskedWeight: s.maskedWeight, unmaskedWeight: s.unmaskedWeight,
-                                                     auxiliaryNormalization: s.auxiliaryNormalization),
-                    captionDropout: s.captionDropout),
+                                                     auxiliaryNormalization: s.auxiliaryNormalization)),
                 textEncoder: encoderName, vqvae: vqvaePath)
             let trainer = try DiffusionTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
-            if let resume = job.output.resume { try trainer.resume(from: resume) }
-            store.log(trainer.summaryLine)
-            params["configuration"] = try SchemaJSON.encode(configuration)
-            params["parameters"] = "\(trainer.model.parameterCount)"
-            params["shards"] = "\(trainer.dataParallel?.shardCount ?? 1)"
-            params["step_gflop"] = "\(trainer.stepFLOPs(textLength: encoder.maxLength) / 1e9)"
-            try TrainingLoop.run(trainer, until: lastStep, label: "train diffusion", output: job.output,
-                                 params: params) { _, run in try export(run) }
+            try run(trainer, configuration: try SchemaJSON.encode(configuration), parameters: trainer.model.parameterCount,
+                    shardCount: trainer.dataParallel?.shardCount ?? 1, summary: trainer.summaryLine)
         case .ar:
             let configuration = ARRunConfiguration(model: .matching(model), training: training, textEncoder: encoderName,
                                                    vqvae: vqvaePath)
             let trainer = try ARTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
-            if let resume = job.output.resume { try trainer.resume(from: resume) }
-            store.log(trainer.summaryLine(comparedWith: model))
-            params["configuration"] = try SchemaJSON.encode(configuration)
-            params["parameters"] = "\(trainer.model.parameterCount)"
-            params["shards"] = "\(trainer.dataParallel?.shardCount ?? 1)"
-            params["step_gflop"] = "\(trainer.stepFLOPs(textLength: encoder.maxLength) / 1e9)"
             params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(model))"
-            try TrainingLoop.run(trainer, until: lastStep, label: "train ar", output: job.output,
+            try run(trainer, configuration: try SchemaJSON.encode(configuration), parameters: trainer.model.parameterCount,
+                    shardCount: trainer.dataParallel?.shardCount ?? 1, summary: trainer.summaryLine(comparedWith: model))
+        }
+
+        /// Resumes `trainer` if the job says so, logs what it trains and runs the loop to the end.
+        func run(_ trainer: some GeneratorTrainer, configuration: String, parameters: Int, shardCount: Int,
+                 summary: String) throws {
+            if let resume = job.output.resume { try trainer.resume(from: resume) }
+            store.log(summary)
+            params["configuration"] = configuration
+            params["parameters"] = "\(parameters)"
+            params["shards"] = "\(shardCount)"
+            params["step_gflop"] = "\(trainer.stepFLOPs(textLength: encoder.maxLength) / 1e9)"
+            try TrainingLoop.run(trainer, until: lastStep, label: "train \(family.rawValue)", output: job.output,
                                  params: params) { _, run in try export(run) }
         }
     }

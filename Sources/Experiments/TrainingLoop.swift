@@ -70,16 +70,22 @@ public enum TrainingLoop {
         }
     }
 
-    /// The steps themselves, logging to `run`.
+    /// The steps themselves, logging to `run`. Besides the trainer's figures, every logged step
+    /// records the compute this run has spent so far: `compute/wall_seconds` (of the steps) and
+    /// `compute/cpu_seconds` (the process's CPU time over them, all threads), so that a model's
+    /// training compute is the sum over its runs (a resumed model has several).
     public static func train(_ trainer: some Trainer, until steps: Int, label: String, output: TrainingOutput,
                              run: Run?) throws {
         guard steps > trainer.step else { return }
         let first = trainer.step
+        let cpuStart = MonotonicClock.processCPUSeconds()
+        var wallSeconds = 0.0
         let progress = output.showProgress ? ProgressBar(total: steps - first, label: label) : nil
         var window = Window()
         while trainer.step < steps {
             let report = try trainer.advance()
             window.add(report)
+            wallSeconds += report.seconds
             let step = trainer.step
             progress?.update(step - first, values: report.shown.map { ($0.name, $0.value) })
             if step % output.logEvery == 0 || step == steps, let run {
@@ -87,6 +93,8 @@ public enum TrainingLoop {
                 for (name, value) in report.latest { run.logMetric(name, value, step: step) }
                 for (name, value) in window.rates() { run.logMetric(name, value, step: step) }
                 for (name, value) in trainer.windowMetrics() { run.logMetric(name, value, step: step) }
+                run.logMetric("compute/wall_seconds", wallSeconds, step: step)
+                run.logMetric("compute/cpu_seconds", MonotonicClock.processCPUSeconds() - cpuStart, step: step)
                 window = Window()
             }
             if let checkpoint = output.checkpoint, step % output.checkpointEvery == 0 || step == steps {

@@ -135,4 +135,37 @@ func tinyARConfiguration(mlpRatio: Int = 4) -> ARModelConfiguration {
             if allowed.count == 3 { #expect(Set(drawn).count == 3) }
         }
     }
+
+    /// Guidance against a dense reference: every position's guided log-probabilities are
+    /// log_softmax(u + s·(c − u)) of the teacher-forced logits of the same grid under the captions
+    /// (c) and under the null text (u); s = 1 is exactly unguided decoding; cached and uncached
+    /// guided decoding agree; s = 0 with greedy draws decodes what the null text alone does.
+    @Test func guidanceMixesTheConditionalAndUnconditionalStreams() throws {
+        var rng = RandomGenerator(seed: 31)
+        let model = ARTransformer(tinyARConfiguration(), using: &rng)
+        let text = try WordVectorTextEncoder().encode(["a red circle", "two big blue squares", "cross"])
+        let (B, N, K) = (text.batch, model.configuration.tokens, model.configuration.classes)
+        let null = TextFeatures.null(batch: B, length: text.length, width: text.width)
+        for s in [0.5, 2.5] {
+            let guided = ARDecodingTests.decode(model, text: text, options: ARSamplingOptions(guidance: s), seed: 4)
+            let c = Autograd.withoutGrad { model.logits(guided.tokens, text: text) }.values    // (B, N, K)
+            let u = Autograd.withoutGrad { model.logits(guided.tokens, text: null) }.values
+            var worst: Float = 0
+            for row in 0..<(B * N) {
+                let mixed = (0..<K).map { k in u[row * K + k] + Float(s) * (c[row * K + k] - u[row * K + k]) }
+                let m = mixed.max()!
+                let lse = m + log(mixed.map { exp($0 - m) }.reduce(0, +))
+                for k in 0..<K { worst = max(worst, abs(guided.logits[row * K + k] - (mixed[k] - lse))) }
+            }
+            #expect(worst < 1e-3, "s = \(s): guided log-probabilities differ from the reference by \(worst)")
+            let uncached = ARDecodingTests.decode(model, text: text, options: ARSamplingOptions(useCache: false, guidance: s), seed: 4)
+            #expect(uncached.tokens == guided.tokens)
+        }
+        let plain = ARDecodingTests.decode(model, text: text, options: ARSamplingOptions(), seed: 9)
+        let one = ARDecodingTests.decode(model, text: text, options: ARSamplingOptions(guidance: 1), seed: 9)
+        #expect(plain.tokens == one.tokens && plain.logits == one.logits)
+        let unconditional = ARDecodingTests.decode(model, text: null, options: ARSamplingOptions(temperature: 0), seed: 2)
+        let zero = ARDecodingTests.decode(model, text: text, options: ARSamplingOptions(temperature: 0, guidance: 0), seed: 2)
+        #expect(zero.tokens == unconditional.tokens)
+    }
 }

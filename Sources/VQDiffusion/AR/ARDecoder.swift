@@ -17,6 +17,11 @@ import Foundation
 // logits (B, K) go through temperature, top-k and the VQ-Diffusion truncation rule
 // (`DiffusionSampling.truncate`) before a Gumbel-max draw from the seeded generator; temperature
 // 0 takes the most likely code.
+//
+// Classifier-free guidance (a model trained with caption dropout) decodes a second stream of B
+// rows on the null text beside the captions' B, each with its own key/value cache, and feeds
+// both the same drawn token: at every position the logits are log p_u + s·(log p_c − log p_u),
+// renormalised, before temperature, top-k and truncation.
 
 /// How tokens are drawn from the AR model.
 public struct ARSamplingOptions: Equatable, Sendable {
@@ -28,12 +33,17 @@ public struct ARSamplingOptions: Equatable, Sendable {
     public var truncation: Double?
     /// Decode with the key/value cache (true) or recompute the prefix at every step.
     public var useCache: Bool = true
+    /// Classifier-free guidance scale s (1: none; 0: unconditional; > 1 strengthens what the
+    /// caption changes). Needs a model trained with caption dropout.
+    public var guidance: Double = 1
 
-    public init(temperature: Float = 1, topK: Int? = nil, truncation: Double? = nil, useCache: Bool = true) {
+    public init(temperature: Float = 1, topK: Int? = nil, truncation: Double? = nil, useCache: Bool = true,
+                guidance: Double = 1) {
         self.temperature = temperature
         self.topK = topK
         self.truncation = truncation
         self.useCache = useCache
+        self.guidance = guidance
     }
 }
 
@@ -44,14 +54,20 @@ public final class ARDecoder {
     public init(model: ARTransformer) { self.model = model }
 
     /// Draws grids (B·N, raster order) for text features (B, L, D). `steps` (≤ N) stops after the
-    /// first `steps` tokens (the rest stay 0; for timing). `observe(n, logits)` sees the raw
-    /// logits (B, K) of position n before they are sampled from. The batch is cut into one row
-    /// shard per thread when it has at least 4 sequences per shard (`shards` overrides the count).
+    /// first `steps` tokens (the rest stay 0; for timing). `observe(n, logits)` sees the logits
+    /// (B, K) of position n before they are sampled from (with guidance, the guided
+    /// log-probabilities). The batch is cut into one row shard per thread when it has at least 4
+    /// sequences per shard (`shards` overrides the count).
     public func decode(text: TextFeatures, options: ARSamplingOptions, steps: Int? = nil, shards: Int? = nil,
                        using rng: inout RandomGenerator,
                        observe: ((Int, UnsafePointer<Float>) -> Void)? = nil) -> [Int32] {
+        precondition(options.guidance.isFinite && options.guidance >= 0, "ARDecoder: guidance \(options.guidance) must be ≥ 0")
+        let guided = options.guidance != 1
+        let B = text.batch
+        // With guidance, rows B..<2B decode the null text and follow rows 0..<B's tokens.
+        let text = guided ? text.appending(.null(batch: B, length: text.length, width: text.width)) : text
         let c = model.configuration
-        let (B, N, K) = (text.batch, c.tokens, c.classes)
+        let (rows, N, K) = (text.batch, c.tokens, c.classes)
         let S = steps ?? N
         precondition(S >= 0 && S <= N, "ARDecoder: \(S) steps for a grid of \(N) tokens")
         precondition(text.width == c.textWidth, "ARDecoder: text features \(text.features.shape) do not have width \(c.textWidth)")
@@ -60,11 +76,11 @@ public final class ARDecoder {
         // One forward pass per row shard, each on its own thread with single-threaded kernels when
         // there are several (`Parallel.shards`): a step's matrices are too small to split. As for
         // the diffusion model, a shard needs a few sequences to beat split kernels.
-        let shards = max(1, min(shards ?? Parallel.chunkCount(B, minimumPerChunk: GeneratorShards.inferenceRows), B))
-        let ranges = (0..<shards).map { Parallel.chunkRange(B, chunks: shards, index: $0) }
+        let shards = max(1, min(shards ?? Parallel.chunkCount(rows, minimumPerChunk: GeneratorShards.inferenceRows), rows))
+        let ranges = (0..<shards).map { Parallel.chunkRange(rows, chunks: shards, index: $0) }
         let passes = ranges.map { ARForwardPass(model: model, text: text.rows($0), cached: options.useCache) }
-        let logits = Storage(count: B * K)                   // (B, K)
-        var x = [Int32](repeating: 0, count: B * N)          // (B, N)
+        let logits = Storage(count: rows * K)                // (rows, K)
+        var x = [Int32](repeating: 0, count: rows * N)       // (rows, N)
         for n in 0..<S {
             let step = { (i: Int) in
                 let rows = ranges[i]
@@ -81,11 +97,17 @@ public final class ARDecoder {
                 (logits.pointer + rows.lowerBound * K).update(from: passes[i].logits.pointer, count: rows.count * K)
             }
             if shards > 1 { _ = Parallel.shards(shards, step) } else { step(0) }
-            observe?(n, logits.pointer)
-            let drawn = ARDecoder.draw(logits.pointer, rows: B, classes: K, options: options, using: &rng)
+            // Guidance: log p_u + s·(log p_c − log p_u) from the two streams' logits (the rows'
+            // log-normalisers only shift each row by a constant, which the softmax removes).
+            let mixed = guided ? DiffusionSampling.guided(logits.pointer, logits.pointer + B * K, shape: [B, K],
+                                                          scale: options.guidance) : nil
+            let p = mixed?.pointer ?? logits.pointer
+            observe?(n, p)
+            let drawn = ARDecoder.draw(p, rows: B, classes: K, options: options, using: &rng)
             for b in 0..<B { x[b * N + n] = drawn[b] }
+            if guided { for b in 0..<B { x[(B + b) * N + n] = drawn[b] } }
         }
-        return x
+        return Array(x[0..<(B * N)])
     }
 
     /// Applies temperature, top-k and truncation to `logits` (rows, K) in place and draws one
@@ -140,6 +162,9 @@ public final class ARSampler {
         if let k = options.topK, k < 1 { throw DiffusionSamplingError("top-k must be at least 1, got \(k)") }
         if let r = options.truncation, !(r > 0 && r <= 1) {
             throw DiffusionSamplingError("the truncation rate must lie in (0, 1], got \(r)")
+        }
+        guard options.guidance >= 0 && options.guidance.isFinite else {
+            throw DiffusionSamplingError("the guidance scale must be a number ≥ 0 (1 = no guidance), got \(options.guidance)")
         }
         guard options.temperature >= 0 && options.temperature.isFinite else {
             throw DiffusionSamplingError("the temperature must be finite and ≥ 0, got \(options.temperature)")

@@ -23,10 +23,6 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
     public var timeSampling: TimeSampling
     /// Loss weights.
     public var loss: DiffusionLossConfiguration
-    /// Probability that a training caption is replaced by the null text (`TextFeatures.null`), so
-    /// the same network also learns p_θ(x0 | x_t) without text — what classifier-free guidance
-    /// (`DiffusionSampler.sample(…guidance:)`) needs. 0, the paper's setting, never drops one.
-    public var captionDropout: Double
 
     public init(_ generator: GeneratorTrainingConfiguration = GeneratorTrainingConfiguration(),
                 timeSampling: TimeSampling = .importance, loss: DiffusionLossConfiguration = DiffusionLossConfiguration(),
@@ -34,7 +30,7 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
         self.generator = generator
         self.timeSampling = timeSampling
         self.loss = loss
-        self.captionDropout = captionDropout
+        self.generator.captionDropout = captionDropout
     }
 
     public subscript<Value>(dynamicMember keyPath: WritableKeyPath<GeneratorTrainingConfiguration, Value>) -> Value {
@@ -46,16 +42,14 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
         generator[keyPath: keyPath]
     }
 
-    private enum CodingKeys: String, CodingKey { case timeSampling, loss, captionDropout }
+    private enum CodingKeys: String, CodingKey { case timeSampling, loss }
 
     // Stored as one flat object with the generator's fields (as before they were split out).
-    // captionDropout came later: `SchemaJSON` leaves it out at 0 and reads it back as 0.
     public init(from decoder: any Decoder) throws {
         generator = try GeneratorTrainingConfiguration(from: decoder)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         timeSampling = try container.decode(TimeSampling.self, forKey: .timeSampling)
         loss = try container.decode(DiffusionLossConfiguration.self, forKey: .loss)
-        captionDropout = try container.decode(Double.self, forKey: .captionDropout)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -63,7 +57,6 @@ public struct DiffusionTrainingConfiguration: Equatable, Codable, Sendable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(timeSampling, forKey: .timeSampling)
         try container.encode(loss, forKey: .loss)
-        try container.encode(captionDropout, forKey: .captionDropout)
     }
 }
 
@@ -131,9 +124,6 @@ public final class DiffusionTrainer: GeneratorTrainer {
             throw DiffusionTrainingError("the diffusion schedule (K = \(configuration.diffusion.classes), T = \(configuration.diffusion.steps)) "
                 + "does not match the model (K = \(m.classes), T = \(m.steps))")
         }
-        guard tc.captionDropout >= 0 && tc.captionDropout < 1 else {
-            throw DiffusionTrainingError("the caption dropout must lie in [0, 1), got \(tc.captionDropout)")
-        }
         self.configuration = configuration
         self.dataset = dataset
         self.textEncoder = textEncoder
@@ -163,12 +153,8 @@ public final class DiffusionTrainer: GeneratorTrainer {
         let captions = indices.map { dataset.captions[$0] }
         let (t, weights) = timeSampler.draw(count: B, using: &state.generator)
         let xt = schedule.noised(x0, t: t, using: &state.generator)
-        var text = try textEncoder.encode(captions)
-        if tc.captionDropout > 0 {
-            // Drawn only when dropout is on, so runs without it keep their noise stream.
-            let dropped = (0..<B).map { _ in state.generator.uniformDouble() < tc.captionDropout }
-            text = text.replacingCaptions(where: dropped)
-        }
+        let text = try GeneratorTrainingSetup.droppingCaptions(try textEncoder.encode(captions), rate: tc.captionDropout,
+                                                               using: &state.generator)
         let shards = try dataParallel.step(model: model, rows: B) { model, rows in
             try self.backpropagate(model: model, rows: rows, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)
         }

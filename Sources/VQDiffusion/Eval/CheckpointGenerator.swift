@@ -11,7 +11,7 @@ public struct GeneratorSamplingOptions: Sendable {
     public var skipping: StepSkipping = .exact
     /// Diffusion: start from a draw of q(x_T) instead of all [MASK] (see DiffusionSamplingOptions).
     public var startFromPrior: Bool = false
-    /// Diffusion: classifier-free guidance scale (1 = none; for models trained with caption dropout).
+    /// Classifier-free guidance scale (1 = none; for models trained with caption dropout).
     public var guidance: Double = 1
     /// Diffusion: which [MASK] tokens each step fills in (the posterior's random ones, or the purest).
     public var order: SamplingOrder = .posterior
@@ -76,9 +76,6 @@ public final class CheckpointGenerator: ImageGenerator {
             name = "diffusion-\(options.steps)steps" + (options.guidance != 1 ? "-guidance\(options.guidance)" : "")
                 + (options.order != .posterior ? "-\(options.order.rawValue)" : "")
         case ARTrainer.checkpointKind:
-            guard options.guidance == 1 else {
-                throw FileError(url.path, "is an autoregressive model: guidance applies to diffusion models only")
-            }
             guard options.order == .posterior else {
                 throw FileError(url.path, "is an autoregressive model: the sampling order applies to diffusion models only")
             }
@@ -88,12 +85,12 @@ public final class CheckpointGenerator: ImageGenerator {
                 cacheDirectory: cacheDirectory) { try file.loadTextEncoder($0) }
             let sampler = ARSampler(model: file.model, textEncoder: encoder)
             let ar = ARSamplingOptions(temperature: options.temperature, topK: options.topK,
-                                       truncation: options.truncation, useCache: options.useCache)
+                                       truncation: options.truncation, useCache: options.useCache, guidance: options.guidance)
             sampleTokens = { captions, rng in try sampler.sample(captions: captions, options: ar, using: &rng) }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             parameterCount = file.model.parameterCount
             recordedVQVAE = file.configuration.vqvae
-            name = options.useCache ? "ar-cached" : "ar-uncached"
+            name = (options.useCache ? "ar-cached" : "ar-uncached") + (options.guidance != 1 ? "-guidance\(options.guidance)" : "")
         default:
             throw FileError(url.path, "holds a \"\(kind)\" checkpoint; a generator is written by vqd train (kind \"diffusion\" or \"ar\")")
         }

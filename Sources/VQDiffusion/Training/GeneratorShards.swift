@@ -1,3 +1,4 @@
+import Foundation
 import Engine
 
 /// How a generator's batches are cut into data-parallel shards (`DataParallel` for training,
@@ -62,6 +63,9 @@ enum GeneratorTrainingSetup {
                                  textWidth: textWidth, textEncoder: textEncoder, batchSize: training.batchSize) {
             throw ConfigurationError(problem)
         }
+        guard training.captionDropout >= 0 && training.captionDropout < 1 else {
+            throw ConfigurationError("the caption dropout must lie in [0, 1), got \(training.captionDropout)")
+        }
         let root = RandomGenerator(seed: training.seed)
         var initGenerator = root.derived(1)
         let model = make(&initGenerator)
@@ -77,6 +81,14 @@ enum GeneratorTrainingSetup {
         }
         return (model, state, GeneratorShards.dataParallel(count, master: model, make: make))
     }
+
+    /// Caption dropout: each caption of `text` replaced by the null text with probability `rate`.
+    /// The draws come from `generator` only when the rate is above 0, so runs without dropout keep
+    /// their random stream.
+    static func droppingCaptions(_ text: TextFeatures, rate: Double, using generator: inout RandomGenerator) -> TextFeatures {
+        guard rate > 0 else { return text }
+        return text.replacingCaptions(where: (0..<text.batch).map { _ in generator.uniformDouble() < rate })
+    }
 }
 
 /// A generator's trainer (VQ-Diffusion or VQ-AR): its optimizer, EMA, schedule, data order and
@@ -88,6 +100,8 @@ public protocol GeneratorTrainer: Trainer {
     var batchSize: Int { get }
     /// FLOPs of the model's forward pass over `batch` grids with captions of `textLength` tokens.
     func forwardFLOPs(batch: Int, textLength: Int) -> Double
+    /// Continues from a checkpoint of the same configuration.
+    func resume(from url: URL) throws
 }
 
 extension GeneratorTrainer {

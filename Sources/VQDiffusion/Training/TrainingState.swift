@@ -55,10 +55,16 @@ public struct GeneratorTrainingConfiguration: Equatable, Codable, Sendable {
     public var emaDecay: Float = 0.999
     /// Seed of initialisation and data order.
     public var seed: UInt64 = 0
+    /// Probability that a training caption is replaced by the null text (`TextFeatures.null`), so
+    /// that the same network also learns to generate without text — what classifier-free guidance
+    /// needs (diffusion: `DiffusionSampler`; VQ-AR: `ARDecoder`). 0, the paper's setting, never
+    /// drops one. A later field: the schema rule leaves it out at 0.
+    public var captionDropout: Double = 0
 
     public init(batchSize: Int = 32, totalSteps: Int = 10_000, learningRate: Float = 5e-4, warmupSteps: Int = 500,
                 minimumLearningRate: Float = 1e-5, weightDecay: Float = 0.045, beta2: Float = 0.96,
-                gradientClip: Float = 1, emaDecay: Float = 0.999, seed: UInt64 = 0) {
+                gradientClip: Float = 1, emaDecay: Float = 0.999, seed: UInt64 = 0, captionDropout: Double = 0) {
+        self.captionDropout = captionDropout
         self.batchSize = batchSize
         self.totalSteps = totalSteps
         self.learningRate = learningRate
