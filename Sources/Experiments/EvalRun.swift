@@ -69,9 +69,9 @@ public enum EvalRunner {
 
         var generated: EvalMetrics?
         var throughput: [ThroughputMeasurement] = []
+        var features: [Float] = []
         if let generator {
             var rng = root.derived(1)
-            var features: [Float] = []
             var classes = [[Int]](repeating: [], count: evaluator.configuration.heads.count)
             let progress = c.showProgress ? ProgressBar(total: N, label: "generate") : nil
             var start = 0
@@ -113,7 +113,10 @@ public enum EvalRunner {
             log(floor!, prefix: "floor/", to: run)
         }
         try run?.flush()
-        return EvalReport(generated: generated, floor: floor, throughput: throughput, runID: run?.id)
+        var report = EvalReport(generated: generated, floor: floor, throughput: throughput, runID: run?.id)
+        report.generatedFeatures = features
+        report.referenceFeatures = reference.features
+        return report
     }
 
     /// Features (N·F), head classes and captions of real images.

@@ -86,6 +86,9 @@ public final class StudyContext {
     public var showProgress: Bool
     /// Measurement runs started so far (ids, in order).
     public private(set) var runIDs: [String] = []
+    /// Trains the missing ones of these models before the study needs them (`--jobs N`: N at a
+    /// time in processes of their own; by default nothing, and each is trained when asked for).
+    public var prepare: ([StudyPrerequisite]) throws -> Void = { _ in }
 
     public init(study: String, profile: StudyProfile, database: ResultsDatabase, store: ModelStore,
                 resultsDirectory: URL, showProgress: Bool = true) {

@@ -29,6 +29,9 @@ public struct StudyOptions: ParsableArguments {
         two threads). 1: train each when the study reaches it.
         """)
     public var jobs: Int = 1
+    @Flag(name: .customLong("prepare-only"),
+          help: "Train the study's missing models (--jobs at a time) and stop, without evaluating; a study whose later models depend on its first results lists only the first.")
+    public var prepareOnly = false
     @Option(name: .customLong("prepare-kind"), help: .hidden)
     public var prepareKind: String?
     @Option(name: .customLong("prepare-recipe"), help: .hidden)
@@ -71,8 +74,11 @@ public struct StudyOptions: ParsableArguments {
             print("ready: \(portablePath(url))")
             return
         }
-        if jobs > 1 { try prepare(S.prerequisites(configuration), store: store) }
+        if jobs > 1 || prepareOnly { try prepare(S.prerequisites(configuration), store: store) }
+        if prepareOnly { return }
+        if jobs > 1 { context.prepare = { try self.prepare($0, store: store) } }
         print("study \(S.name), profile \(profile.rawValue), \(BLAS.threads) thread(s), database \(db)")
+        if let advice = BLASKernels.advice { print("note: " + advice) }
         _ = try StudyContext.execute(study, configuration: configuration, context: context)
     }
 

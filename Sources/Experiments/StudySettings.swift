@@ -110,6 +110,14 @@ extension StudyContext {
     /// `floor`) the real-data floor at the same N. Everything is logged to the run.
     public func evaluate(_ name: String, generator model: URL, dataset: DatasetModels, eval e: EvalSettings,
                          sampling: GeneratorSamplingOptions, floor: Bool, params: [String: String] = [:]) throws -> GeneratorScores {
+        try evaluateWithReport(name, generator: model, dataset: dataset, eval: e, sampling: sampling, floor: floor,
+                               params: params).scores
+    }
+
+    /// `evaluate`, also returning the report (with the evaluator features of both image sets).
+    public func evaluateWithReport(_ name: String, generator model: URL, dataset: DatasetModels, eval e: EvalSettings,
+                                   sampling: GeneratorSamplingOptions, floor: Bool,
+                                   params: [String: String] = [:]) throws -> (scores: GeneratorScores, report: EvalReport) {
         let evaluatorURL = try store.model(dataset.evaluator)
         let vqvaeURL = try store.model(dataset.vqvae)
         let evaluator = try Evaluator.load(evaluatorURL)
@@ -130,6 +138,7 @@ extension StudyContext {
         all["truncation"] = sampling.truncation.map { String($0) } ?? "none"
         all["skipping"] = sampling.skipping.rawValue
         all["start"] = sampling.startFromPrior ? "prior" : "all-mask"
+        all["guidance"] = String(sampling.guidance)
         all["parameters"] = String(generator.parameterCount)
         let report = try measure(name, params: all, seed: e.seed) { run in
             try EvalRunner.measure(generator: generator, evaluator: evaluator, dataset: heldOut, configuration: configuration,
@@ -138,9 +147,42 @@ extension StudyContext {
         guard let generated = report.generated else { throw MetricError("the evaluation produced no generated-image metrics") }
         var throughput: [Int: Double] = [:]
         for t in report.throughput { throughput[t.batchSize] = t.imagesPerSecond }
-        return GeneratorScores(fid: generated.fid.fid, kid: generated.kid.mean, floorFID: report.floor?.fid.fid,
-                               alignment: Dictionary(generated.alignment.scoredFractions.map { ($0.name, $0.fraction) },
-                                                     uniquingKeysWith: { $1 }),
-                               imagesPerSecond: throughput, parameters: generator.parameterCount)
+        let scores = GeneratorScores(fid: generated.fid.fid, kid: generated.kid.mean, floorFID: report.floor?.fid.fid,
+                                     alignment: Dictionary(generated.alignment.scoredFractions.map { ($0.name, $0.fraction) },
+                                                           uniquingKeysWith: { $1 }),
+                                     imagesPerSecond: throughput, parameters: generator.parameterCount)
+        return (scores, report)
     }
+
+    /// The compute that trained `recipe`'s model, summed over its training runs in the database (a
+    /// resumed model has several): GFLOP (the run's FLOPs per step × its steps), and the wall and
+    /// CPU seconds of its steps. NaN where a run did not record them.
+    public func trainingCompute(of recipe: some ModelRecipe) throws -> TrainingCompute {
+        let runs = try database.withLock {
+            try database.connection.query("""
+                SELECT p.run_id FROM params p JOIN runs r ON r.id = p.run_id
+                WHERE p.key = 'key' AND p.value = ? AND r.status IN ('FINISHED', 'KILLED', 'FAILED')
+                """, [.text(recipe.key)]).compactMap { $0[0].text }
+        }
+        var total = TrainingCompute(gflop: 0, cpuSeconds: 0, wallSeconds: 0)
+        guard !runs.isEmpty else { return TrainingCompute(gflop: .nan, cpuSeconds: .nan, wallSeconds: .nan) }
+        for run in runs {
+            let params = Dictionary(try database.params(runID: run).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+            let cpu = try database.metric(runID: run, key: "compute/cpu_seconds").last
+            let wall = try database.metric(runID: run, key: "compute/wall_seconds").last
+            let first = Int(params["resumed_from_step"] ?? "") ?? 0
+            let steps = (cpu?.step ?? first) - first
+            total.gflop += (Double(params["step_gflop"] ?? "") ?? .nan) * Double(steps)
+            total.cpuSeconds += cpu?.value ?? .nan
+            total.wallSeconds += wall?.value ?? .nan
+        }
+        return total
+    }
+}
+
+/// What training a model cost.
+public struct TrainingCompute: Sendable {
+    public var gflop: Double
+    public var cpuSeconds: Double
+    public var wallSeconds: Double
 }

@@ -38,5 +38,6 @@ struct InfoCommand: ParsableCommand {
         print("vqd \(VQDiffusionInfo.version)")
         print("BLAS threads: \(BLAS.threads)")
         print("BLAS kernels: OpenBLAS \(BLASKernels.coreName)\(BLASKernels.cpuHasAVX512 ? " (CPU with AVX-512)" : "")")
+        if let advice = BLASKernels.advice { print("note: " + advice) }
     }
 }

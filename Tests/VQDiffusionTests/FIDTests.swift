@@ -144,3 +144,28 @@ private func referenceFID(_ x: [Double], _ n1: Int, _ y: [Double], _ n2: Int, _ 
         #expect(throws: MetricError.self) { try FID.compute(bad, shape: [10, 4], x, shape: [10, 4]) }
     }
 }
+
+@Suite struct FIDBootstrapTests {
+    /// n rows of d Gaussian features with mean `shift` in every dimension.
+    static func features(_ n: Int, _ d: Int, shift: Float, seed: UInt64) -> [Float] {
+        var rng = RandomGenerator(seed: seed)
+        return (0..<(n * d)).map { _ in rng.normal() + shift }
+    }
+
+    @Test func theIntervalSeparatesADifferentModelAndCoversASameOne() throws {
+        let (n, d) = (300, 4)
+        let real = Self.features(n, d, shift: 0, seed: 1)
+        let good = [Self.features(n, d, shift: 0, seed: 2), Self.features(n, d, shift: 0, seed: 3)]
+        let bad = [Self.features(n, d, shift: 1, seed: 4), Self.features(n, d, shift: 1, seed: 5)]
+        let apart = try FIDDifference.bootstrap(good, bad, reference: real, dimension: d, replicates: 200, seed: 7)
+        // The mean term alone is d · 1² = 4 for the shifted sets.
+        #expect(apart.estimate < -3 && apart.high < 0 && apart.low < apart.estimate && apart.estimate < apart.high)
+        let same = try FIDDifference.bootstrap([good[0]], [good[1]], reference: real, dimension: d, replicates: 200, seed: 7)
+        #expect(same.low < 0 && same.high > 0, "\(same)")
+        // The estimate is the plain difference of the FIDs; the replicates follow the seed.
+        let fids = try [good[0], good[1]].map { try FID.compute($0, shape: [n, d], real, shape: [n, d]).fid }
+        #expect(abs(same.estimate - (fids[0] - fids[1])) < 1e-9)
+        #expect(same == (try FIDDifference.bootstrap([good[0]], [good[1]], reference: real, dimension: d, replicates: 200, seed: 7)))
+        #expect(throws: MetricError.self) { try FIDDifference.bootstrap([], bad, reference: real, dimension: d, replicates: 10, seed: 0) }
+    }
+}

@@ -1,18 +1,23 @@
-# Grouped bars: FID (evaluator features) of VQ-Diffusion, VQ-AR and the real-data floor per dataset.
+# FID (evaluator features) and caption alignment against training images seen (log scale): one
+# line per family, seed mean with the range over seeds, the real-data floor dashed.
 # Variables: data (tab-separated export of figure.sql), out (PNG), caption, profile.
-set terminal pngcairo size 1000,600 font "sans,11"
+set terminal pngcairo size 1300,600 font "sans,11"
 set output out
 set datafile separator "\t"
-set title "Image quality: VQ-Diffusion vs VQ-AR at matched size and training steps (".profile." profile)\n{/*0.75 ".caption."}"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set ylabel "FID (evaluator features), lower is better"
-set xlabel "dataset"
-set yrange [0:*]
-set grid ytics
+set multiplot layout 1,2 title "VQ-Diffusion vs VQ-AR at equal training compute and tuning (".profile." profile)\n{/*0.75 ".caption."}"
+set logscale x 2
+set xlabel "training images seen"
+set format x "%.0s%c"
+set grid
 set key top right
-plot data using 2:xtic(1) title "VQ-Diffusion" lc rgb "#1f77b4", \
-     ''   using 3 title "VQ-AR" lc rgb "#ff7f0e", \
-     ''   using 4 title "real-data floor (same N)" lc rgb "#7f7f7f"
+set ylabel "FID (evaluator features), lower is better"
+set yrange [0:*]
+plot data using 1:2:3:4 with yerrorlines lw 2 pt 7 lc rgb "#1f77b4" title "VQ-Diffusion (mean, range over seeds)", \
+     ''   using 1:8:9:10 with yerrorlines lw 2 pt 5 lc rgb "#ff7f0e" title "VQ-AR (mean, range over seeds)", \
+     ''   using 1:14 with lines dt 2 lw 2 lc rgb "#7f7f7f" title "real-data floor (same N)"
+set ylabel "colour and shape match the caption (%), higher is better"
+set yrange [0:100]
+set key top left
+plot data using 1:(100*$5):(100*$6):(100*$7) with yerrorlines lw 2 pt 7 lc rgb "#1f77b4" title "VQ-Diffusion", \
+     ''   using 1:(100*$11):(100*$12):(100*$13) with yerrorlines lw 2 pt 5 lc rgb "#ff7f0e" title "VQ-AR"
+unset multiplot

@@ -1,19 +1,28 @@
--- FID (evaluator features) of each generator of one quality study run (@study_run), one row per
--- dataset: dataset, VQ-Diffusion FID, VQ-AR FID, real-data floor FID, VQ-Diffusion KID, VQ-AR KID.
+-- The test evaluations of one quality study run (@study_run) on Shapes, one row per budget:
+-- images seen, then for VQ-Diffusion and for VQ-AR the seed-mean FID (evaluator features) with
+-- its min and max over seeds and the seed-mean colour-and-shape alignment with its min and max,
+-- then the real-data floor FID.
 WITH m AS (
-  SELECT r.id, d.value AS dataset, f.value AS family
+  SELECT r.id, f.value AS family, CAST(i.value AS INTEGER) AS images
   FROM runs r
   JOIN tags t ON t.run_id = r.id AND t.key = 'study_run' AND t.value = @study_run
-  JOIN params d ON d.run_id = r.id AND d.key = 'dataset'
+  JOIN params s ON s.run_id = r.id AND s.key = 'stage' AND s.value = 'test'
   JOIN params f ON f.run_id = r.id AND f.key = 'family'
+  JOIN params i ON i.run_id = r.id AND i.key = 'images_seen'
   WHERE r.status = 'FINISHED'),
 v AS (
-  SELECT m.dataset, m.family, x.key, x.value FROM m JOIN metrics x ON x.run_id = m.id
-  WHERE x.key IN ('fid', 'kid', 'floor/fid'))
-SELECT dataset,
-       max(CASE WHEN family = 'diffusion' AND key = 'fid' THEN value END) AS diffusion_fid,
-       max(CASE WHEN family = 'ar' AND key = 'fid' THEN value END) AS ar_fid,
-       max(CASE WHEN key = 'floor/fid' THEN value END) AS floor_fid,
-       max(CASE WHEN family = 'diffusion' AND key = 'kid' THEN value END) AS diffusion_kid,
-       max(CASE WHEN family = 'ar' AND key = 'kid' THEN value END) AS ar_kid
-FROM v GROUP BY dataset ORDER BY dataset DESC;
+  SELECT m.images, m.family,
+         max(CASE WHEN x.key = 'fid' THEN x.value END) AS fid,
+         max(CASE WHEN x.key = 'alignment/colour_and_shape' THEN x.value END) AS alignment
+  FROM m JOIN metrics x ON x.run_id = m.id GROUP BY m.id)
+SELECT images,
+       avg(CASE WHEN family = 'diffusion' THEN fid END), min(CASE WHEN family = 'diffusion' THEN fid END),
+       max(CASE WHEN family = 'diffusion' THEN fid END),
+       avg(CASE WHEN family = 'diffusion' THEN alignment END), min(CASE WHEN family = 'diffusion' THEN alignment END),
+       max(CASE WHEN family = 'diffusion' THEN alignment END),
+       avg(CASE WHEN family = 'ar' THEN fid END), min(CASE WHEN family = 'ar' THEN fid END),
+       max(CASE WHEN family = 'ar' THEN fid END),
+       avg(CASE WHEN family = 'ar' THEN alignment END), min(CASE WHEN family = 'ar' THEN alignment END),
+       max(CASE WHEN family = 'ar' THEN alignment END),
+       (SELECT x.value FROM metrics x JOIN m ON m.id = x.run_id WHERE x.key = 'floor/fid' LIMIT 1)
+FROM v GROUP BY images ORDER BY images;

@@ -16,4 +16,17 @@ public enum BLASKernels {
 
     /// Whether this CPU and OS run AVX-512 (F, BW, DQ and VL).
     public static var cpuHasAVX512: Bool { vqd_cpu_has_avx512() != 0 }
+
+    /// The families with AVX-512 GEMM kernels.
+    static let avx512Families: Set<String> = ["SkylakeX", "Cooperlake", "SapphireRapids"]
+
+    /// A warning when the CPU has AVX-512 but OpenBLAS runs kernels without it (a CPU newer than
+    /// the OpenBLAS build, detected as an older one, or a pinned family): matrix products then
+    /// run several times slower (on one such machine, detected as "Prescott", a training step
+    /// took 5× longer). Nil when the choice is right.
+    public static var advice: String? {
+        guard cpuHasAVX512, !avx512Families.contains(coreName) else { return nil }
+        return "OpenBLAS runs its \(coreName) kernels on a CPU with AVX-512; matrix products would run several times "
+            + "faster with OPENBLAS_CORETYPE=SkylakeX set in the environment of the command."
+    }
 }

@@ -72,6 +72,10 @@ public struct EvalReport {
     public let throughput: [ThroughputMeasurement]
     /// The results-database run, when logged.
     public let runID: String?
+    /// The evaluator features (N, F) row-major of the generated images (empty for a real-only run)
+    /// and of the real reference images: what a bootstrap of FID resamples.
+    public var generatedFeatures: [Float] = []
+    public var referenceFeatures: [Float] = []
 
     public init(generated: EvalMetrics?, floor: EvalMetrics?, throughput: [ThroughputMeasurement], runID: String?) {
         self.generated = generated

@@ -21,7 +21,7 @@ public struct FIDResult: Sendable, Equatable {
 /// are fine. Everything is Float64: Σ1^½ comes from the eigendecomposition of Σ1 with tiny
 /// negative eigenvalues clamped to 0; M = Σ1^½ Σ2 Σ1^½ is symmetrised; tr(M^½) = Σ √max(λ_i, 0).
 /// In both decompositions eigenvalues within rounding of zero (≤ D·ε·λ_max) count as 0.
-/// Here the features come from the project's evaluator network, not Inception-v3 (DESIGN §5).
+/// Here the features come from the project's evaluator network, not Inception-v3 (docs/design.md §5).
 public enum FID {
     /// FID between two fits of the same dimension.
     public static func compute(_ a: GaussianFit, _ b: GaussianFit) throws -> FIDResult {

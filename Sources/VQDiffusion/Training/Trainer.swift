@@ -57,9 +57,8 @@ public struct GeneratorStepMetrics {
     /// Fraction of tokens whose most likely prediction is the true token: diffusion, of the masked
     /// tokens (NaN when none is masked); VQ-AR, of all tokens.
     public var accuracy: Double
-    public var gradientNorm: Double
-    public var learningRate: Double
-    public var seconds: Double
+    /// The global gradient norm before clipping, the learning rate, the step's wall time.
+    public var gradientNorm: Double, learningRate: Double, seconds: Double
     /// Diffusion only: the bound term L_vlb and the auxiliary cross-entropy L_aux.
     public var bound: Double = 0
     public var auxiliary: Double = 0
