@@ -34,29 +34,18 @@ import VQDiffusion
 //   budget); not reproduced otherwise.
 
 struct QualityStudy: Study {
+    static let name = "quality"
+
     struct Configuration: Codable, Equatable {
-        var shapes: DatasetModels
-        var fashion: DatasetModels
+        var shapes: DatasetModels, fashion: DatasetModels
         /// What every model of both families shares; learning rate, the family's knob, steps,
         /// warm-up and seed are set per model (the diffusion-only fields do not apply to VQ-AR).
         var generator: GeneratorSettings
-        /// Training budgets in optimizer steps of `generator.batchSize` images.
-        var budgets: [Int]
-        /// Warm-up steps as a fraction of a model's steps.
-        var warmupFraction: Double
-        var seeds: [Int]
+        var budgets: QualityBudgets
         var tuning: QualityTuning
         /// The test evaluation.
         var eval: EvalSettings
-        /// Bootstrap replicates of the FID-difference intervals.
-        var bootstrapReplicates: Int
-        /// The paper's recipe for both families at this budget (0: left out).
-        var paperBudget: Int
-        /// Fashion-MNIST with the tuned recipes at this budget, seed 0 (0: left out).
-        var fashionBudget: Int
     }
-
-    static let name = "quality"
 
     static func configuration(_ profile: StudyProfile) -> Configuration {
         var generator = GeneratorSettings.main(profile)
@@ -66,9 +55,7 @@ struct QualityStudy: Study {
         switch profile {
         case .paper:
             return Configuration(shapes: .standard(.shapes, profile: profile), fashion: .standard(.fashion, profile: profile),
-                                 generator: generator, budgets: [2500, 5000, 10_000], warmupFraction: 0.08, seeds: [0, 1],
-                                 tuning: QualityTuning(), eval: eval, bootstrapReplicates: 1000, paperBudget: 5000,
-                                 fashionBudget: 5000)
+                                 generator: generator, budgets: QualityBudgets(), tuning: QualityTuning(), eval: eval)
         case .quick:
             var tuning = QualityTuning()
             tuning.steps = 30
@@ -79,9 +66,9 @@ struct QualityStudy: Study {
             tuning.guidanceScales = [1, 2]
             tuning.diffusionTruncations = [0.86]
             tuning.arDraws = [ARDraw(truncation: 0.86)]
+            let budgets = QualityBudgets(steps: [30, 60], warmupFraction: 0.1, bootstrapReplicates: 50, paper: 60, fashion: 30)
             return Configuration(shapes: .standard(.shapes, profile: profile), fashion: .standard(.fashion, profile: profile),
-                                 generator: generator, budgets: [30, 60], warmupFraction: 0.1, seeds: [0, 1],
-                                 tuning: tuning, eval: eval, bootstrapReplicates: 50, paperBudget: 60, fashionBudget: 30)
+                                 generator: generator, budgets: budgets, tuning: tuning, eval: eval)
         }
     }
 
@@ -91,7 +78,7 @@ struct QualityStudy: Study {
     static func scaled(_ settings: GeneratorSettings, steps: Int, seed: Int, _ c: Configuration) -> GeneratorSettings {
         var s = settings
         s.steps = steps
-        s.warmupSteps = max(1, Int((c.warmupFraction * Double(steps)).rounded()))
+        s.warmupSteps = max(1, Int((c.budgets.warmupFraction * Double(steps)).rounded()))
         s.seed = UInt64(seed)
         return s
     }
@@ -119,7 +106,7 @@ struct QualityStudy: Study {
         (s.learningRate, s.auxiliaryWeight, s.emaDecay, s.captionDropout) = (paper.learningRate, paper.auxiliaryWeight,
                                                                             paper.emaDecay, 0)
         return GeneratorRecipe(family: family, vqvae: c.shapes.vqvae,
-                               settings: scaled(s, steps: c.paperBudget, seed: c.seeds[0], c))
+                               settings: scaled(s, steps: c.budgets.paper, seed: c.budgets.seeds[0], c))
     }
 
     /// The first stage's models: what `--jobs` can train before the study knows its choices.
@@ -127,16 +114,16 @@ struct QualityStudy: Study {
         [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
             + GeneratorFamily.allCases.flatMap { family in
                 trials(family, c).map {
-                    StudyPrerequisite(recipe(family, $0, steps: c.tuning.steps, seed: c.seeds[0], dataset: c.shapes, c))
+                    StudyPrerequisite(recipe(family, $0, steps: c.tuning.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c))
                 }
             }
-            + (c.paperBudget > 0 ? GeneratorFamily.allCases.map { StudyPrerequisite(paperRecipe($0, c)) } : [])
+            + (c.budgets.paper > 0 ? GeneratorFamily.allCases.map { StudyPrerequisite(paperRecipe($0, c)) } : [])
     }
 
     // MARK: Run
 
     static func run(_ c: Configuration, context: StudyContext) throws -> ClaimsTable {
-        guard !c.budgets.isEmpty, !c.seeds.isEmpty else { throw ConfigurationError("budgets and seeds must not be empty") }
+        guard !c.budgets.steps.isEmpty, !c.budgets.seeds.isEmpty else { throw ConfigurationError("budgets and seeds must not be empty") }
         try context.prepare(prerequisites(c))
         var val = c.eval
         (val.count, val.split) = (c.tuning.valCount, .val)
@@ -147,14 +134,14 @@ struct QualityStudy: Study {
         for family in GeneratorFamily.allCases {
             var best: (trial: Trial, fid: Double)?
             for trial in trials(family, c) {
-                let recipe = recipe(family, trial, steps: c.tuning.steps, seed: c.seeds[0], dataset: c.shapes, c)
+                let recipe = recipe(family, trial, steps: c.tuning.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c)
                 let scores = try evaluate(context, recipe, sampling: c.tuning.reference, eval: val, dataset: c.shapes,
                                           stage: "tune-training", extra: trial.logged, c).scores
                 tuningRows.append("| \(family.label) | training | \(trial.label(family)) | \(c.tuning.reference.label(family)) | \(formatNumber(scores.fid)) |")
                 if best == nil || scores.fid < best!.fid { best = (trial, scores.fid) }
             }
             let trial = best!.trial
-            let recipe = recipe(family, trial, steps: c.tuning.steps, seed: c.seeds[0], dataset: c.shapes, c)
+            let recipe = recipe(family, trial, steps: c.tuning.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c)
             var bestSampling: (choice: SamplingChoice, fid: Double)?
             for choice in c.tuning.samplingGrid(family) {
                 let scores = try evaluate(context, recipe, sampling: choice, eval: val, dataset: c.shapes,
@@ -169,18 +156,18 @@ struct QualityStudy: Study {
 
         // 3. The chosen recipes at every budget and seed, on test.
         var budgetModels: [GeneratorRecipe] = []
-        for steps in c.budgets { for seed in c.seeds { for family in GeneratorFamily.allCases {
+        for steps in c.budgets.steps { for seed in c.budgets.seeds { for family in GeneratorFamily.allCases {
             budgetModels.append(recipe(family, chosen[family]!.trial, steps: steps, seed: seed, dataset: c.shapes, c))
         } } }
-        let fashionModels = c.fashionBudget > 0
-            ? GeneratorFamily.allCases.map { recipe($0, chosen[$0]!.trial, steps: c.fashionBudget, seed: c.seeds[0], dataset: c.fashion, c) }
+        let fashionModels = c.budgets.fashion > 0
+            ? GeneratorFamily.allCases.map { recipe($0, chosen[$0]!.trial, steps: c.budgets.fashion, seed: c.budgets.seeds[0], dataset: c.fashion, c) }
             : []
         try context.prepare((budgetModels + fashionModels).map { StudyPrerequisite($0) })
         var points: [BudgetPoint] = []
         var floor = Double.nan
-        for steps in c.budgets {
+        for steps in c.budgets.steps {
             var point = BudgetPoint(steps: steps, images: steps * c.generator.batchSize)
-            for seed in c.seeds { for family in GeneratorFamily.allCases {
+            for seed in c.budgets.seeds { for family in GeneratorFamily.allCases {
                 let recipe = recipe(family, chosen[family]!.trial, steps: steps, seed: seed, dataset: c.shapes, c)
                 let measured = try evaluate(context, recipe, sampling: chosen[family]!.sampling, eval: c.eval, dataset: c.shapes,
                                             stage: "test", extra: [:], floor: floor.isNaN, c)
@@ -190,7 +177,7 @@ struct QualityStudy: Study {
             point.difference = try FIDDifference.bootstrap(
                 point.models[.diffusion]!.map(\.generatedFeatures), point.models[.ar]!.map(\.generatedFeatures),
                 reference: point.models[.diffusion]![0].referenceFeatures,
-                dimension: point.models[.diffusion]![0].referenceFeatures.count / c.eval.count, replicates: c.bootstrapReplicates,
+                dimension: point.models[.diffusion]![0].referenceFeatures.count / c.eval.count, replicates: c.budgets.bootstrapReplicates,
                 seed: c.eval.seed)
             context.studyRun.logMetric("fid_difference/\(steps)", point.difference.estimate)
             context.studyRun.logMetric("fid_difference_low/\(steps)", point.difference.low)
@@ -200,7 +187,7 @@ struct QualityStudy: Study {
 
         // 4. The paper's recipe and Fashion-MNIST.
         var paper: [GeneratorFamily: Measured] = [:]
-        if c.paperBudget > 0 {
+        if c.budgets.paper > 0 {
             for family in GeneratorFamily.allCases {
                 paper[family] = try evaluate(context, paperRecipe(family, c), sampling: SamplingChoice(guidance: 1, truncation: c.eval.truncation),
                                              eval: c.eval, dataset: c.shapes, stage: "paper-recipe", extra: [:], c)
@@ -303,7 +290,7 @@ struct QualityStudy: Study {
                      "|---|---|---|---|---|---|---|---|"]
         for p in points {
             for family in GeneratorFamily.allCases {
-                for (seed, m) in zip(c.seeds, p.models[family]!) {
+                for (seed, m) in zip(c.budgets.seeds, p.models[family]!) {
                     lines.append("| \(formatThousands(p.images)) | \(family.label) | \(seed) | \(m.scores.parameters) | \(formatNumber(m.scores.fid)) | "
                                  + "\(formatPercent(m.scores.alignment["colour_and_shape"] ?? .nan)) | \(formatNumber(m.compute.gflop, digits: 0)) | "
                                  + "\(formatNumber(m.compute.cpuSeconds, digits: 0)) |")
@@ -311,12 +298,12 @@ struct QualityStudy: Study {
             }
         }
         for (family, m) in paper.sorted(by: { $0.key.rawValue > $1.key.rawValue }) {
-            lines.append("| \(formatThousands(c.paperBudget * c.generator.batchSize)) | \(family.label), paper's recipe | \(c.seeds[0]) | "
+            lines.append("| \(formatThousands(c.budgets.paper * c.generator.batchSize)) | \(family.label), paper's recipe | \(c.budgets.seeds[0]) | "
                          + "\(m.scores.parameters) | \(formatNumber(m.scores.fid)) | \(formatPercent(m.scores.alignment["colour_and_shape"] ?? .nan)) | "
                          + "\(formatNumber(m.compute.gflop, digits: 0)) | \(formatNumber(m.compute.cpuSeconds, digits: 0)) |")
         }
         for (family, m) in fashion.sorted(by: { $0.key.rawValue > $1.key.rawValue }) {
-            lines.append("| \(formatThousands(c.fashionBudget * c.generator.batchSize)) | \(family.label), Fashion-MNIST | \(c.seeds[0]) | "
+            lines.append("| \(formatThousands(c.budgets.fashion * c.generator.batchSize)) | \(family.label), Fashion-MNIST | \(c.budgets.seeds[0]) | "
                          + "\(m.scores.parameters) | \(formatNumber(m.scores.fid)) | class \(formatPercent(m.scores.alignment["class"] ?? .nan)) | "
                          + "\(formatNumber(m.compute.gflop, digits: 0)) | \(formatNumber(m.compute.cpuSeconds, digits: 0)) |")
         }
@@ -326,11 +313,11 @@ struct QualityStudy: Study {
         table.notes = [
             "FID (evaluator features) on \(c.eval.count) generated vs \(c.eval.count) real \(c.eval.split.rawValue) images; "
                 + "the real-data floor (FID of \(c.eval.count) other real images) is \(formatNumber(floor)). "
-                + "Intervals: bootstrap 95 %, \(c.bootstrapReplicates) replicates resampling every model's generated features and the real features.",
+                + "Intervals: bootstrap 95 %, \(c.budgets.bootstrapReplicates) replicates resampling every model's generated features and the real features.",
             "Chosen on val: VQ-Diffusion \(chosen[.diffusion]!.trial.label(.diffusion)), \(chosen[.diffusion]!.sampling.label(.diffusion)); "
                 + "VQ-AR \(chosen[.ar]!.trial.label(.ar)), \(chosen[.ar]!.sampling.label(.ar)). "
                 + "Both: \(c.generator.preset) preset, \(c.generator.textEncoder.rawValue) text features, batch \(c.generator.batchSize), "
-                + "caption dropout \(c.generator.captionDropout), warm-up \(formatPercent(c.warmupFraction)) of the steps; "
+                + "caption dropout \(c.generator.captionDropout), warm-up \(formatPercent(c.budgets.warmupFraction)) of the steps; "
                 + "diffusion sampled with \(c.eval.sampleSteps) steps, VQ-AR with the key/value cache.",
         ]
         return table
@@ -389,6 +376,21 @@ struct ARDraw: Codable, Equatable {
     var truncation: Double = 1
     var temperature: Float = 1
     var topK: Int? = nil
+}
+
+/// The budgets, seeds and intervals of the test stage.
+struct QualityBudgets: Codable, Equatable {
+    /// Training budgets in optimizer steps of `generator.batchSize` images (80k, 160k, 320k images).
+    var steps: [Int] = [2500, 5000, 10_000]
+    /// Warm-up steps as a fraction of a model's steps.
+    var warmupFraction: Double = 0.08
+    var seeds: [Int] = [0, 1]
+    /// Bootstrap replicates of the FID-difference intervals.
+    var bootstrapReplicates: Int = 1000
+    /// The paper's recipe for both families at this budget (0: left out).
+    var paper: Int = 5000
+    /// Fashion-MNIST with the tuned recipes at this budget, seed 0 (0: left out).
+    var fashion: Int = 5000
 }
 
 /// The tuning protocol: the grids and the selection split.

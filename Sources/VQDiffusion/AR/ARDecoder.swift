@@ -39,11 +39,8 @@ public struct ARSamplingOptions: Equatable, Sendable {
 
     public init(temperature: Float = 1, topK: Int? = nil, truncation: Double? = nil, useCache: Bool = true,
                 guidance: Double = 1) {
-        self.temperature = temperature
-        self.topK = topK
-        self.truncation = truncation
-        self.useCache = useCache
-        self.guidance = guidance
+        (self.temperature, self.topK, self.truncation) = (temperature, topK, truncation)
+        (self.useCache, self.guidance) = (useCache, guidance)
     }
 }
 

@@ -26,12 +26,8 @@ public struct DiffusionConfiguration: Equatable, Sendable, Codable {
 
     public init(classes: Int, steps: Int = 100, alphaStart: Double = 0.99999, alphaEnd: Double = 0.000009,
                 gammaStart: Double = 0.000009, gammaEnd: Double = 0.9) {
-        self.classes = classes
-        self.steps = steps
-        self.alphaStart = alphaStart
-        self.alphaEnd = alphaEnd
-        self.gammaStart = gammaStart
-        self.gammaEnd = gammaEnd
+        (self.classes, self.steps, self.alphaStart, self.alphaEnd) = (classes, steps, alphaStart, alphaEnd)
+        (self.gammaStart, self.gammaEnd) = (gammaStart, gammaEnd)
     }
 
     /// The paper's setting: γ̄_T = 0.9, K·β̄_T ≈ 0.1.

@@ -34,12 +34,8 @@ public struct EvaluatorConfiguration: VersionedSchema, Equatable, Sendable {
 
     public init(task: EvaluatorTask, channels: Int, imageSize: Int, stageWidths: [Int] = [32, 64, 128],
                 featureDimension: Int = 128, featureScale: Float = 1) {
-        self.task = task
-        self.channels = channels
-        self.imageSize = imageSize
-        self.stageWidths = stageWidths
-        self.featureDimension = featureDimension
-        self.featureScale = featureScale
+        (self.task, self.channels, self.imageSize, self.stageWidths) = (task, channels, imageSize, stageWidths)
+        (self.featureDimension, self.featureScale) = (featureDimension, featureScale)
     }
 
     /// The default network for a task at side `imageSize`: stages 32, 64, 128; 128 features.

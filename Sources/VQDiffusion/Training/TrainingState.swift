@@ -64,17 +64,10 @@ public struct GeneratorTrainingConfiguration: Equatable, Codable, Sendable {
     public init(batchSize: Int = 32, totalSteps: Int = 10_000, learningRate: Float = 5e-4, warmupSteps: Int = 500,
                 minimumLearningRate: Float = 1e-5, weightDecay: Float = 0.045, beta2: Float = 0.96,
                 gradientClip: Float = 1, emaDecay: Float = 0.999, seed: UInt64 = 0, captionDropout: Double = 0) {
-        self.captionDropout = captionDropout
-        self.batchSize = batchSize
-        self.totalSteps = totalSteps
-        self.learningRate = learningRate
-        self.warmupSteps = warmupSteps
-        self.minimumLearningRate = minimumLearningRate
-        self.weightDecay = weightDecay
-        self.beta2 = beta2
-        self.gradientClip = gradientClip
-        self.emaDecay = emaDecay
-        self.seed = seed
+        (self.captionDropout, self.batchSize, self.totalSteps) = (captionDropout, batchSize, totalSteps)
+        (self.learningRate, self.warmupSteps) = (learningRate, warmupSteps)
+        (self.minimumLearningRate, self.weightDecay, self.beta2) = (minimumLearningRate, weightDecay, beta2)
+        (self.gradientClip, self.emaDecay, self.seed) = (gradientClip, emaDecay, seed)
     }
 
     /// The optimizer part of the configuration.

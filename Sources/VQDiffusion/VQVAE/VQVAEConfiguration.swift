@@ -32,15 +32,9 @@ public struct VQVAEConfiguration: Codable, Equatable, Sendable {
     public init(channels: Int = 3, downsampling: Int = 4, widths: [Int]? = nil, residualBlocks: Int = 2,
                 codes: Int = 512, codeDimension: Int = 64, commitment: Float = 0.25, emaDecay: Float = 0.99,
                 restartThreshold: Float = 1) {
-        self.channels = channels
-        self.downsampling = downsampling
-        self.widths = widths
-        self.residualBlocks = residualBlocks
-        self.codes = codes
-        self.codeDimension = codeDimension
-        self.commitment = commitment
-        self.emaDecay = emaDecay
-        self.restartThreshold = restartThreshold
+        (self.channels, self.downsampling, self.widths) = (channels, downsampling, widths)
+        (self.residualBlocks, self.codes, self.codeDimension) = (residualBlocks, codes, codeDimension)
+        (self.commitment, self.emaDecay, self.restartThreshold) = (commitment, emaDecay, restartThreshold)
     }
 
     /// Number of stride-2 stages: log2(f).
