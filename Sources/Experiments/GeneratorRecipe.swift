@@ -64,7 +64,8 @@ public struct GeneratorSettings: Codable, Equatable, Sendable {
     public var embeddingStd: Float = Embedding.defaultStd
     /// Diffusion: how the row and column position tables start.
     public var positionInitialisation: PositionInitialisation = .random
-    /// Diffusion: a depthwise 3×3 convolution over the token grid in every block's MLP (not in the paper).
+    /// A depthwise 3×3 convolution over the token grid in every block's MLP (not in the paper); for
+    /// VQ-AR a causal one that reads only the row above and the left neighbour.
     public var gridConvolution: Bool = false
     /// Floor of the cosine learning-rate decay.
     public var minimumLearningRate: Float = 1e-5
@@ -159,9 +160,6 @@ public struct GeneratorRecipe: ModelRecipe {
             }
             guard s.positionInitialisation == d.positionInitialisation else {
                 throw ConfigurationError("--position-init is a VQ-Diffusion option; VQ-AR keeps its own initialisation.")
-            }
-            guard !s.gridConvolution else {
-                throw ConfigurationError("--grid-conv is a VQ-Diffusion option; VQ-AR reads its tokens in order, with its own MLP.")
             }
             return
         }

@@ -104,7 +104,7 @@ struct TrainCommand: ParsableCommand {
             help: "VQ-Diffusion: how the row and column position tables start: random (N(0, std²), the reference's) or sinusoidal (sine-cosine pairs over the grid, scaled to --embedding-std; still trained).")
     var positionInitialisation: PositionInitialisation = .random
     @Flag(name: .customLong("grid-conv"),
-          help: "VQ-Diffusion: a depthwise 3×3 convolution over the token grid inside every block's MLP (Linear → conv → GELU → Linear), so each token mixes with its 8 neighbours; the paper's MLP has none.")
+          help: "A depthwise 3×3 convolution over the token grid inside every block's MLP (Linear → conv → GELU → Linear), so each token mixes with its 8 neighbours (VQ-AR: a causal one, with the row above and the left neighbour only); the paper's MLP has none.")
     var gridConvolution = false
     @Option(help: "Cut every batch into this many data-parallel shards, each trained on its own thread with a copy of the model (default: one per thread when the text encoder is frozen; 1 splits each kernel over the threads instead).")
     var shards: Int?

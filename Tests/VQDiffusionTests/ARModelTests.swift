@@ -5,15 +5,17 @@ import Testing
 
 /// A tiny AR model over K = 16 codes on a 3×5 grid (not square, so rows and columns differ),
 /// with 8-wide text features.
-func tinyARConfiguration(mlpRatio: Int = 4) -> ARModelConfiguration {
+func tinyARConfiguration(mlpRatio: Int = 4, gridConvolution: Bool = false) -> ARModelConfiguration {
     ARModelConfiguration(classes: 16, gridHeight: 3, gridWidth: 5, textWidth: 8, width: 32, depth: 2, heads: 4,
-                         mlpRatio: mlpRatio)
+                         mlpRatio: mlpRatio, gridConvolution: gridConvolution)
 }
 
 @Suite struct ARModelTests {
-    @Test func laterTokensNeverChangeEarlierLogits() throws {
+    /// With or without the causal grid convolution in the MLPs.
+    @Test(arguments: [false, true])
+    func laterTokensNeverChangeEarlierLogits(gridConvolution: Bool) throws {
         var rng = RandomGenerator(seed: 11)
-        let model = ARTransformer(tinyARConfiguration(), using: &rng)
+        let model = ARTransformer(tinyARConfiguration(gridConvolution: gridConvolution), using: &rng)
         let (B, N) = (2, 15)
         let text = try WordVectorTextEncoder().encode(["a red circle", "two blue squares on the left"])
         let x = (0..<(B * N)).map { _ in Int32(rng.int(below: 16)) }
@@ -35,12 +37,35 @@ func tinyARConfiguration(mlpRatio: Int = 4) -> ARModelConfiguration {
 
     @Test func parameterCountsAreCountedFromTheShapes() {
         var rng = RandomGenerator(seed: 1)
-        let d = DiffusionModelConfiguration.tiny(classes: 16, gridHeight: 3, gridWidth: 5, steps: 20, textWidth: 8)
-        #expect(DenoisingTransformer(d, using: &rng).parameterCount == ARModelConfiguration.diffusionParameterCount(d))
-        for ratio in [1, 4, 6] {
-            let c = tinyARConfiguration(mlpRatio: ratio)
-            #expect(ARTransformer(c, using: &rng).parameterCount == c.parameterCount)
+        for grid in [false, true] {
+            var d = DiffusionModelConfiguration.tiny(classes: 16, gridHeight: 3, gridWidth: 5, steps: 20, textWidth: 8)
+            d.gridConvolution = grid
+            #expect(DenoisingTransformer(d, using: &rng).parameterCount == ARModelConfiguration.diffusionParameterCount(d))
+            for ratio in [1, 4, 6] {
+                let c = tinyARConfiguration(mlpRatio: ratio, gridConvolution: grid)
+                #expect(ARTransformer(c, using: &rng).parameterCount == c.parameterCount)
+            }
+            #expect(ARModelConfiguration.matching(d).gridConvolution == grid)
         }
+    }
+
+    /// A causal grid convolution reads no later position, and its later taps get no gradient.
+    @Test func causalGridConvolutionReadsOnlyEarlierPositions() {
+        var rng = RandomGenerator(seed: 2)
+        let (h, w, C) = (3, 4, 5)
+        let conv = GridConv(channels: C, height: h, width: w, causal: true, using: &rng)
+        let x = Tensor(shape: [1, h * w, C], values: (0..<(h * w * C)).map { _ in rng.normal() })
+        let y = conv(x)
+        for n in [0, 5, 10] {
+            var changed = x.values
+            for m in (n + 1)..<(h * w) { for c in 0..<C { changed[m * C + c] += 1 } }
+            let z = conv(Tensor(shape: x.shape, values: changed))
+            #expect(Array(z.values[0..<((n + 1) * C)]) == Array(y.values[0..<((n + 1) * C)]), "position \(n) read a later one")
+        }
+        y.sum().backward()
+        let g = conv.weight.grad!.values
+        #expect(g[((GridConvGeometry.centreTap + 1) * C)...].allSatisfy { $0 == 0 })
+        #expect(g[0..<((GridConvGeometry.centreTap + 1) * C)].contains { $0 != 0 })
     }
 
     @Test(arguments: ["tiny", "small"])
@@ -91,9 +116,14 @@ func tinyARConfiguration(mlpRatio: Int = 4) -> ARModelConfiguration {
         }
     }
 
-    @Test func cachedAndUncachedDecodingAgreeWithTeacherForcing() throws {
+    @Test(arguments: [false, true])
+    func cachedAndUncachedDecodingAgreeWithTeacherForcing(gridConvolution: Bool) throws {
         var rng = RandomGenerator(seed: 21)
-        let model = ARTransformer(tinyARConfiguration(mlpRatio: 6), using: &rng)
+        let model = ARTransformer(tinyARConfiguration(mlpRatio: 6, gridConvolution: gridConvolution), using: &rng)
+        if gridConvolution {
+            // Trained-looking convolution weights: the bias and taps away from their start.
+            for block in model.blocks { for p in [block.mlpConvolution!.bias] { for i in 0..<p.count { p.pointer[i] = rng.normal() * 0.3 } } }
+        }
         // Padded captions of different lengths exercise the cross-attention mask.
         let text = try WordVectorTextEncoder().encode(["a red circle", "two big blue squares", "cross"])
         for options in [ARSamplingOptions(temperature: 1), ARSamplingOptions(temperature: 0.8, topK: 5, truncation: 0.9)] {

@@ -12,6 +12,11 @@ public enum Activation: String, CaseIterable, Sendable {
     case silu
     /// max(0, x).
     case relu
+
+    /// Applies the activation in place to x[0..<n] (the forward pass of pointer-level code).
+    public func apply(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        ActivationKernel.forward(self, out: x, z: x, n: n)
+    }
 }
 
 private let geluK: Float = 0.797_884_560_8      // √(2/π)

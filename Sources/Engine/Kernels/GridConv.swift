@@ -18,8 +18,10 @@ public struct GridConvGeometry: Equatable, Sendable {
 
     /// Grid rows over all grids: the unit of work split over workers.
     var rows: Int { B * h }
-    /// Kernel taps.
-    static let taps = 9
+    /// Kernel taps, (u + 1)·3 + (v + 1) for the offset (u, v).
+    public static let taps = 9
+    /// The centre tap, (0, 0): taps before it in raster order are the row above and the left neighbour.
+    public static let centreTap = 4
 }
 
 /// dst[c] += a[c]·b[c] for c in 0..<C.

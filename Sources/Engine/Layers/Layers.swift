@@ -103,21 +103,39 @@ public final class Conv2d: Module {
 /// Depthwise 3×3 convolution over a token grid: a sequence (B, h·w, C) in raster order read as
 /// B grids h×w, each channel mixed with its 8 neighbours (`gridConv`). Weight (9, C) starts as
 /// PyTorch's depthwise Conv2d (uniform ±1/√9), bias at 0.
+///
+/// `causal` keeps only the taps at or before the centre in raster order (the row above and the
+/// left neighbour, as PixelCNN's masks do), so position n reads no position after n: what an
+/// autoregressive model needs. The other taps are multiplied by 0 in every forward pass, so they
+/// get no gradient either.
 public final class GridConv: Module {
     public let weight: Tensor   // (9, C)
     public let bias: Tensor     // (C)
     public let height: Int
     public let width: Int
+    public let causal: Bool
+    /// (9, C): 1 for the taps a causal convolution keeps, 0 for the rest.
+    private let mask: Tensor?
 
-    public init(channels: Int, height: Int, width: Int, using rng: inout RandomGenerator) {
+    public init(channels: Int, height: Int, width: Int, causal: Bool = false, using rng: inout RandomGenerator) {
         let bound = 1 / Float(GridConvGeometry.taps).squareRoot()
         weight = Tensor.uniform([GridConvGeometry.taps, channels], low: -bound, high: bound, requiresGrad: true, using: &rng)
         bias = Tensor(zeros: [channels], requiresGrad: true)
         self.height = height
         self.width = width
+        self.causal = causal
+        mask = causal ? Tensor(shape: [GridConvGeometry.taps, channels],
+                               values: (0..<GridConvGeometry.taps).flatMap { tap in
+                                   [Float](repeating: tap <= GridConvGeometry.centreTap ? 1 : 0, count: channels)
+                               }) : nil
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { gridConv(x, height: height, width: width, weight: weight, bias: bias) }
+    /// The weight the convolution applies: `weight`, with the taps after the centre at 0 when causal.
+    public var effectiveWeight: Tensor { mask.map { weight * $0 } ?? weight }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        gridConv(x, height: height, width: width, weight: effectiveWeight, bias: bias)
+    }
 
     public func visitParameters(prefix: String, _ visit: (String, Tensor) -> Void) {
         visit(prefix + "weight", weight)

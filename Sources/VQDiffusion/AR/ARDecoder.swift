@@ -179,6 +179,10 @@ final class ARForwardPass {
     let textMask: UnsafeMutablePointer<Bool>            // (B, Lc)
     let textKeys: [Storage], textValues: [Storage]      // depth × (B, Lc, C)
     let cacheKeys: [Storage], cacheValues: [Storage]    // depth × (B, N, C), cached only
+    /// Blocks with the causal grid convolution: its weights with the later taps at 0, depth × (9, rC),
+    /// and the MLP's hidden rows before it, depth × (B, N, rC), which later positions read.
+    let gridWeights: [Storage?], gridInputs: [Storage?]
+    let grid: (height: Int, width: Int)
     /// Logits of the last position of each sequence after `run`: (B, K).
     let logits: Storage
     // Work buffers for up to `rows` rows.
@@ -189,8 +193,6 @@ final class ARForwardPass {
     private let last: Storage, lastNormed: Storage       // (B, C)
 
     init(model: ARTransformer, text: TextFeatures, cached: Bool) {
-        precondition(model.blocks.allSatisfy { $0.mlpConvolution == nil },
-                     "ARForwardPass: the decoding pass runs the plain MLP (Linear → GELU → Linear); its blocks have a grid convolution")
         let c = model.configuration
         self.model = model
         (B, N, C, H, K, Lc, hidden) = (text.batch, c.tokens, c.width, c.heads, c.classes, text.length, c.mlpRatio * c.width)
@@ -218,6 +220,17 @@ final class ARForwardPass {
         let cacheCount = cached ? B * N * C : 0
         cacheKeys = model.blocks.map { _ in Storage(count: cacheCount) }
         cacheValues = model.blocks.map { _ in Storage(count: cacheCount) }
+        grid = (c.gridHeight, c.gridWidth)
+        gridWeights = model.blocks.map { block in
+            block.mlpConvolution.map { conv in
+                let w = Autograd.withoutGrad { conv.effectiveWeight }
+                let s = Storage(uninitializedCount: w.count)
+                s.pointer.update(from: w.pointer, count: w.count)
+                return s
+            }
+        }
+        let rows = B * N * hidden
+        gridInputs = model.blocks.map { $0.mlpConvolution == nil ? nil : Storage(count: rows) }
         logits = Storage(count: B * K)
         last = Storage(count: B * C)
         lastNormed = Storage(count: B * C)
@@ -304,6 +317,10 @@ final class ARForwardPass {
             layerNormForward(out: a, mean: mean, rstd: rstd, x: x, weight: mlpNorm.weight?.pointer,
                              bias: mlpNorm.bias?.pointer, eps: mlpNorm.eps, N: R, C: C)
             project(block.mlpHidden, a, into: mlp.pointer, rows: R)
+            if let weights = gridWeights[index], let inputs = gridInputs[index], let conv = block.mlpConvolution {
+                convolve(mlp.pointer, rows: L, start: start, weights: weights.pointer, bias: conv.bias.pointer,
+                         inputs: inputs.pointer)
+            }
             project(block.mlpOutput, mlp.pointer, into: tmp, rows: R)
             add(tmp, into: x, count: R * C)
         }
@@ -313,6 +330,30 @@ final class ARForwardPass {
         layerNormForward(out: lastNormed.pointer, mean: mean, rstd: rstd, x: last.pointer, weight: headNorm.weight?.pointer,
                          bias: headNorm.bias?.pointer, eps: headNorm.eps, N: B, C: C)
         project(model.head, lastNormed.pointer, into: logits.pointer, rows: B)
+    }
+
+    /// The causal grid convolution and its GELU, in place on the MLP's hidden rows `h` (B, L, rC)
+    /// of positions start..<start+L. The rows are first stored among the sequence's earlier ones
+    /// (`inputs`, (B, N, rC), zero beyond what has been decoded); each output then sums its taps
+    /// at or before it in raster order, which all lie at positions ≤ its own.
+    private func convolve(_ h: UnsafeMutablePointer<Float>, rows L: Int, start: Int, weights: UnsafePointer<Float>,
+                          bias: UnsafePointer<Float>, inputs: UnsafeMutablePointer<Float>) {
+        let (F, w) = (hidden, grid.width)
+        for b in 0..<B { (inputs + (b * N + start) * F).update(from: h + b * L * F, count: L * F) }
+        for b in 0..<B {
+            for position in start..<(start + L) {
+                let (i, j) = (position / w, position % w)
+                let out = h + (b * L + position - start) * F
+                out.update(from: bias, count: F)
+                for tap in 0...GridConvGeometry.centreTap {
+                    let (r, s) = (i + tap / 3 - 1, j + tap % 3 - 1)
+                    guard r >= 0, s >= 0, s < w else { continue }
+                    let (x, k) = (inputs + (b * N + r * w + s) * F, weights + tap * F)
+                    for f in 0..<F { out[f] += k[f] * x[f] }
+                }
+                Activation.gelu.apply(out, count: F)
+            }
+        }
     }
 
     private func project(_ layer: Linear, _ input: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, rows: Int) {

@@ -41,14 +41,18 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
     /// unit scale like the token embeddings: the cross-attention keys then start large enough for
     /// attention to single out words rather than average the caption.
     public var textScale: Float = 1
-
+    /// A causal depthwise 3×3 convolution over the token grid in every block's MLP, reading the
+    /// row above and the left neighbour only (the counterpart of the diffusion model's
+    /// `gridConvolution`; not in the paper). A later field: the schema rule leaves it out when off.
+    public var gridConvolution: Bool = false
 
     /// The baseline for a diffusion model: the same codes, grid, text features, width, depth and
     /// heads, with the MLP ratio (1…4× the diffusion model's) whose parameter count is closest to
     /// the diffusion model's.
     public static func matching(_ d: DiffusionModelConfiguration) -> Self {
         var best = Self(classes: d.classes, gridHeight: d.gridHeight, gridWidth: d.gridWidth, textWidth: d.textWidth,
-                        width: d.width, depth: d.depth, heads: d.heads, mlpRatio: d.mlpRatio)
+                        width: d.width, depth: d.depth, heads: d.heads, mlpRatio: d.mlpRatio,
+                        gridConvolution: d.gridConvolution)
         let target = diffusionParameterCount(d)
         for ratio in 1...(4 * d.mlpRatio) {
             var candidate = best
@@ -65,7 +69,13 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
 
     public var block: TransformerBlockConfiguration {
         TransformerBlockConfiguration(width: width, heads: heads, mlpRatio: mlpRatio, causal: true,
-                                      timeConditioned: false, contextWidth: width)
+                                      timeConditioned: false, contextWidth: width,
+                                      mlpGrid: gridConvolution ? .init(height: gridHeight, width: gridWidth) : nil)
+    }
+
+    /// Parameters of one block's grid convolution (9 taps and a bias per hidden channel), if any.
+    static func gridConvolutionParameters(width C: Int, mlpRatio r: Int, _ on: Bool) -> Int {
+        on ? (GridConvGeometry.taps + 1) * r * C : 0
     }
 
     /// Parameters of `ARTransformer(self)`, counted from the shapes.
@@ -73,6 +83,7 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
         let (C, K, r) = (width, classes, mlpRatio)
         let attention = 4 * (C * C + C)
         let block = 3 * 2 * C + 2 * attention + (r * C * C + r * C) + (r * C * C + C)
+            + Self.gridConvolutionParameters(width: C, mlpRatio: r, gridConvolution)
         return (K + 1) * C + (gridHeight + gridWidth) * C + (textWidth * C + C) + depth * block + 2 * C + (C * K + K)
     }
 
@@ -82,6 +93,7 @@ public struct ARModelConfiguration: Equatable, Codable, Sendable {
         let attention = 4 * (C * C + C)
         let adaLN = 2 * C * C + 2 * C
         let block = 2 * adaLN + 2 * C + 2 * attention + (r * C * C + r * C) + (r * C * C + C)
+            + gridConvolutionParameters(width: C, mlpRatio: r, d.gridConvolution)
         return (d.classes + 1) * C + (d.gridHeight + d.gridWidth) * C + d.steps * C + (d.textWidth * C + C)
             + d.depth * block + 2 * C + (C * out + out)
     }

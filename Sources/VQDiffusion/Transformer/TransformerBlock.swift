@@ -76,7 +76,10 @@ public final class TransformerBlock: CompositeModule {
         }
         mlpNorm = LayerNorm(c.width)
         mlpHidden = Linear(c.width, c.mlpRatio * c.width, activation: c.mlpGrid == nil ? .gelu : .none, using: &rng)
-        mlpConvolution = c.mlpGrid.map { GridConv(channels: c.mlpRatio * c.width, height: $0.height, width: $0.width, using: &rng) }
+        // A causal block's convolution reads only the row above and the left neighbour.
+        mlpConvolution = c.mlpGrid.map {
+            GridConv(channels: c.mlpRatio * c.width, height: $0.height, width: $0.width, causal: c.causal, using: &rng)
+        }
         mlpOutput = Linear(c.mlpRatio * c.width, c.width, using: &rng)
     }
 
