@@ -98,16 +98,21 @@ import Testing
         grid.settings.gridConvolution = true
         #expect(grid.key != base.key)
         #expect(try grid.json().contains("\"gridConvolution\":true"))
-        // VQ-AR's key ignores the diffusion-only options, and it refuses the diffusion model's.
+        // VQ-AR's key ignores the diffusion-only loss options, and it refuses the diffusion model's initialisation.
         var ar = base, arLoss = base
         ar.family = .ar
         arLoss.family = .ar
         arLoss.settings.maskedWeight = 2
         arLoss.settings.referenceSchedule = true
         #expect(ar.key == arLoss.key)
+        // The grid convolution applies to both (VQ-AR's is causal) and moves VQ-AR's key too.
         var arGrid = ar
         arGrid.settings.gridConvolution = true
-        #expect(thrownMessage { try arGrid.validate() }?.contains("--grid-conv is a VQ-Diffusion option") == true)
+        try arGrid.validate()
+        #expect(arGrid.key != ar.key)
+        var arEmbedding = ar
+        arEmbedding.settings.embeddingStd = 1
+        #expect(thrownMessage { try arEmbedding.validate() }?.contains("--embedding-std is a VQ-Diffusion option") == true)
     }
 
     @Test func validationNamesTheOption() throws {
