@@ -8,7 +8,7 @@ JOBS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # System packages the suite needs (Debian names).
-DEBS := libopenblas-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
+DEBS := libopenblas-dev libdnnl-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
 
 .PHONY: deps system-packages minilm build test bench query trim-results clean studies figures \
         study-quality study-speed study-mask study-reparam

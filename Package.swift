@@ -28,10 +28,12 @@ let package = Package(
     targets: [
         // OpenBLAS (CBLAS + LAPACK), libpng and zlib from the system.
         .systemLibrary(name: "CLibs", path: "Sources/CLibs"),
+        // oneDNN: matmul and convolution primitives, bf16 operands where the CPU has AVX512_BF16.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // SQLite, for the results database only.
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         // Tensors, kernels, autograd, optimizers, randomness. Knows nothing of models.
-        .target(name: "Engine", dependencies: ["CLibs"], swiftSettings: optimize),
+        .target(name: "Engine", dependencies: ["CLibs", "CDNNL"], swiftSettings: optimize),
         // Models, math, data, files and metrics. Knows nothing of experiments.
         .target(name: "VQDiffusion", dependencies: ["Engine", "CLibs"], swiftSettings: optimize),
         // The experiment harness: recipes, the model store, the training loop, the results database,

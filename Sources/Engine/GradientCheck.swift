@@ -1,5 +1,3 @@
-import Engine
-
 /// Finite-difference gradient checking, for the tests of every op, kernel and model.
 ///
 /// `f` maps the inputs to an output tensor of any shape; the scalar checked is

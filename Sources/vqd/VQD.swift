@@ -39,5 +39,6 @@ struct InfoCommand: ParsableCommand {
         print("BLAS threads: \(BLAS.threads)")
         print("BLAS kernels: OpenBLAS \(BLASKernels.coreName)\(BLASKernels.cpuHasAVX512 ? " (CPU with AVX-512)" : "")")
         if let advice = BLASKernels.advice { print("note: " + advice) }
+        print("oneDNN \(OneDNN.version): bf16 matrix products " + (OneDNN.cpuHasBF16 ? "native (AVX512_BF16)" : "emulated (the CPU has no AVX512_BF16)"))
     }
 }

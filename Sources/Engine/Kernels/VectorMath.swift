@@ -47,7 +47,7 @@ public enum FastMath {
 
     /// Σ term(i) over i < n: sixteen terms at a time from `lanes(i)` (terms i..<i+16), the tail
     /// one at a time from `term(i)`.
-    @inlinable @inline(__always) @usableFromInline
+    @inlinable @inline(__always)
     static func sumOfTerms(_ n: Int, _ lanes: (Int) -> SIMD16<Float>, _ term: (Int) -> Float) -> Float {
         var acc = SIMD16<Float>(repeating: 0)
         var i = 0

@@ -72,7 +72,7 @@ public final class ARTrainer: GeneratorTrainer {
         let (B, N) = (configuration.training.batchSize, dataset.sequenceLength)
         let indices = state.batchIndices(at: step, batchSize: B, datasetCount: dataset.count)
         let x = dataset.grids(indices)
-        let text = try GeneratorTrainingSetup.droppingCaptions(
+        let text = GeneratorTrainingSetup.droppingCaptions(
             try textEncoder.encode(indices.map { dataset.captions[$0] }), rate: configuration.training.captionDropout,
             using: &state.generator)
         let shards = try dataParallel.step(model: model, rows: B) { model, rows in

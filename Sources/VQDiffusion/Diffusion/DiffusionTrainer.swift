@@ -153,7 +153,7 @@ public final class DiffusionTrainer: GeneratorTrainer {
         let captions = indices.map { dataset.captions[$0] }
         let (t, weights) = timeSampler.draw(count: B, using: &state.generator)
         let xt = schedule.noised(x0, t: t, using: &state.generator)
-        let text = try GeneratorTrainingSetup.droppingCaptions(try textEncoder.encode(captions), rate: tc.captionDropout,
+        let text = GeneratorTrainingSetup.droppingCaptions(try textEncoder.encode(captions), rate: tc.captionDropout,
                                                                using: &state.generator)
         let shards = try dataParallel.step(model: model, rows: B) { model, rows in
             try self.backpropagate(model: model, rows: rows, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)

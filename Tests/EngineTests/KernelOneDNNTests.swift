@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+@testable import Engine
+
+extension KernelTests {
+    @Suite("Kernel oneDNN matmul")
+    struct KernelOneDNNTests {
+        /// op(A)·op(B) in Double, row-major.
+        func reference(_ a: [Float], _ b: [Float], M: Int, N: Int, K: Int, transposeA: Bool, transposeB: Bool) -> [Double] {
+            var c = [Double](repeating: 0, count: M * N)
+            for i in 0..<M { for j in 0..<N { for k in 0..<K {
+                let x = transposeA ? a[k * M + i] : a[i * K + k]
+                let y = transposeB ? b[j * K + k] : b[k * N + j]
+                c[i * N + j] += Double(x) * Double(y)
+            } } }
+            return c
+        }
+
+        /// fp32 matches the dense reference to rounding, in every transpose and with accumulation;
+        /// bf16 to bf16's 8-bit mantissa; primitives are reused across calls of one shape.
+        @Test func matchesTheDenseReferenceInBothPrecisions() {
+            var rng = RandomGenerator(seed: 5)
+            for (M, N, K) in [(1, 1, 1), (7, 5, 3), (33, 17, 65)] {
+                for transposeA in [false, true] { for transposeB in [false, true] {
+                    let a = (0..<(M * K)).map { _ in rng.normal() }, b = (0..<(K * N)).map { _ in rng.normal() }
+                    let expected = reference(a, b, M: M, N: N, K: K, transposeA: transposeA, transposeB: transposeB)
+                    let scale = sqrt(Double(K))
+                    for precision in Precision.allCases {
+                        var c = [Float](repeating: 0, count: M * N)
+                        OneDNN.matmul(a, b, into: &c, M: M, N: N, K: K, transposeA: transposeA, transposeB: transposeB,
+                                      precision: precision)
+                        let worst = zip(c, expected).map { abs(Double($0) - $1) }.max()!
+                        let tolerance = precision == .fp32 ? 1e-5 * scale : 2e-2 * scale
+                        #expect(worst < tolerance, "\(M)×\(N)×\(K) tA \(transposeA) tB \(transposeB) \(precision): \(worst)")
+                        // += : the same product again on top.
+                        OneDNN.matmul(a, b, into: &c, M: M, N: N, K: K, transposeA: transposeA, transposeB: transposeB,
+                                      accumulate: true, precision: precision)
+                        let worstTwice = zip(c, expected).map { abs(Double($0) - 2 * $1) }.max()!
+                        #expect(worstTwice < 2 * tolerance, "accumulate \(precision): \(worstTwice)")
+                    }
+                } }
+            }
+        }
+
+        @Test func bfloat16RoundsToNearestEven() {
+            let values: [Float] = [1, 1 + 1 / 256, 1 + 1 / 128 + 1 / 256, -2.5, 0, .infinity]
+            var out = [UInt16](repeating: 0, count: values.count)
+            BFloat16.round(values, into: &out, count: values.count)
+            // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: ties go to the even mantissa (1).
+            #expect(out.map(BFloat16.float) == [1, 1, 1 + 1 / 64, -2.5, 0, .infinity])
+            var nan = [UInt16](repeating: 0, count: 1)
+            BFloat16.round([Float.nan], into: &nan, count: 1)
+            #expect(BFloat16.float(nan[0]).isNaN)
+        }
+    }
+}
