@@ -13,6 +13,11 @@ public enum BLAS {
         openblas_set_num_threads(Int32(configured))
     }
 
+    /// Which library runs the matrix products, and the precision of their operands (bf16 runs on
+    /// oneDNN). Set once, before any model is built: fp32 on OpenBLAS unless told otherwise.
+    nonisolated(unsafe) public static var backend: MatrixBackend = .openblas
+    nonisolated(unsafe) public static var precision: Precision = .fp32
+
     /// Threads the engine uses (OpenBLAS's, outside single-threaded regions).
     public static var threads: Int { configured }
 
@@ -32,6 +37,11 @@ public enum BLAS {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
+        if backend == .onednn || precision == .bf16 {
+            OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                        beta: beta, c: c, ldc: ldc, precision: precision)
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -42,3 +52,10 @@ public enum BLAS {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 }
+
+/// The library that runs matrix products.
+public enum MatrixBackend: String, CaseIterable, Codable, Sendable {
+    case openblas
+    case onednn
+}
+

@@ -52,5 +52,54 @@ extension KernelTests {
             BFloat16.round([Float.nan], into: &nan, count: 1)
             #expect(BFloat16.float(nan[0]).isNaN)
         }
+    
+        /// BLAS.gemm's whole contract (row strides wider than the rows, alpha, beta) on oneDNN gives
+        /// OpenBLAS's result: in fp32 to rounding, in bf16 to bf16's precision.
+        @Test func gemmWithStridesAlphaAndBetaMatchesOpenBLAS() {
+            var rng = RandomGenerator(seed: 9)
+            let (m, n, k) = (9, 11, 13)
+            for transA in [false, true] { for transB in [false, true] {
+                let (lda, ldb, ldc) = ((transA ? m : k) + 3, (transB ? k : n) + 2, n + 4)
+                let a = (0..<((transA ? k : m) * lda)).map { _ in rng.normal() }
+                let b = (0..<((transB ? n : k) * ldb)).map { _ in rng.normal() }
+                let c0 = (0..<(m * ldc)).map { _ in rng.normal() }
+                var expected = c0
+                BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: 2, c: &expected, ldc: ldc)
+                for precision in Precision.allCases {
+                    var c = c0
+                    OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                                beta: 2, c: &c, ldc: ldc, precision: precision)
+                    var worst: Float = 0
+                    for i in 0..<m { for j in 0..<n { worst = max(worst, abs(c[i * ldc + j] - expected[i * ldc + j])) } }
+                    #expect(worst < (precision == .fp32 ? 1e-4 : 0.1), "tA \(transA) tB \(transB) \(precision): \(worst)")
+                    // The padding between rows of C is left alone.
+                    #expect((0..<m).allSatisfy { i in (n..<ldc).allSatisfy { c[i * ldc + $0] == c0[i * ldc + $0] } })
+                }
+            } }
+        }
+    
+        /// A linear layer's forward and backward through the switch (BLAS.backend = .onednn) equal
+        /// OpenBLAS's to rounding; bf16 (BLAS.precision) stays close.
+        @Test func aLayerTrainsTheSameThroughTheSwitch() {
+            func pass() -> [Float] {
+                var rng = RandomGenerator(seed: 4)
+                let layer = Linear(24, 16, activation: .gelu, using: &rng)
+                let x = Tensor(shape: [5, 24], values: (0..<120).map { _ in rng.normal() })
+                let y = layer(x)
+                (y * y).sum().backward()
+                return y.values + layer.weight.grad!.values
+            }
+            let reference = pass()
+            defer { (BLAS.backend, BLAS.precision) = (.openblas, .fp32) }
+            for (backend, precision, tolerance) in [(MatrixBackend.onednn, Precision.fp32, Float(1e-4)), (.onednn, .bf16, 0.25)] {
+                (BLAS.backend, BLAS.precision) = (backend, precision)
+                let other = pass()
+                let worst = zip(reference, other).map { abs($0 - $1) }.max()!
+                #expect(worst < tolerance, "\(backend) \(precision): \(worst)")
+                // bf16 operands do change the numbers: the switch really routes the products.
+                if precision == .bf16 { #expect(worst > 0) }
+            }
+        }
     }
 }

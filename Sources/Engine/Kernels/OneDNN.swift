@@ -36,39 +36,44 @@ public enum OneDNN {
     /// One matmul's shape and options: the key of the primitive cache.
     struct MatmulKey: Hashable {
         var M: Int, N: Int, K: Int
-        var transposeA: Bool, transposeB: Bool, accumulate: Bool
+        var transposeA: Bool, transposeB: Bool
+        /// Row strides of A, B and C as stored (before transposition).
+        var lda: Int, ldb: Int, ldc: Int
+        var alpha: Float, beta: Float
         var precision: Precision
     }
 
-    /// A created primitive with its memory objects, whose data handles are set at every call.
+    /// A created primitive and its operands' descriptions (primitives run concurrently on
+    /// different buffers; each call makes its own memory objects).
     final class Matmul {
         let primitive: dnnl_primitive_t
-        let a: dnnl_memory_t, b: dnnl_memory_t, c: dnnl_memory_t
-        /// Held while the memory objects are bound to one call's buffers.
-        let lock = NSLock()
+        var a = dnnl_memory_desc_t(), b = dnnl_memory_desc_t(), c = dnnl_memory_desc_t()
 
         init(_ key: MatmulKey) {
             let type = key.precision == .bf16 ? dnnl_bf16 : dnnl_f32
-            var aDesc = dnnl_memory_desc_t(), bDesc = dnnl_memory_desc_t(), cDesc = dnnl_memory_desc_t()
-            // Row-major with the given leading dimensions; a transpose is the other strides.
+            // op(A) (M, K) and op(B) (K, N) over their stored layouts: a transpose swaps the strides.
             var aDims: [Int64] = [Int64(key.M), Int64(key.K)], bDims: [Int64] = [Int64(key.K), Int64(key.N)]
             var cDims: [Int64] = [Int64(key.M), Int64(key.N)]
-            var aStrides: [Int64] = key.transposeA ? [1, Int64(key.M)] : [Int64(key.K), 1]
-            var bStrides: [Int64] = key.transposeB ? [1, Int64(key.K)] : [Int64(key.N), 1]
-            var cStrides: [Int64] = [Int64(key.N), 1]
-            OneDNN.check(dnnl_memory_desc_init_by_strides(&aDesc, 2, &aDims, type, &aStrides), "describing A")
-            OneDNN.check(dnnl_memory_desc_init_by_strides(&bDesc, 2, &bDims, type, &bStrides), "describing B")
-            OneDNN.check(dnnl_memory_desc_init_by_strides(&cDesc, 2, &cDims, dnnl_f32, &cStrides), "describing C")
+            var aStrides: [Int64] = key.transposeA ? [1, Int64(key.lda)] : [Int64(key.lda), 1]
+            var bStrides: [Int64] = key.transposeB ? [1, Int64(key.ldb)] : [Int64(key.ldb), 1]
+            var cStrides: [Int64] = [Int64(key.ldc), 1]
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&a, 2, &aDims, type, &aStrides), "describing A")
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&b, 2, &bDims, type, &bStrides), "describing B")
+            OneDNN.check(dnnl_memory_desc_init_by_strides(&c, 2, &cDims, dnnl_f32, &cStrides), "describing C")
             var desc = dnnl_matmul_desc_t()
-            OneDNN.check(dnnl_matmul_desc_init(&desc, &aDesc, &bDesc, nil, &cDesc), "describing the matmul")
+            OneDNN.check(dnnl_matmul_desc_init(&desc, &a, &b, nil, &c), "describing the matmul")
             var attr: dnnl_primitive_attr_t?
             OneDNN.check(dnnl_primitive_attr_create(&attr), "creating attributes")
             defer { dnnl_primitive_attr_destroy(attr) }
-            if key.accumulate {
+            if key.alpha != 1 {
+                var alpha = key.alpha
+                OneDNN.check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "setting alpha")
+            }
+            if key.beta != 0 {
                 var postOps: dnnl_post_ops_t?
                 OneDNN.check(dnnl_post_ops_create(&postOps), "creating post-ops")
                 defer { dnnl_post_ops_destroy(postOps) }
-                OneDNN.check(dnnl_post_ops_append_sum(postOps, 1), "adding the sum post-op")
+                OneDNN.check(dnnl_post_ops_append_sum(postOps, key.beta), "adding beta·C")
                 OneDNN.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "setting post-ops")
             }
             var pd: dnnl_primitive_desc_t?
@@ -77,13 +82,6 @@ public enum OneDNN {
             var primitive: dnnl_primitive_t?
             OneDNN.check(dnnl_primitive_create(&primitive, pd), "creating the matmul primitive")
             self.primitive = primitive!
-            var memories: [dnnl_memory_t] = []
-            for var d in [aDesc, bDesc, cDesc] {
-                var m: dnnl_memory_t?
-                OneDNN.check(dnnl_memory_create(&m, &d, OneDNN.engine, nil), "creating a memory object")
-                memories.append(m!)
-            }
-            (a, b, c) = (memories[0], memories[1], memories[2])
         }
     }
 
@@ -92,51 +90,63 @@ public enum OneDNN {
     private static let lock = NSLock()
 
     /// C (M, N) = op(A) · op(B), or += with `accumulate`. A is (M, K) row-major, or (K, M) when
-    /// `transposeA`; B is (K, N), or (N, K) when `transposeB`. Precision bf16 rounds A and B to
-    /// bfloat16 first. Calls from several threads at once are safe (each waits for its own
-    /// primitive; a primitive is not run by two threads at the same time).
+    /// `transposeA`; B is (K, N), or (N, K) when `transposeB`; all packed. Precision bf16 rounds
+    /// A and B to bfloat16 first.
     public static func matmul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
                               M: Int, N: Int, K: Int, transposeA: Bool = false, transposeB: Bool = false,
                               accumulate: Bool = false, precision: Precision = .fp32) {
-        guard M > 0 && N > 0 else { return }
-        guard K > 0 else {
-            if !accumulate { c.update(repeating: 0, count: M * N) }
+        gemm(transA: transposeA, transB: transposeB, m: M, n: N, k: K, a: a, lda: transposeA ? M : K, b: b,
+             ldb: transposeB ? K : N, beta: accumulate ? 1 : 0, c: c, ldc: N, precision: precision)
+    }
+
+    /// `BLAS.gemm`'s contract on oneDNN: C[M,N] = alpha · op(A) · op(B) + beta · C, with `lda`,
+    /// `ldb`, `ldc` the row strides of A, B, C as stored. Safe to call from several threads at once.
+    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) {
+        guard m > 0 && n > 0 else { return }
+        guard k > 0 else {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        let key = MatmulKey(M: M, N: N, K: K, transposeA: transposeA, transposeB: transposeB, accumulate: accumulate,
-                            precision: precision)
+        // bf16 operands are rounded into packed buffers (stored rows × columns of A and B).
+        let (aRows, aColumns) = transA ? (k, m) : (m, k), (bRows, bColumns) = transB ? (n, k) : (k, n)
+        let packed = precision == .bf16
+        let key = MatmulKey(M: m, N: n, K: k, transposeA: transA, transposeB: transB,
+                            lda: packed ? aColumns : lda, ldb: packed ? bColumns : ldb, ldc: ldc,
+                            alpha: alpha, beta: beta, precision: precision)
         lock.lock()
         let op = cache[key] ?? Matmul(key)
         cache[key] = op
         lock.unlock()
-        // A primitive's memory objects hold one call's handles at a time.
-        op.lock.lock()
-        defer { op.lock.unlock() }
-        do {
-            switch precision {
-            case .fp32:
-                run(op, a: UnsafeMutableRawPointer(mutating: a), b: UnsafeMutableRawPointer(mutating: b), c: c)
-            case .bf16:
-                let aHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: M * K)
-                let bHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: K * N)
-                defer { aHalf.deallocate(); bHalf.deallocate() }
-                BFloat16.round(a, into: aHalf, count: M * K)
-                BFloat16.round(b, into: bHalf, count: K * N)
-                run(op, a: UnsafeMutableRawPointer(aHalf), b: UnsafeMutableRawPointer(bHalf), c: c)
-            }
+        switch precision {
+        case .fp32:
+            run(op, a: UnsafeMutableRawPointer(mutating: a), b: UnsafeMutableRawPointer(mutating: b), c: c)
+        case .bf16:
+            let aHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: aRows * aColumns)
+            let bHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: bRows * bColumns)
+            defer { aHalf.deallocate(); bHalf.deallocate() }
+            for r in 0..<aRows { BFloat16.round(a + r * lda, into: aHalf + r * aColumns, count: aColumns) }
+            for r in 0..<bRows { BFloat16.round(b + r * ldb, into: bHalf + r * bColumns, count: bColumns) }
+            run(op, a: UnsafeMutableRawPointer(aHalf), b: UnsafeMutableRawPointer(bHalf), c: c)
         }
     }
 
     private static func run(_ op: Matmul, a: UnsafeMutableRawPointer, b: UnsafeMutableRawPointer,
                             c: UnsafeMutablePointer<Float>) {
-        check(dnnl_memory_set_data_handle(op.a, a), "binding A")
-        check(dnnl_memory_set_data_handle(op.b, b), "binding B")
-        check(dnnl_memory_set_data_handle(op.c, c), "binding C")
+        var memories: [dnnl_memory_t?] = [nil, nil, nil]
+        check(dnnl_memory_create(&memories[0], &op.a, engine, a), "binding A")
+        check(dnnl_memory_create(&memories[1], &op.b, engine, b), "binding B")
+        check(dnnl_memory_create(&memories[2], &op.c, engine, c), "binding C")
         var stream: dnnl_stream_t?
         check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "creating a stream")
-        defer { dnnl_stream_destroy(stream) }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: op.a), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: op.b),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: op.c)]
+        defer {
+            dnnl_stream_destroy(stream)
+            for m in memories { dnnl_memory_destroy(m) }
+        }
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
+                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2])]
         check(dnnl_primitive_execute(op.primitive, stream, Int32(args.count), &args), "running the matmul")
         check(dnnl_stream_wait(stream), "waiting for the matmul")
     }
