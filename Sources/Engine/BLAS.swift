@@ -32,11 +32,7 @@ public enum BLAS {
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
-        if k == 0 {
-            // C = beta·C (BLAS would do the same, but some builds reject k = 0).
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
-            return
-        }
+        if k == 0 { return scaleOnly(m: m, n: n, beta: beta, c: c, ldc: ldc) }
         if backend == .onednn || precision == .bf16 {
             OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                         beta: beta, c: c, ldc: ldc, precision: precision)
@@ -44,6 +40,12 @@ public enum BLAS {
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// C = beta·C, what a product with k = 0 leaves (BLAS would do the same, but some builds reject
+    /// k = 0, and oneDNN's matmul needs k ≥ 1).
+    static func scaleOnly(m: Int, n: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
     }
 
     /// y += alpha · x over n elements.

@@ -91,6 +91,32 @@ public struct EvalSettings: Codable, Equatable, Sendable {
     }
 }
 
+/// One sampling setting of a study's tuning grid: guidance, truncation and (VQ-AR) temperature and
+/// top-k. The quality study records its choices as this JSON; the reparameterization study reads them.
+public struct SamplingChoice: Codable, Equatable, Sendable {
+    public var guidance: Double
+    public var truncation: Double
+    public var temperature: Float = 1
+    public var topK: Int? = nil
+
+    public init(guidance: Double, truncation: Double, temperature: Float = 1, topK: Int? = nil) {
+        (self.guidance, self.truncation, self.temperature, self.topK) = (guidance, truncation, temperature, topK)
+    }
+
+    public func options(steps: Int) -> GeneratorSamplingOptions {
+        var o = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil, temperature: temperature,
+                                         topK: topK)
+        o.guidance = guidance
+        return o
+    }
+
+    public func label(_ family: GeneratorFamily) -> String {
+        "guidance \(formatNumber(guidance, digits: 1)), " + (truncation < 1 ? "truncation \(truncation)" : "no truncation")
+            + (family == .ar && temperature != 1 ? ", temperature \(temperature)" : "")
+            + (family == .ar ? (topK.map { ", top-k \($0)" } ?? "") : "")
+    }
+}
+
 /// What one evaluation of a generator measured (the numbers the studies compare).
 public struct GeneratorScores: Sendable {
     public var fid: Double

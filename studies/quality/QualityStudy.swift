@@ -372,27 +372,6 @@ struct Trial: Equatable {
     }
 }
 
-/// One sampling setting of the tuning grid.
-struct SamplingChoice: Codable, Equatable {
-    var guidance: Double
-    var truncation: Double
-    var temperature: Float = 1
-    var topK: Int? = nil
-
-    func options(steps: Int) -> GeneratorSamplingOptions {
-        var o = GeneratorSamplingOptions(steps: steps, truncation: truncation < 1 ? truncation : nil, temperature: temperature,
-                                         topK: topK)
-        o.guidance = guidance
-        return o
-    }
-
-    func label(_ family: GeneratorFamily) -> String {
-        "guidance \(formatNumber(guidance, digits: 1)), " + (truncation < 1 ? "truncation \(truncation)" : "no truncation")
-            + (family == .ar && temperature != 1 ? ", temperature \(temperature)" : "")
-            + (family == .ar ? (topK.map { ", top-k \($0)" } ?? "") : "")
-    }
-}
-
 /// VQ-AR's second sampling axis: how each token is drawn besides guidance.
 struct ARDraw: Codable, Equatable {
     var truncation: Double = 1

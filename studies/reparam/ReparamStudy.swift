@@ -120,21 +120,10 @@ struct ReparamStudy: Study {
                   let r = try RecipeFile(json: recipe).recipe as? GeneratorRecipe else {
                 throw ConfigurationError("quality study run \(run) lacks its chosen \(family.rawValue) recipe")
             }
-            let s = try JSONDecoder().decode(TunedSampling.self, from: Data(sampling.utf8))
-            var options = GeneratorSamplingOptions(truncation: s.truncation < 1 ? s.truncation : nil, temperature: s.temperature,
-                                                   topK: s.topK)
-            options.guidance = s.guidance
-            return (r, options)
+            let choice = try JSONDecoder().decode(SamplingChoice.self, from: Data(sampling.utf8))
+            return (r, choice.options(steps: GeneratorSamplingOptions().steps))   // each diffusion row sets its own
         }
         return (try choice(.diffusion), try choice(.ar), run)
-    }
-
-    /// The sampling setting the quality study chose (its `SamplingChoice`, as JSON).
-    struct TunedSampling: Decodable {
-        var guidance: Double
-        var truncation: Double
-        var temperature: Float
-        var topK: Int?
     }
 
     static func tunedComparison(_ c: Configuration, context: StudyContext, into table: inout ClaimsTable) throws {

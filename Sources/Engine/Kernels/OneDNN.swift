@@ -105,10 +105,7 @@ public enum OneDNN {
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) {
         guard m > 0 && n > 0 else { return }
-        guard k > 0 else {
-            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
-            return
-        }
+        guard k > 0 else { return BLAS.scaleOnly(m: m, n: n, beta: beta, c: c, ldc: ldc) }
         // bf16 operands are rounded into packed buffers (stored rows × columns of A and B).
         let (aRows, aColumns) = transA ? (k, m) : (m, k), (bRows, bColumns) = transB ? (n, k) : (k, n)
         let packed = precision == .bf16
