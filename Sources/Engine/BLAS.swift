@@ -18,8 +18,22 @@ public enum BLAS {
     nonisolated(unsafe) public static var backend: MatrixBackend = .openblas
     nonisolated(unsafe) public static var precision: Precision = .fp32
 
+    /// Whether matrix products and convolutions run on oneDNN (its backend, or bf16 operands).
+    public static var usesOneDNN: Bool { backend == .onednn || precision == .bf16 }
+
+    /// Runs `body` with products in `precision` (on oneDNN for bf16), then restores the previous one.
+    public static func withPrecision<R>(_ precision: Precision, _ body: () throws -> R) rethrows -> R {
+        let saved = self.precision
+        self.precision = precision
+        defer { self.precision = saved }
+        return try body()
+    }
+
     /// Threads the engine uses (OpenBLAS's, outside single-threaded regions).
     public static var threads: Int { configured }
+
+    /// OpenBLAS's own thread count now (1 inside single-threaded regions).
+    static var libraryThreads: Int { Int(openblas_get_num_threads()) }
 
     /// Sets only OpenBLAS's own thread count, for a region where each worker calls BLAS itself.
     static func setLibraryThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
@@ -33,7 +47,7 @@ public enum BLAS {
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         if k == 0 { return scaleOnly(m: m, n: n, beta: beta, c: c, ldc: ldc) }
-        if backend == .onednn || precision == .bf16 {
+        if usesOneDNN {
             OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                         beta: beta, c: c, ldc: ldc, precision: precision)
             return

@@ -101,5 +101,58 @@ extension KernelTests {
                 if precision == .bf16 { #expect(worst > 0) }
             }
         }
+
+        /// Small integers are bf16-representable and their products sum exactly in fp32: there bf16
+        /// must equal fp32 exactly, whatever the summation order.
+        @Test func bf16IsExactOnRepresentableData() {
+            var rng = RandomGenerator(seed: 12)
+            let (M, N, K) = (19, 23, 37)
+            let a = (0..<(M * K)).map { _ in Float(rng.int(below: 9) - 4) }, b = (0..<(K * N)).map { _ in Float(rng.int(below: 9) - 4) }
+            var half = [Float](repeating: 0, count: M * N), full = half
+            OneDNN.matmul(a, b, into: &half, M: M, N: N, K: K, precision: .bf16)
+            OneDNN.matmul(a, b, into: &full, M: M, N: N, K: K, precision: .fp32)
+            #expect(half == full)
+        }
+
+        /// The three convolution passes on oneDNN against the im2col kernels: forward overwrites,
+        /// the gradients add into what is there; fp32 to rounding, bf16 within its precision, and
+        /// exact on small integers.
+        @Test func convolutionMatchesIm2col() {
+            var rng = RandomGenerator(seed: 21)
+            let geometries = [ConvGeometry(N: 3, C: 5, H: 9, W: 7, O: 6, kh: 3, kw: 3, stride: 1, padding: 1),
+                              ConvGeometry(N: 2, C: 4, H: 8, W: 8, O: 3, kh: 4, kw: 4, stride: 2, padding: 1),
+                              ConvGeometry(N: 2, C: 16, H: 5, W: 5, O: 8, kh: 1, kw: 1, stride: 1, padding: 0)]
+            defer { BLAS.precision = .fp32; BLAS.backend = .openblas }
+            for g in geometries {
+                for integers in [false, true] {
+                    func draw(_ n: Int) -> [Float] { (0..<n).map { _ in integers ? Float(rng.int(below: 7) - 3) : rng.normal() } }
+                    let x = draw(g.N * g.C * g.H * g.W), w = draw(g.O * g.K), bias = draw(g.O)
+                    let dy = draw(g.N * g.O * g.P)
+                    let start = (dx: draw(x.count), dw: draw(w.count), db: draw(g.O))
+                    func passes() -> [[Float]] {
+                        var y = [Float](repeating: .nan, count: dy.count)
+                        var (dx, dw, db) = start
+                        conv2dForward(out: &y, x: x, weight: w, bias: bias, g)
+                        conv2dBackward(dx: &dx, dweight: &dw, dbias: &db, dout: dy, x: x, weight: w, g)
+                        return [y, dx, dw, db]
+                    }
+                    (BLAS.backend, BLAS.precision) = (.openblas, .fp32)
+                    let reference = passes()
+                    for precision in Precision.allCases {
+                        (BLAS.backend, BLAS.precision) = (.onednn, precision)
+                        let got = passes()
+                        for (i, name) in ["y", "dx", "dw", "db"].enumerated() {
+                            // Error relative to the size of what the pass computed (the gradients'
+                            // increments over their starting values).
+                            let base = [[Float](repeating: 0, count: dy.count), start.dx, start.dw, start.db][i]
+                            let error = zip(reference[i], got[i]).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+                            let size = zip(reference[i], base).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
+                            let tolerance = integers ? 0 : (precision == .fp32 ? 1e-6 : 1e-2)
+                            #expect(error <= tolerance * size, "\(g) \(precision) integers \(integers) \(name): \(error / size)")
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -7,9 +7,10 @@
 /// buffer from the scratch pool and single-threaded BLAS. Backward recomputes col rather than
 /// saving it: dW += dY·colᵀ, dcol = Wᵀ·dY, then col2im adds dcol into dx.
 /// A 1×1 convolution with stride 1 and no padding is a plain GEMM on the input: no im2col.
+/// With the oneDNN backend (or bf16 operands) both passes run as oneDNN convolutions instead.
 
 /// The sizes of one convolution.
-public struct ConvGeometry: Equatable, Sendable {
+public struct ConvGeometry: Hashable, Sendable {
     public var N: Int, C: Int, H: Int, W: Int      // input (N, C, H, W)
     public var O: Int, kh: Int, kw: Int            // weight (O, C, kh, kw)
     public var stride: Int, padding: Int
@@ -110,6 +111,9 @@ private func validRange(kernelOffset: Int, size: Int, outSize: Int, stride: Int,
 /// - out: (N, O, Ho, Wo), x: (N, C, H, W), weight: (O, C, kh, kw), bias: (O) or nil.
 public func conv2dForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
+    if BLAS.usesOneDNN {
+        return OneDNN.convolutionForward(out: out, x: x, weight: weight, bias: bias, g, precision: BLAS.precision)
+    }
     let (O, K, P, CHW) = (g.O, g.K, g.P, g.C * g.H * g.W)
     Parallel.chunks(g.N, singleThreadedBLAS: true) { _, images in
         let group = g.groupSize(images: images.count)
@@ -154,6 +158,10 @@ public func conv2dForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Flo
 public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                            dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                            x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
+    if BLAS.usesOneDNN {
+        return OneDNN.convolutionBackward(dx: dx, dweight: dweight, dbias: dbias, dout: dout, x: x, weight: weight, g,
+                                          precision: BLAS.precision)
+    }
     let (O, K, P, CHW) = (g.O, g.K, g.P, g.C * g.H * g.W)
     let chunkCount = Parallel.chunkCount(g.N)
     let scratch = ScratchPool.shared.take(chunkCount * (O * K + O))

@@ -33,6 +33,21 @@ public enum OneDNN {
         return engine!
     }()
 
+    /// The ISA oneDNN dispatches to on this CPU ("avx512_core_bf16", "avx512_core", "avx2", …).
+    public static var isa: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core: return "avx512_core"
+        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+        case dnnl_cpu_isa_avx2: return "avx2"
+        case dnnl_cpu_isa_avx: return "avx"
+        case dnnl_cpu_isa_sse41: return "sse41"
+        case let other: return "isa 0x" + String(other.rawValue, radix: 16)
+        }
+    }
+
     /// One matmul's shape and options: the key of the primitive cache.
     struct MatmulKey: Hashable {
         var M: Int, N: Int, K: Int
@@ -43,10 +58,80 @@ public enum OneDNN {
         var precision: Precision
     }
 
-    /// A created primitive and its operands' descriptions (primitives run concurrently on
-    /// different buffers; each call makes its own memory objects).
-    final class Matmul {
+    /// Primitive attributes with a user-managed scratchpad (so one primitive runs on several
+    /// threads at once, each call with its own scratch), plus `alpha` as output scale and `beta`
+    /// as a sum post-op when they are not 1 and 0. The caller destroys them.
+    static func attributes(alpha: Float = 1, beta: Float = 0) -> dnnl_primitive_attr_t {
+        var attr: dnnl_primitive_attr_t?
+        check(dnnl_primitive_attr_create(&attr), "creating attributes")
+        check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "asking for a user scratchpad")
+        if alpha != 1 {
+            var alpha = alpha
+            check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "setting alpha")
+        }
+        if beta != 0 {
+            var postOps: dnnl_post_ops_t?
+            check(dnnl_post_ops_create(&postOps), "creating post-ops")
+            defer { dnnl_post_ops_destroy(postOps) }
+            check(dnnl_post_ops_append_sum(postOps, beta), "adding beta·C")
+            check(dnnl_primitive_attr_set_post_ops(attr, postOps), "setting post-ops")
+        }
+        return attr!
+    }
+
+    /// A created primitive and the size of the scratchpad each run of it needs.
+    final class Primitive {
         let primitive: dnnl_primitive_t
+        var scratchpad = dnnl_memory_desc_t()
+        let scratchpadBytes: Int
+
+        /// Creates the primitive of `pd` (which the caller still owns).
+        init(_ pd: dnnl_primitive_desc_t, _ what: String) {
+            var primitive: dnnl_primitive_t?
+            OneDNN.check(dnnl_primitive_create(&primitive, pd), "creating the \(what) primitive")
+            self.primitive = primitive!
+            if let md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) { scratchpad = md.pointee }
+            scratchpadBytes = dnnl_memory_desc_get_size(&scratchpad)
+        }
+
+        /// A primitive descriptor's memory description (`what`, e.g. `dnnl_query_src_md`; index 1
+        /// of the weights is the bias).
+        static func query(_ pd: dnnl_primitive_desc_t, _ what: dnnl_query_t, index: Int32 = 0) -> dnnl_memory_desc_t {
+            guard let md = dnnl_primitive_desc_query_md(pd, what, index) else { return dnnl_memory_desc_t() }
+            return md.pointee
+        }
+
+        /// Runs the primitive on the calling thread's OpenMP team (as many threads as the engine's
+        /// kernels use here: one inside a data-parallel shard or a single-threaded BLAS region),
+        /// each argument an (index, description, buffer).
+        func run(_ arguments: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)], _ what: String) {
+            vqd_omp_set_num_threads(Int32(max(1, min(Parallel.workers, BLAS.libraryThreads))))
+            let scratch = scratchpadBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: scratchpadBytes, alignment: 64) : nil
+            var memories: [dnnl_memory_t?] = []
+            var args: [dnnl_exec_arg_t] = []
+            var stream: dnnl_stream_t?
+            defer {
+                if stream != nil { dnnl_stream_destroy(stream) }
+                for m in memories { dnnl_memory_destroy(m) }
+                scratch?.deallocate()
+            }
+            var all = arguments
+            if let scratch { all.append((DNNL_ARG_SCRATCHPAD, scratchpad, scratch)) }
+            for (index, description, buffer) in all {
+                var description = description, memory: dnnl_memory_t?
+                OneDNN.check(dnnl_memory_create(&memory, &description, OneDNN.engine, buffer), "binding an operand of the \(what)")
+                memories.append(memory)
+                args.append(dnnl_exec_arg_t(arg: index, memory: memory))
+            }
+            OneDNN.check(dnnl_stream_create(&stream, OneDNN.engine, dnnl_stream_default_flags.rawValue), "creating a stream")
+            OneDNN.check(dnnl_primitive_execute(primitive, stream, Int32(args.count), &args), "running the \(what)")
+            OneDNN.check(dnnl_stream_wait(stream), "waiting for the \(what)")
+        }
+    }
+
+    /// A matmul primitive and its operands' descriptions.
+    final class Matmul {
+        let op: Primitive
         var a = dnnl_memory_desc_t(), b = dnnl_memory_desc_t(), c = dnnl_memory_desc_t()
 
         init(_ key: MatmulKey) {
@@ -62,32 +147,31 @@ public enum OneDNN {
             OneDNN.check(dnnl_memory_desc_init_by_strides(&c, 2, &cDims, dnnl_f32, &cStrides), "describing C")
             var desc = dnnl_matmul_desc_t()
             OneDNN.check(dnnl_matmul_desc_init(&desc, &a, &b, nil, &c), "describing the matmul")
-            var attr: dnnl_primitive_attr_t?
-            OneDNN.check(dnnl_primitive_attr_create(&attr), "creating attributes")
+            let attr = OneDNN.attributes(alpha: key.alpha, beta: key.beta)
             defer { dnnl_primitive_attr_destroy(attr) }
-            if key.alpha != 1 {
-                var alpha = key.alpha
-                OneDNN.check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "setting alpha")
-            }
-            if key.beta != 0 {
-                var postOps: dnnl_post_ops_t?
-                OneDNN.check(dnnl_post_ops_create(&postOps), "creating post-ops")
-                defer { dnnl_post_ops_destroy(postOps) }
-                OneDNN.check(dnnl_post_ops_append_sum(postOps, key.beta), "adding beta·C")
-                OneDNN.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "setting post-ops")
-            }
             var pd: dnnl_primitive_desc_t?
             OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, nil), "creating the matmul")
             defer { dnnl_primitive_desc_destroy(pd) }
-            var primitive: dnnl_primitive_t?
-            OneDNN.check(dnnl_primitive_create(&primitive, pd), "creating the matmul primitive")
-            self.primitive = primitive!
+            op = Primitive(pd!, "matmul")
         }
     }
 
-    /// The primitives made so far, by shape (made once, kept for the process).
-    nonisolated(unsafe) private static var cache: [MatmulKey: Matmul] = [:]
-    private static let lock = NSLock()
+    /// Made primitives, by key (made once, kept for the process).
+    final class Cache<Key: Hashable, Value>: @unchecked Sendable {
+        private var made: [Key: Value] = [:]
+        private let lock = NSLock()
+
+        func get(_ key: Key, _ make: (Key) -> Value) -> Value {
+            lock.lock()
+            defer { lock.unlock() }
+            if let found = made[key] { return found }
+            let value = make(key)
+            made[key] = value
+            return value
+        }
+    }
+
+    private static let matmuls = Cache<MatmulKey, Matmul>()
 
     /// C (M, N) = op(A) · op(B), or += with `accumulate`. A is (M, K) row-major, or (K, M) when
     /// `transposeA`; B is (K, N), or (N, K) when `transposeB`; all packed. Precision bf16 rounds
@@ -112,40 +196,20 @@ public enum OneDNN {
         let key = MatmulKey(M: m, N: n, K: k, transposeA: transA, transposeB: transB,
                             lda: packed ? aColumns : lda, ldb: packed ? bColumns : ldb, ldc: ldc,
                             alpha: alpha, beta: beta, precision: precision)
-        lock.lock()
-        let op = cache[key] ?? Matmul(key)
-        cache[key] = op
-        lock.unlock()
+        let mm = matmuls.get(key) { Matmul($0) }
         switch precision {
         case .fp32:
-            run(op, a: UnsafeMutableRawPointer(mutating: a), b: UnsafeMutableRawPointer(mutating: b), c: c)
+            mm.op.run([(DNNL_ARG_SRC, mm.a, UnsafeMutableRawPointer(mutating: a)),
+                       (DNNL_ARG_WEIGHTS, mm.b, UnsafeMutableRawPointer(mutating: b)),
+                       (DNNL_ARG_DST, mm.c, UnsafeMutableRawPointer(c))], "matmul")
         case .bf16:
-            let aHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: aRows * aColumns)
-            let bHalf = UnsafeMutablePointer<UInt16>.allocate(capacity: bRows * bColumns)
+            let aHalf = BFloat16.rounded(a, rows: aRows, columns: aColumns, stride: lda)
+            let bHalf = BFloat16.rounded(b, rows: bRows, columns: bColumns, stride: ldb)
             defer { aHalf.deallocate(); bHalf.deallocate() }
-            for r in 0..<aRows { BFloat16.round(a + r * lda, into: aHalf + r * aColumns, count: aColumns) }
-            for r in 0..<bRows { BFloat16.round(b + r * ldb, into: bHalf + r * bColumns, count: bColumns) }
-            run(op, a: UnsafeMutableRawPointer(aHalf), b: UnsafeMutableRawPointer(bHalf), c: c)
+            mm.op.run([(DNNL_ARG_SRC, mm.a, UnsafeMutableRawPointer(aHalf)),
+                       (DNNL_ARG_WEIGHTS, mm.b, UnsafeMutableRawPointer(bHalf)),
+                       (DNNL_ARG_DST, mm.c, UnsafeMutableRawPointer(c))], "matmul")
         }
-    }
-
-    private static func run(_ op: Matmul, a: UnsafeMutableRawPointer, b: UnsafeMutableRawPointer,
-                            c: UnsafeMutablePointer<Float>) {
-        var memories: [dnnl_memory_t?] = [nil, nil, nil]
-        check(dnnl_memory_create(&memories[0], &op.a, engine, a), "binding A")
-        check(dnnl_memory_create(&memories[1], &op.b, engine, b), "binding B")
-        check(dnnl_memory_create(&memories[2], &op.c, engine, c), "binding C")
-        var stream: dnnl_stream_t?
-        check(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue), "creating a stream")
-        defer {
-            dnnl_stream_destroy(stream)
-            for m in memories { dnnl_memory_destroy(m) }
-        }
-        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
-                    dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2])]
-        check(dnnl_primitive_execute(op.primitive, stream, Int32(args.count), &args), "running the matmul")
-        check(dnnl_stream_wait(stream), "waiting for the matmul")
     }
 
     static func check(_ status: dnnl_status_t, _ what: String) {
@@ -164,6 +228,17 @@ public enum BFloat16 {
             let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
             out[i] = UInt16(truncatingIfNeeded: rounded >> 16)
         }
+    }
+
+    /// A packed bf16 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), rounded on
+    /// the engine's workers. The caller deallocates it.
+    static func rounded(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<UInt16> {
+        let out = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * columns)
+        let minimumRows = max(1, (1 << 15) / max(columns, 1))
+        Parallel.chunks(rows, minimumPerChunk: minimumRows) { _, range in
+            for r in range { round(x + r * stride, into: out + r * columns, count: columns) }
+        }
+        return out
     }
 
     /// The fp32 value of a bf16.
