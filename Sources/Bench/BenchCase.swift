@@ -16,6 +16,7 @@ struct BenchCase {
 /// What one case measured.
 struct BenchResult {
     var name: String
+    var precision: Precision = .fp32
     var medianSeconds: Double
     var gflops: Double?
     var fractionOfPeak: Double?
@@ -42,10 +43,10 @@ func timings(warmup: Int, repetitions: Int, _ body: () -> Void) -> [Double] {
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
 /// Runs a case: median of `repetitions` timed runs after `warmup`, against the sgemm peak (GFLOP/s).
-func measure(_ c: BenchCase, peak: Double, warmup: Int = 3, repetitions: Int = 10) -> BenchResult {
+func measure(_ c: BenchCase, peak: Double, precision: Precision = .fp32, warmup: Int = 3, repetitions: Int = 10) -> BenchResult {
     let t = median(timings(warmup: warmup, repetitions: repetitions, c.run))
     let gflops = c.flops > 0 ? c.flops / t / 1e9 : nil
-    return BenchResult(name: c.name, medianSeconds: t, gflops: gflops,
+    return BenchResult(name: c.name, precision: precision, medianSeconds: t, gflops: gflops,
                        fractionOfPeak: gflops.map { $0 / peak }, target: c.target)
 }
 
@@ -72,15 +73,21 @@ func peakMemoryMiB() -> Double {
 /// `text` padded with spaces (or cut) to `width` characters: the label column of the report.
 func padded(_ text: String, _ width: Int = 64) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
 
-/// Prints one result line.
-func report(_ r: BenchResult) {
-    let ms = String(format: "%9.2f ms", r.medianSeconds * 1e3)
-    var line = padded(r.name, 52) + ms
+/// Prints one case's line: fp32 (time, GFLOP/s, fraction of the sgemm peak and its target), then
+/// bf16's time and GFLOP/s with its speed-up over fp32 when it was measured.
+func report(_ results: [BenchResult]) {
+    guard let r = results.first else { return }
+    var line = padded(r.name, 52) + String(format: "%9.2f ms", r.medianSeconds * 1e3)
     if let g = r.gflops, let f = r.fractionOfPeak {
         line += String(format: "  %7.1f GFLOP/s  %5.1f %% of peak", g, 100 * f)
         if let target = r.target {
             line += String(format: "  (target ≥ %.0f %%: ", 100 * target) + (f >= target ? "met)" : "not met)")
         }
+    }
+    for other in results.dropFirst() {
+        line += String(format: "  | %@ %9.2f ms", other.precision.rawValue, other.medianSeconds * 1e3)
+        if let g = other.gflops { line += String(format: "  %7.1f GFLOP/s", g) }
+        line += String(format: "  %.2f×", r.medianSeconds / other.medianSeconds)
     }
     print(line)
 }

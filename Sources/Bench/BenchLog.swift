@@ -16,7 +16,7 @@ func logBenchRun(databasePath: String, threads: Int, peak: Double, peakAfter: Do
         run.logMetric("sgemm_peak_gflops_end", peakAfter, step: 0)
         run.logMetric("peak_memory_mib", peakMemoryMiB, step: 0)
         for r in results {
-            let key = metricKey(r.name)
+            let key = metricKey(r.name) + (r.precision == .fp32 ? "" : "." + r.precision.rawValue)
             run.logMetric(key + ".ms", r.medianSeconds * 1e3, step: 0)
             if let g = r.gflops { run.logMetric(key + ".gflops", g, step: 0) }
             if let f = r.fractionOfPeak { run.logMetric(key + ".fraction_of_peak", f, step: 0) }

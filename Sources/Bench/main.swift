@@ -3,7 +3,8 @@
 //   swift run -c release vqd-bench [--threads N] [--only TEXT]      (make bench; --only decode: AR decoding)
 //
 // Each case is forward + backward through the engine's Tensor API, median of 10 timed repetitions
-// after 3 warm-ups. FLOP counts are analytic: 2·m·n·k per GEMM, backward counted as twice the
+// after 3 warm-ups, in fp32 and, where the machine can (ComputePolicy), with bf16 operands beside
+// it; then the small preset's training step in steps/s both ways. FLOP counts are analytic: 2·m·n·k per GEMM, backward counted as twice the
 // forward (the same formulas as the PyTorch reference scripts).
 import Engine
 import Experiments
@@ -149,9 +150,21 @@ func crossEntropyCase() -> BenchCase {
 
 // MARK: - Run
 
-print("vqd-bench: \(threads) thread\(threads == 1 ? "" : "s"), OpenBLAS \(BLASKernels.coreName) kernels")
+/// The precisions measured: fp32, and bf16 where this machine can run it (ComputePolicy's rule).
+let precisions: [Precision] = {
+    do { try ComputePolicy.check(.bf16); return [.fp32, .bf16] } catch {
+        print("bf16 not measured: \(error)")
+        return [.fp32]
+    }
+}()
+print("vqd-bench: \(threads) thread\(threads == 1 ? "" : "s"), OpenBLAS \(BLASKernels.coreName) kernels; "
+      + ComputePolicy.summary.joined(separator: "; "))
 let peak = measureSgemmPeak()
 print(padded("(0) sgemm 1024³ peak (best of 10)") + String(format: "  %7.1f GFLOP/s", peak))
+if precisions.contains(.bf16) {
+    let bf16Peak = BLAS.withPrecision(.bf16) { measureSgemmPeak() }
+    print(padded("    bf16 1024³ on oneDNN (best of 10)") + String(format: "  %7.1f GFLOP/s  %.2f× the fp32 peak", bf16Peak, bf16Peak / peak))
+}
 
 let cases: [BenchCase] = [
     linearCase(),
@@ -167,13 +180,31 @@ let cases: [BenchCase] = [
 ]
 var results: [BenchResult] = []
 for c in cases where only.map({ c.name.contains($0) }) ?? true {
-    let r = measure(c, peak: peak)
-    report(r)
-    results.append(r)
+    let byPrecision = precisions.map { p in BLAS.withPrecision(p) { measure(c, peak: peak, precision: p) } }
+    report(byPrecision)
+    results += byPrecision
+}
+// The small preset's training step, both families, in each precision (steps/s).
+var extraFigures: [(name: String, value: Double)] = []
+for family in GeneratorFamily.allCases where only.map({ "train step \(family.rawValue)".contains($0) }) ?? true {
+    var line = "", rates: [Double] = []
+    for p in precisions {
+        do {
+            let (name, rate) = try trainingStepCase(family, precision: p)
+            if line.isEmpty { line = padded(name, 52) }
+            line += String(format: "  %@ %6.2f steps/s", p.rawValue, rate)
+            rates.append(rate)
+            extraFigures.append((name: "\(name) \(p.rawValue) steps per s", value: rate))
+        } catch {
+            fputs("vqd-bench: the \(family.rawValue) training step failed in \(p.rawValue): \(error)\n", stderr)
+        }
+    }
+    if rates.count == 2 { line += String(format: "  bf16 %.2f×", rates[1] / rates[0]) }
+    if !line.isEmpty { print(line) }
 }
 // AR decoding with and without the key/value cache (cases "decode 8x8 batch 1" … "decode 32x32 batch 16"):
 // tokens/s figures, recorded in the database with the GFLOP/s cases.
-let extraFigures: [(name: String, value: Double)] = runDecodeBenchmarks(only: only)
+extraFigures += runDecodeBenchmarks(only: only)
 // Other work on the machine skews every ratio: measure the peak again and say so if it moved.
 let peakAfter = measureSgemmPeak()
 print(padded("sgemm 1024³ peak again at the end") + String(format: "  %7.1f GFLOP/s", peakAfter))

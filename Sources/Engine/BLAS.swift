@@ -1,4 +1,5 @@
 import CLibs
+import Foundation
 
 /// Thin, shape-explicit wrappers over CBLAS. Row-major throughout.
 public enum BLAS {
@@ -15,11 +16,20 @@ public enum BLAS {
 
     /// Which library runs the matrix products, and the precision of their operands (bf16 runs on
     /// oneDNN). Set once, before any model is built: fp32 on OpenBLAS unless told otherwise.
-    nonisolated(unsafe) public static var backend: MatrixBackend = .openblas
+    /// The backend starts as `VQD_BACKEND` says (openblas or onednn), else OpenBLAS.
+    nonisolated(unsafe) public static var backend: MatrixBackend = MatrixBackend.fromEnvironment ?? .openblas
     nonisolated(unsafe) public static var precision: Precision = .fp32
 
-    /// Whether matrix products and convolutions run on oneDNN (its backend, or bf16 operands).
-    public static var usesOneDNN: Bool { backend == .onednn || precision == .bf16 }
+    /// How bf16 runs on a CPU without AVX512_BF16: its numerics (operands rounded to bf16, exact
+    /// products, fp32 sums) on the fp32 kernels, at fp32 speed, instead of oneDNN's emulation, which
+    /// is several times slower. True exactly on such CPUs; tests set it to compare the two paths.
+    nonisolated(unsafe) public static var roundsBF16OnFP32Kernels = !OneDNN.cpuHasBF16
+
+    /// Whether bf16 products now run as rounded operands on the fp32 kernels.
+    public static var emulatesBF16: Bool { precision == .bf16 && roundsBF16OnFP32Kernels }
+
+    /// Whether matrix products and convolutions run on oneDNN (its backend, or native bf16).
+    public static var usesOneDNN: Bool { backend == .onednn || (precision == .bf16 && !roundsBF16OnFP32Kernels) }
 
     /// Runs `body` with products in `precision` (on oneDNN for bf16), then restores the previous one.
     public static func withPrecision<R>(_ precision: Precision, _ body: () throws -> R) rethrows -> R {
@@ -47,10 +57,31 @@ public enum BLAS {
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         if k == 0 { return scaleOnly(m: m, n: n, beta: beta, c: c, ldc: ldc) }
+        if emulatesBF16 {
+            // bf16 numerics: packed copies of A and B rounded to bf16 (as fp32), then the fp32 product.
+            let (aRows, aColumns) = transA ? (k, m) : (m, k), (bRows, bColumns) = transB ? (n, k) : (k, n)
+            let aRounded = BFloat16.roundedFloats(a, rows: aRows, columns: aColumns, stride: lda)
+            let bRounded = BFloat16.roundedFloats(b, rows: bRows, columns: bColumns, stride: ldb)
+            defer { aRounded.deallocate(); bRounded.deallocate() }
+            return fp32Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: aRounded, lda: aColumns,
+                            b: bRounded, ldb: bColumns, beta: beta, c: c, ldc: ldc)
+        }
         if usesOneDNN {
             OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                         beta: beta, c: c, ldc: ldc, precision: precision)
             return
+        }
+        fp32Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: beta, c: c, ldc: ldc)
+    }
+
+    /// The fp32 product on the configured backend.
+    private static func fp32Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                 beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if backend == .onednn {
+            return OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                               beta: beta, c: c, ldc: ldc, precision: .fp32)
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -73,5 +104,14 @@ public enum BLAS {
 public enum MatrixBackend: String, CaseIterable, Codable, Sendable {
     case openblas
     case onednn
+
+    /// The environment variable that picks the backend.
+    public static let environmentVariable = "VQD_BACKEND"
+
+    /// The value of `VQD_BACKEND` when it names a backend.
+    public static var fromEnvironment: MatrixBackend? {
+        guard let value = getenv(environmentVariable) else { return nil }
+        return MatrixBackend(rawValue: String(cString: value).lowercased())
+    }
 }
 

@@ -225,3 +225,23 @@ public struct HeldOutOptions: ParsableArguments {
         if dataset == .fashion && split == .novel { throw ValidationError("Fashion-MNIST has no novel split: use val or test.") }
     }
 }
+
+extension Precision: ExpressibleByArgument {}
+
+/// `--precision`: the operands of the matrix products and convolutions.
+public struct PrecisionOption: ParsableArguments {
+    @Option(help: """
+        Operands of the matrix products and convolutions: fp32, or bf16 (bf16 operands with fp32 \
+        accumulation, on oneDNN; needs a CPU with AVX512_BF16). Default: fp32. Training records it in the recipe.
+        """)
+    public var precision: Precision?
+
+    public init() {}
+
+    /// Checks the precision against this machine and makes it this process's (the default when none was given).
+    @discardableResult
+    public func use() throws -> Precision { try ComputePolicy.use(precision) }
+
+    /// The precision a recipe built from the options trains in.
+    public var forRecipe: Precision { precision ?? ComputePolicy.defaultPrecision }
+}

@@ -75,6 +75,9 @@ public struct GeneratorSettings: Codable, Equatable, Sendable {
     public var gradientClip: Float = 1
     /// EMA decay of the sampling weights.
     public var emaDecay: Float = 0.999
+    /// Operands of the matrix products and convolutions: fp32, or bf16 with fp32 accumulation
+    /// (master weights, optimizer state, norms, softmax and losses stay fp32).
+    public var precision: Precision = .fp32
     /// Data-parallel shards per batch (0: one per thread when the text encoder is frozen; 1: one batch
     /// whose kernels split over the threads). Changes the float summation order, so it is part of the recipe.
     public var shards: Int = 0
@@ -232,7 +235,21 @@ public struct GeneratorRecipe: ModelRecipe {
         return s.gammaFinal == 0.9 ? paper : try paper.withGammaFinal(s.gammaFinal)
     }
 
-    public func train(_ job: TrainingJob, store: ModelStore) throws {
+    /// A trainer of this recipe, ready to step: its data and text encoder, what `train` logs about it.
+    public struct PreparedTrainer {
+        public let trainer: any GeneratorTrainer
+        /// The run configuration as JSON, the parameter count, the shards per batch, a summary line.
+        public let configuration: String
+        public let parameters: Int
+        public let shardCount: Int
+        public let summary: String
+        /// The tokenizer the tokens came from (nil for synthetic tokens).
+        public let vqvae: URL?
+    }
+
+    /// Builds the recipe's trainer at step 0: its tokens (the VQ-VAE trained first when missing),
+    /// text encoder, model and optimizer.
+    public func prepareTrainer(store: ModelStore) throws -> PreparedTrainer {
         try validate()
         let s = settings
         let (data, vqvaeURL) = try tokens(store: store)
@@ -241,15 +258,6 @@ public struct GeneratorRecipe: ModelRecipe {
         let encoderName = s.synthetic ? "synthetic" : s.textEncoder.rawValue
         let vqvaePath = vqvaeURL.map(portablePath)
         let shards = s.shards == 0 ? nil : s.shards
-        var params = ["recipe": try json(), "key": key, "seed": "\(s.seed)", "dataset_count": "\(data.count)",
-                      "text_encoder": encoderName]
-        if let checkpoint = job.output.checkpoint { params["checkpoint"] = portablePath(checkpoint) }
-        let lastStep = job.lastStep(of: s.steps)
-        let export: (Run?) throws -> Void = { run in
-            guard lastStep == s.steps, let out = job.model, let checkpoint = job.output.checkpoint else { return }
-            try SamplingModelFile.export(checkpoint: checkpoint, to: out)
-            try job.afterTraining?(out, run)
-        }
         switch family {
         case .diffusion:
             let configuration = DiffusionRunConfiguration(
@@ -261,28 +269,46 @@ public struct GeneratorRecipe: ModelRecipe {
                                                      auxiliaryNormalization: s.auxiliaryNormalization)),
                 textEncoder: encoderName, vqvae: vqvaePath)
             let trainer = try DiffusionTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
-            try run(trainer, configuration: try SchemaJSON.encode(configuration), parameters: trainer.model.parameterCount,
-                    shardCount: trainer.dataParallel?.shardCount ?? 1, summary: trainer.summaryLine)
+            return PreparedTrainer(trainer: trainer, configuration: try SchemaJSON.encode(configuration),
+                                   parameters: trainer.model.parameterCount, shardCount: trainer.dataParallel?.shardCount ?? 1,
+                                   summary: trainer.summaryLine, vqvae: vqvaeURL)
         case .ar:
             let configuration = ARRunConfiguration(model: .matching(model), training: training, textEncoder: encoderName,
                                                    vqvae: vqvaePath)
             let trainer = try ARTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
-            params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(model))"
-            try run(trainer, configuration: try SchemaJSON.encode(configuration), parameters: trainer.model.parameterCount,
-                    shardCount: trainer.dataParallel?.shardCount ?? 1, summary: trainer.summaryLine(comparedWith: model))
+            return PreparedTrainer(trainer: trainer, configuration: try SchemaJSON.encode(configuration),
+                                   parameters: trainer.model.parameterCount, shardCount: trainer.dataParallel?.shardCount ?? 1,
+                                   summary: trainer.summaryLine(comparedWith: model), vqvae: vqvaeURL)
         }
+    }
 
-        /// Resumes `trainer` if the job says so, logs what it trains and runs the loop to the end.
-        func run(_ trainer: some GeneratorTrainer, configuration: String, parameters: Int, shardCount: Int,
-                 summary: String) throws {
+    public var precision: Precision { settings.precision }
+
+    public func trainModel(_ job: TrainingJob, store: ModelStore) throws {
+        let s = settings
+        do {
+            let prepared = try prepareTrainer(store: store)
+            let trainer = prepared.trainer
+            var params = ["recipe": try json(), "key": key, "seed": "\(s.seed)", "dataset_count": "\(trainer.dataset.count)",
+                          "text_encoder": s.synthetic ? "synthetic" : s.textEncoder.rawValue]
+            if let checkpoint = job.output.checkpoint { params["checkpoint"] = portablePath(checkpoint) }
+            if family == .ar {
+                let matched = try diffusionModel(trainer.dataset, textWidth: trainer.textEncoder.width)
+                params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(matched))"
+            }
+            let lastStep = job.lastStep(of: s.steps)
             if let resume = job.output.resume { try trainer.resume(from: resume) }
-            store.log(summary)
-            params["configuration"] = configuration
-            params["parameters"] = "\(parameters)"
-            params["shards"] = "\(shardCount)"
-            params["step_gflop"] = "\(trainer.stepFLOPs(textLength: encoder.maxLength) / 1e9)"
+            store.log(prepared.summary)
+            params["configuration"] = prepared.configuration
+            params["parameters"] = "\(prepared.parameters)"
+            params["shards"] = "\(prepared.shardCount)"
+            params["step_gflop"] = "\(trainer.stepFLOPs(textLength: trainer.textEncoder.maxLength) / 1e9)"
             try TrainingLoop.run(trainer, until: lastStep, label: "train \(family.rawValue)", output: job.output,
-                                 params: params) { _, run in try export(run) }
+                                 params: params) { _, run in
+                guard lastStep == s.steps, let out = job.model, let checkpoint = job.output.checkpoint else { return }
+                try SamplingModelFile.export(checkpoint: checkpoint, to: out)
+                try job.afterTraining?(out, run)
+            }
         }
     }
 }

@@ -44,10 +44,12 @@ public enum Machine {
     }
 
     /// Tags identifying this process: `sys.pid`, `sys.host`, `sys.blas_kernels` (the OpenBLAS kernel
-    /// family it runs, which sets its speed) and, on Linux, `sys.pid_start` (the process start time
+    /// family it runs, which sets its speed), the precision and backend of its products
+    /// (`ComputePolicy.tags`) and, on Linux, `sys.pid_start` (the process start time
     /// in clock ticks, which tells a reused pid from the original).
     static func processTags() -> [(String, String)] {
         var tags = [("sys.pid", String(getpid())), ("sys.host", hostname), ("sys.blas_kernels", BLASKernels.coreName)]
+        tags += ComputePolicy.tags
         if let start = startTime(pid: getpid()) { tags.append(("sys.pid_start", start)) }
         return tags
     }

@@ -22,12 +22,18 @@ public protocol ModelRecipe: VersionedSchema, Equatable, Sendable {
     var canonical: Self { get }
     /// Throws naming the first setting that cannot be trained.
     func validate() throws
-    /// Trains the model as `job` says; `store` provides the models this one depends on.
-    func train(_ job: TrainingJob, store: ModelStore) throws
+    /// The operands' precision of the training's products (fp32 or bf16).
+    var precision: Precision { get }
+    /// Trains the model as `job` says; `store` provides the models this one depends on. Called
+    /// by `train`, which sets the precision.
+    func trainModel(_ job: TrainingJob, store: ModelStore) throws
 }
 
 extension ModelRecipe {
     public var canonical: Self { self }
+
+    /// fp32, for recipes without a precision setting.
+    public var precision: Precision { .fp32 }
 
     /// The JSON that the key hashes.
     public func json() throws -> String { try SchemaJSON.encode(canonical) }
@@ -41,6 +47,13 @@ extension ModelRecipe {
         let hash = TokenCache.fnv1a(Array((Self.kind + ":" + json).utf8))
         let hex = String(hash, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    /// Trains the model as `job` says, in the recipe's precision (checked against this machine
+    /// first); `store` provides the models this one depends on.
+    public func train(_ job: TrainingJob, store: ModelStore) throws {
+        try ComputePolicy.check(precision)
+        try BLAS.withPrecision(precision) { try trainModel(job, store: store) }
     }
 
     /// "<kind>-<key>.safetensors".
@@ -165,6 +178,8 @@ public struct VQVAERecipe: ModelRecipe {
     public var widths: [Int] = []
     /// Residual blocks in the encoder and in the decoder.
     public var residualBlocks: Int = VQVAEConfiguration().residualBlocks
+    /// Operands of the products and convolutions: fp32, or bf16 with fp32 accumulation.
+    public var precision: Precision = .fp32
 
     public init(dataset: DatasetSelection.Source, imageSize: Int = 32, codes: Int = 512, codeDimension: Int = 64,
                 downsampling: Int = 4, steps: Int = 2500, batchSize: Int = 32, learningRate: Float = 2e-3, seed: UInt64 = 0) {
@@ -224,7 +239,7 @@ public struct VQVAERecipe: ModelRecipe {
         if dataset == .folder && folder.isEmpty { throw ConfigurationError("--dataset folder needs --folder DIR.") }
     }
 
-    public func train(_ job: TrainingJob, store: ModelStore) throws {
+    public func trainModel(_ job: TrainingJob, store: ModelStore) throws {
         try validate()
         let (data, configuration, options) = (self.data, self.configuration, self.options)
         let dataset = try data.open()
@@ -258,6 +273,9 @@ public struct EvaluatorRecipe: ModelRecipe {
     public var seed: UInt64 = 0
     /// Training images that set the feature scale.
     public var calibrationCount: Int = 2000
+    // Schema 2.
+    /// Operands of the products and convolutions: fp32, or bf16 with fp32 accumulation.
+    public var precision: Precision = .fp32
 
     public init(dataset: DatasetSelection.Source, imageSize: Int = 32, steps: Int = 4000, batchSize: Int = 64,
                 learningRate: Float = 2e-3, seed: UInt64 = 0, calibrationCount: Int = 2000) {
@@ -292,7 +310,7 @@ public struct EvaluatorRecipe: ModelRecipe {
         guard calibrationCount >= 2 else { throw ConfigurationError("--calibration-count must be at least 2, got \(calibrationCount).") }
     }
 
-    public func train(_ job: TrainingJob, store: ModelStore) throws {
+    public func trainModel(_ job: TrainingJob, store: ModelStore) throws {
         try validate()
         let train = try trainingData.open()
         let training = TrainingRunSettings.evaluator.with(steps: steps, batchSize: batchSize, learningRate: learningRate, seed: seed)

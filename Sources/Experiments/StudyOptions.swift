@@ -19,6 +19,11 @@ public struct StudyOptions: ParsableArguments {
     public var cache: String = "cache"
     @Option(help: "BLAS and kernel threads (default: OpenBLAS's choice).")
     public var threads: Int?
+    @Option(help: """
+        Operands of the matrix products and convolutions, for the study's trainings (its \
+        generator.precision) and its sampling: fp32 (default) or bf16 (needs AVX512_BF16).
+        """)
+    public var precision: Precision?
     @Flag(name: .customLong("show-config"), help: "Print the configuration (after overrides) as key = value and exit.")
     public var showConfig = false
     @Flag(name: .customLong("no-progress"), help: "No progress bars.")
@@ -45,7 +50,9 @@ public struct StudyOptions: ParsableArguments {
 
     /// The study's configuration for the profile with the overrides applied.
     public func configuration<S: Study>(_ study: S.Type) throws -> S.Configuration {
-        try ConfigurationOverrides.apply(ConfigurationOverrides.pairs(overrides), to: S.configuration(profile))
+        var pairs = try ConfigurationOverrides.pairs(overrides)
+        if let precision { pairs.insert((key: "generator.precision", value: precision.rawValue), at: 0) }
+        return try ConfigurationOverrides.apply(pairs, to: S.configuration(profile))
     }
 
     /// Runs the study (or prints its configuration), exiting non-zero with a message on failure.
@@ -60,6 +67,7 @@ public struct StudyOptions: ParsableArguments {
         }
         setvbuf(stdout, nil, _IOLBF, 0)   // line by line, also into a log file
         if let threads { BLAS.setThreads(threads) }
+        do { try ComputePolicy.use(precision) } catch let error as ConfigurationError { throw ValidationError(error.message) }
         let database = try ResultsDatabase(path: db)
         let cacheURL = URL(fileURLWithPath: cache)
         let store = ModelStore(committed: URL(fileURLWithPath: models), cache: cacheURL.appendingPathComponent("models"),

@@ -22,6 +22,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "VQ-VAE decoding the generator's tokens (default: the one it was trained on).")
     var vqvae: String?
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var precision: PrecisionOption
     @Flag(help: "Skip the throughput measurement.")
     var noThroughput = false
     @Flag(help: "Measure only the real floor (N held-out real images against the N reference images).")
@@ -49,6 +50,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        try precision.use()
         let (net, evaluatorPath) = try loadEvaluator(evaluator, for: dataset, imageSize: size)
         let data = try openDataset(dataset, split: split, imageSize: net.configuration.imageSize,
                                    count: dataset == .shapes ? max(ShapesConfiguration.defaultCount(split), 2 * count) : nil)

@@ -138,6 +138,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
     var learningRate: Float = 2e-3
     @Option(help: "Seed of initialisation and data order.")
     var seed: UInt64 = 0
+    @OptionGroup var precision: PrecisionOption
     @Option(help: "Held-out (val) images scored at the end.")
     var valCount: Int = 2000
     @Option(help: "Training images that set the feature scale (mean per-dimension variance 1).")
@@ -158,8 +159,10 @@ struct EvaluatorTrainCommand: ParsableCommand {
 
     /// The recipe these options describe.
     func recipe() throws -> EvaluatorRecipe {
-        EvaluatorRecipe(dataset: data.dataset, imageSize: data.size, steps: steps, batchSize: batchSize, learningRate: learningRate,
-                               seed: seed, calibrationCount: calibrationCount)
+        var r = EvaluatorRecipe(dataset: data.dataset, imageSize: data.size, steps: steps, batchSize: batchSize,
+                                learningRate: learningRate, seed: seed, calibrationCount: calibrationCount)
+        r.precision = precision.forRecipe
+        return r
     }
 
     func run() throws {

@@ -28,6 +28,7 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Number of images.")
     var count: Int = 8
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var precision: PrecisionOption
     @Option(help: "Seed of the sampling noise.")
     var seed: UInt64 = 1
     @Option(help: "VQ-VAE checkpoint whose decoder turns tokens into images (default: the one the model was trained on).")
@@ -50,6 +51,7 @@ struct SampleCommand: ParsableCommand {
     }
 
     func run() throws {
+        try precision.use()
         // Refuse an output that cannot be written before the sampling, not after it.
         for path in [out, tokensOut].compactMap({ $0 }) { try ensureFolder(of: path) }
         let generator = try CheckpointGenerator(model: ProjectRoot.resolve(model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },

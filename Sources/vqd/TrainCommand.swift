@@ -113,6 +113,7 @@ struct TrainCommand: ParsableCommand {
     var captionDropout: Double = 0
     @Option(help: "Seed of initialisation, data order and noise.")
     var seed: UInt64 = 0
+    @OptionGroup var precision: PrecisionOption
 
     @Option(help: "Checkpoint file to write (.safetensors).")
     var out: String?
@@ -151,6 +152,7 @@ struct TrainCommand: ParsableCommand {
         (s.auxiliaryNormalization, s.maskedWeight, s.unmaskedWeight) = (auxiliaryNormalization, maskedWeight, unmaskedWeight)
         (s.embeddingStd, s.positionInitialisation, s.gridConvolution) = (embeddingStd, positionInitialisation, gridConvolution)
         (s.captionDropout, s.shards, s.seed) = (captionDropout, shards ?? 0, seed)
+        s.precision = precision.forRecipe
         var tokenizer = VQVAERecipe.defaults
         if !synthetic, let vqvae {
             tokenizer = try tokenizerRecipe(vqvae)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import Experiments
 import VQDiffusion
 
 @main
@@ -32,13 +33,13 @@ struct VQD: ParsableCommand {
 
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "info", abstract: "Print the version, the BLAS configuration and the thread count.")
+        commandName: "info", abstract: "Print the version, the matrix backend and precision, and the thread count.")
 
     func run() throws {
         print("vqd \(VQDiffusionInfo.version)")
         print("BLAS threads: \(BLAS.threads)")
         print("BLAS kernels: OpenBLAS \(BLASKernels.coreName)\(BLASKernels.cpuHasAVX512 ? " (CPU with AVX-512)" : "")")
         if let advice = BLASKernels.advice { print("note: " + advice) }
-        print("oneDNN \(OneDNN.version): bf16 matrix products " + (OneDNN.cpuHasBF16 ? "native (AVX512_BF16)" : "emulated (the CPU has no AVX512_BF16)"))
+        for line in ComputePolicy.summary { print(line) }
     }
 }

@@ -98,6 +98,7 @@ struct VQVAETrainCommand: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Images per step (default 32).") var batchSize: Int?
     @Option(help: "Peak learning rate (default 2e-3).") var lr: Float?
     @Option(help: "Seed of initialisation, data order and code restarts (default 0).") var seed: UInt64?
+    @OptionGroup var precision: PrecisionOption
 
     @OptionGroup var recipeFile: RecipeFileOptions
     @Option(help: "BLAS and kernel threads (default: OpenBLAS's choice).") var threads: Int?
@@ -144,6 +145,7 @@ struct VQVAETrainCommand: ParsableCommand {
         if let batchSize { r.batchSize = batchSize }
         if let lr { r.learningRate = lr }
         if let seed { r.seed = seed }
+        if let p = precision.precision { r.precision = p }
         return r
     }
 

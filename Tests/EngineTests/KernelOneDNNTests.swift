@@ -154,5 +154,27 @@ extension KernelTests {
                 }
             }
         }
+
+        /// bf16 on the fp32 kernels (operands rounded, then sgemm) computes what oneDNN's bf16
+        /// matmul computes: the same exact products, summed in another order.
+        @Test func roundedOperandsOnFP32KernelsMatchOneDNNsBF16() {
+            var rng = RandomGenerator(seed: 31)
+            let (m, n, k) = (17, 29, 45)
+            let a = (0..<(k * m)).map { _ in rng.normal() }, b = (0..<(n * k)).map { _ in rng.normal() }
+            var viaOneDNN = [Float](repeating: 0, count: m * n), rounded = viaOneDNN, full = viaOneDNN
+            OneDNN.gemm(transA: true, transB: true, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: k, c: &viaOneDNN, ldc: n,
+                        precision: .bf16)
+            let saved = BLAS.roundsBF16OnFP32Kernels
+            defer { BLAS.roundsBF16OnFP32Kernels = saved; BLAS.precision = .fp32 }
+            BLAS.roundsBF16OnFP32Kernels = true
+            BLAS.precision = .bf16
+            BLAS.gemm(transA: true, transB: true, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: k, c: &rounded, ldc: n)
+            BLAS.precision = .fp32
+            BLAS.gemm(transA: true, transB: true, m: m, n: n, k: k, a: a, lda: m, b: b, ldb: k, c: &full, ldc: n)
+            let agreement = zip(viaOneDNN, rounded).map { abs($0 - $1) }.max()!
+            let bf16Effect = zip(full, rounded).map { abs($0 - $1) }.max()!
+            #expect(agreement < 1e-4, "rounded-operand sgemm against oneDNN bf16: \(agreement)")
+            #expect(bf16Effect > 100 * agreement, "the rounding itself changes the result by \(bf16Effect)")
+        }
     }
 }

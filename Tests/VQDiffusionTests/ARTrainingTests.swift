@@ -42,7 +42,12 @@ import Testing
         #expect(zip(ema, data.tokens).filter { $0 == $1 }.count >= 60)
     }
 
-    @Test func resumeEqualsUninterruptedTraining() throws {
+    @Test(arguments: ComputeMode.allCases)
+    func resumeEqualsUninterruptedTraining(mode: ComputeMode) throws {
+        try mode.run { try resumeEqualsUninterrupted() }
+    }
+
+    func resumeEqualsUninterrupted() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ar-resume-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -78,7 +78,33 @@ import Testing
         #expect(out.count == 16 && out.allSatisfy { $0 >= 0 && $0 < 16 })
     }
 
-    @Test func resumeEqualsUninterruptedTraining() throws {
+    /// In fp32 and in bf16 (on oneDNN, and as rounded operands on the fp32 kernels) a resumed run
+    /// equals an uninterrupted one bitwise.
+    @Test(arguments: ComputeMode.allCases)
+    func resumeEqualsUninterruptedTraining(mode: ComputeMode) throws {
+        try mode.run { try resumeEqualsUninterrupted() }
+    }
+
+    /// bf16 operands move a training step's loss by little, in both bf16 paths, but they do move it.
+    @Test func bf16StepsStayCloseToFP32() throws {
+        let config = DiffusionTrainingTests.configuration(steps: 100)
+        let data = DiffusionTrainingTests.dataset()
+        func losses(_ mode: ComputeMode) throws -> [Double] {
+            try mode.run {
+                let trainer = try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder())
+                return try (0..<10).map { _ in try trainer.trainStep().loss }
+            }
+        }
+        let full = try losses(.fp32)
+        for mode in [ComputeMode.bf16OneDNN, .bf16Rounded] {
+            let half = try losses(mode)
+            #expect(half != full, "\(mode): bf16 changed nothing")
+            let worst = zip(full, half).map { abs($0 - $1) / abs($0) }.max()!
+            #expect(worst < 2e-2, "\(mode): loss moved by \(worst) relative")
+        }
+    }
+
+    func resumeEqualsUninterrupted() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("diffusion-resume-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -133,5 +159,28 @@ import Testing
         #expect(throws: DiffusionTrainingError.self) {
             try DiffusionTrainer(configuration: config, dataset: data, textEncoder: WordVectorTextEncoder(), shards: 5)
         }
+    }
+}
+
+/// The ways the engine can run a model's products, for tests that must hold in each.
+enum ComputeMode: String, CaseIterable, CustomTestStringConvertible {
+    case fp32
+    /// bf16 operands on oneDNN (native or, on CPUs without AVX512_BF16, oneDNN's own emulation).
+    case bf16OneDNN
+    /// bf16 numerics as rounded operands on the fp32 kernels.
+    case bf16Rounded
+
+    var testDescription: String { rawValue }
+
+    /// Runs `body` in this mode, then restores fp32 on OpenBLAS.
+    func run<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = BLAS.roundsBF16OnFP32Kernels
+        defer { BLAS.roundsBF16OnFP32Kernels = saved; BLAS.precision = .fp32 }
+        switch self {
+        case .fp32: BLAS.precision = .fp32
+        case .bf16OneDNN: (BLAS.roundsBF16OnFP32Kernels, BLAS.precision) = (false, .bf16)
+        case .bf16Rounded: (BLAS.roundsBF16OnFP32Kernels, BLAS.precision) = (true, .bf16)
+        }
+        return try body()
     }
 }

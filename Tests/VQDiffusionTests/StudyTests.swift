@@ -62,7 +62,7 @@ struct CountingRecipe: ModelRecipe {
 
     func validate() throws {}
 
-    func train(_ job: TrainingJob, store: ModelStore) throws {
+    func trainModel(_ job: TrainingJob, store: ModelStore) throws {
         let url = job.model!
         let previous = (try? String(contentsOfFile: counter, encoding: .utf8)).flatMap { Int($0) } ?? 0
         try String(previous + 1).write(toFile: counter, atomically: true, encoding: .utf8)

@@ -230,6 +230,18 @@ public enum BFloat16 {
         }
     }
 
+    /// A packed fp32 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), each value
+    /// rounded to the nearest bf16 (the low 16 bits zero). The caller deallocates it.
+    static func roundedFloats(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<Float> {
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
+        let half = rounded(x, rows: rows, columns: columns, stride: stride)
+        defer { half.deallocate() }
+        Parallel.chunks(rows * columns, minimumPerChunk: 1 << 15) { _, range in
+            for i in range { out[i] = float(half[i]) }
+        }
+        return out
+    }
+
     /// A packed bf16 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), rounded on
     /// the engine's workers. The caller deallocates it.
     static func rounded(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<UInt16> {
