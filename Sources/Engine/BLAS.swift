@@ -57,31 +57,35 @@ public enum BLAS {
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         if k == 0 { return scaleOnly(m: m, n: n, beta: beta, c: c, ldc: ldc) }
-        if emulatesBF16 {
+        // oneDNN costs a few microseconds per call (a primitive lookup, memory objects, an OpenMP
+        // team), more than small products take: those run on OpenBLAS, in bf16 as rounded operands
+        // (the same numerics).
+        let small = m * n * k < oneDNNMinimumProduct
+        if precision == .bf16 && (roundsBF16OnFP32Kernels || small) {
             // bf16 numerics: packed copies of A and B rounded to bf16 (as fp32), then the fp32 product.
             let (aRows, aColumns) = transA ? (k, m) : (m, k), (bRows, bColumns) = transB ? (n, k) : (k, n)
             let aRounded = BFloat16.roundedFloats(a, rows: aRows, columns: aColumns, stride: lda)
             let bRounded = BFloat16.roundedFloats(b, rows: bRows, columns: bColumns, stride: ldb)
             defer { aRounded.deallocate(); bRounded.deallocate() }
-            return fp32Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: aRounded, lda: aColumns,
+            return dispatch(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: aRounded, lda: aColumns,
                             b: bRounded, ldb: bColumns, beta: beta, c: c, ldc: ldc)
         }
-        if usesOneDNN {
-            OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                        beta: beta, c: c, ldc: ldc, precision: precision)
-            return
-        }
-        fp32Gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+        dispatch(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                  beta: beta, c: c, ldc: ldc)
     }
 
-    /// The fp32 product on the configured backend.
-    private static func fp32Gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    /// Products with fewer multiply-adds (m·n·k) than this run on OpenBLAS whatever the backend.
+    public static let oneDNNMinimumProduct = 1 << 21
+
+    /// The product of large matrices on oneDNN (bf16 operands when the precision says so and the
+    /// CPU runs them), of small ones and everything else on OpenBLAS in fp32.
+    private static func dispatch(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if backend == .onednn {
+        if usesOneDNN && m * n * k >= oneDNNMinimumProduct {
+            let native = precision == .bf16 && !roundsBF16OnFP32Kernels
             return OneDNN.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                               beta: beta, c: c, ldc: ldc, precision: .fp32)
+                               beta: beta, c: c, ldc: ldc, precision: native ? .bf16 : .fp32)
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
