@@ -24,12 +24,13 @@ public protocol Study {
     static func run(_ configuration: Configuration, context: StudyContext) throws -> ClaimsTable
     /// The models the study trains when they are missing, in the order it needs them: what
     /// `--jobs N` prepares in parallel before the study starts. Models found by other means
-    /// (the speed study's) are not listed.
-    static func prerequisites(_ configuration: Configuration) -> [StudyPrerequisite]
+    /// (the speed study's) are not listed, nor those whose measurements the study finds already
+    /// recorded in `context`'s database.
+    static func prerequisites(_ configuration: Configuration, context: StudyContext) throws -> [StudyPrerequisite]
 }
 
 extension Study {
-    public static func prerequisites(_ configuration: Configuration) -> [StudyPrerequisite] { [] }
+    public static func prerequisites(_ configuration: Configuration, context: StudyContext) throws -> [StudyPrerequisite] { [] }
 }
 
 /// A model a study needs, as the model store names it: the recipe's kind and JSON.

@@ -82,7 +82,7 @@ public struct StudyOptions: ParsableArguments {
             print("ready: \(portablePath(url))")
             return
         }
-        if jobs > 1 || prepareOnly { try prepare(S.prerequisites(configuration), store: store) }
+        if jobs > 1 || prepareOnly { try prepare(S.prerequisites(configuration, context: context), store: store) }
         if prepareOnly { return }
         if jobs > 1 { context.prepare = { try self.prepare($0, store: store) } }
         print("study \(S.name), profile \(profile.rawValue), \(BLAS.threads) thread(s), database \(db)")

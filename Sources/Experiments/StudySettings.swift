@@ -180,6 +180,26 @@ extension StudyContext {
         return (scores, report)
     }
 
+    /// Metric `key` of this study's latest finished measurement whose params include every one of
+    /// `params`, if there is one: what an earlier run of the study (on this machine or another,
+    /// the database being committed) measured, so that it need not be measured — nor its model
+    /// trained — again.
+    public func recordedMetric(_ key: String, params: [String: String]) throws -> Double? {
+        let conditions = params.keys.sorted().enumerated().map { i, _ in
+            "JOIN params p\(i) ON p\(i).run_id = r.id AND p\(i).key = ? AND p\(i).value = ?"
+        }.joined(separator: " ")
+        let arguments: [SQLValue] = params.sorted { $0.key < $1.key }.flatMap { [SQLValue.text($0.key), .text($0.value)] }
+        return try database.withLock {
+            try database.connection.query("""
+                SELECT m.value FROM runs r JOIN experiments e ON e.id = r.experiment_id \(conditions)
+                JOIN tags k ON k.run_id = r.id AND k.key = 'kind' AND k.value = 'measurement'
+                JOIN metrics m ON m.run_id = r.id AND m.key = ?
+                WHERE e.name = ? AND r.status = 'FINISHED' AND m.value IS NOT NULL
+                ORDER BY r.start_ms DESC LIMIT 1
+                """, arguments + [.text(key), .text(experiment)]).first?[0].real
+        }
+    }
+
     /// The compute that trained `recipe`'s model, summed over its training runs in the database (a
     /// resumed model has several): GFLOP (the run's FLOPs per step × its steps), and the wall and
     /// CPU seconds of its steps. NaN where a run did not record them.

@@ -53,7 +53,7 @@ struct MaskStudy: Study {
         return GeneratorRecipe(family: .diffusion, vqvae: c.shapes.vqvae, settings: settings)
     }
 
-    static func prerequisites(_ c: Configuration) -> [StudyPrerequisite] {
+    static func prerequisites(_ c: Configuration, context: StudyContext) -> [StudyPrerequisite] {
         [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
             + c.gammas.flatMap { gamma in c.seeds.map { StudyPrerequisite(recipe(c, gamma: gamma, seed: $0)) } }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Engine
 import Experiments
 import VQDiffusion
 
@@ -30,7 +31,9 @@ import VQDiffusion
 //   guidance) for both families at 160,000 images, and Fashion-MNIST at 160,000 images with the
 //   tuned recipes (seed 0). Beyond the paper, reported apart: both tuned recipes with a 3×3
 //   depthwise convolution over the token grid in every MLP (VQ-AR's causal, reading only the row
-//   above and the left neighbour) at 320,000 images, seed 0.
+//   above and the left neighbour) at 320,000 images, seed 0. An engine check: the tuned
+//   VQ-Diffusion recipe at 160,000 images, seed 0, trained and sampled with bf16 operands, against
+//   the spread of its fp32 seeds (left out where the machine cannot run bf16).
 // - Verdict: reproduced when VQ-Diffusion's FID is lower at the largest budget with the interval
 //   excluding 0; partly when the families cross (each is ahead, outside the noise, at some
 //   budget); not reproduced otherwise.
@@ -47,6 +50,13 @@ struct QualityStudy: Study {
         var tuning: QualityTuning
         /// The test evaluation.
         var eval: EvalSettings
+
+        /// The tuning evaluation: the test's settings on the first `tuning.valCount` val captions.
+        var validation: EvalSettings {
+            var val = eval
+            (val.count, val.split) = (tuning.valCount, .val)
+            return val
+        }
     }
 
     static func configuration(_ profile: StudyProfile) -> Configuration {
@@ -69,7 +79,7 @@ struct QualityStudy: Study {
             tuning.diffusionTruncations = [0.86]
             tuning.arDraws = [ARDraw(truncation: 0.86)]
             let budgets = QualityBudgets(steps: [30, 60], warmupFraction: 0.1, bootstrapReplicates: 50, paper: 60, fashion: 30,
-                                         grid: 30)
+                                         grid: 30, bf16: 60)
             return Configuration(shapes: .standard(.shapes, profile: profile), fashion: .standard(.fashion, profile: profile),
                                  generator: generator, budgets: budgets, tuning: tuning, eval: eval)
         }
@@ -112,24 +122,27 @@ struct QualityStudy: Study {
                                settings: scaled(s, steps: c.budgets.paper, seed: c.budgets.seeds[0], c))
     }
 
-    /// The first stage's models: what `--jobs` can train before the study knows its choices.
-    static func prerequisites(_ c: Configuration) -> [StudyPrerequisite] {
-        [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
-            + GeneratorFamily.allCases.flatMap { family in
-                trials(family, c).map {
-                    StudyPrerequisite(recipe(family, $0, steps: c.tuning.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c))
+    /// The first stage's models: what `--jobs` can train before the study knows its choices — the
+    /// training trials whose val FID is not yet recorded.
+    static func prerequisites(_ c: Configuration, context: StudyContext) throws -> [StudyPrerequisite] {
+        var trialModels: [StudyPrerequisite] = []
+        for family in GeneratorFamily.allCases {
+            for trial in trials(family, c) {
+                let recipe = recipe(family, trial, steps: c.tuning.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c)
+                if try recordedTuningFID(context, recipe, sampling: c.tuning.reference, eval: c.validation, stage: "tune-training") == nil {
+                    trialModels.append(StudyPrerequisite(recipe))
                 }
             }
-            + (c.budgets.paper > 0 ? GeneratorFamily.allCases.map { StudyPrerequisite(paperRecipe($0, c)) } : [])
+        }
+        return [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)] + trialModels
     }
 
     // MARK: Run
 
     static func run(_ c: Configuration, context: StudyContext) throws -> ClaimsTable {
         guard !c.budgets.steps.isEmpty, !c.budgets.seeds.isEmpty else { throw ConfigurationError("budgets and seeds must not be empty") }
-        try context.prepare(prerequisites(c))
-        var val = c.eval
-        (val.count, val.split) = (c.tuning.valCount, .val)
+        try context.prepare(try prerequisites(c, context: context))
+        let val = c.validation
 
         // 1. Training trials, 2. sampling settings: each family alike, on val.
         var chosen: [GeneratorFamily: (trial: Trial, sampling: SamplingChoice)] = [:]
@@ -138,19 +151,18 @@ struct QualityStudy: Study {
             var best: (trial: Trial, fid: Double)?
             for trial in trials(family, c) {
                 let recipe = recipe(family, trial, steps: c.tuning.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c)
-                let scores = try evaluate(context, recipe, sampling: c.tuning.reference, eval: val, dataset: c.shapes,
-                                          stage: "tune-training", extra: trial.logged, c).scores
-                tuningRows.append("| \(family.label) | training | \(trial.label(family)) | \(c.tuning.reference.label(family)) | \(formatNumber(scores.fid)) |")
-                if best == nil || scores.fid < best!.fid { best = (trial, scores.fid) }
+                let fid = try tuningFID(context, recipe, sampling: c.tuning.reference, eval: val, stage: "tune-training",
+                                        extra: trial.logged, c)
+                tuningRows.append("| \(family.label) | training | \(trial.label(family)) | \(c.tuning.reference.label(family)) | \(formatNumber(fid)) |")
+                if best == nil || fid < best!.fid { best = (trial, fid) }
             }
             let trial = best!.trial
             let recipe = recipe(family, trial, steps: c.tuning.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c)
             var bestSampling: (choice: SamplingChoice, fid: Double)?
             for choice in c.tuning.samplingGrid(family) {
-                let scores = try evaluate(context, recipe, sampling: choice, eval: val, dataset: c.shapes,
-                                          stage: "tune-sampling", extra: trial.logged, c).scores
-                tuningRows.append("| \(family.label) | sampling | \(trial.label(family)) | \(choice.label(family)) | \(formatNumber(scores.fid)) |")
-                if bestSampling == nil || scores.fid < bestSampling!.fid { bestSampling = (choice, scores.fid) }
+                let fid = try tuningFID(context, recipe, sampling: choice, eval: val, stage: "tune-sampling", extra: trial.logged, c)
+                tuningRows.append("| \(family.label) | sampling | \(trial.label(family)) | \(choice.label(family)) | \(formatNumber(fid)) |")
+                if bestSampling == nil || fid < bestSampling!.fid { bestSampling = (choice, fid) }
             }
             chosen[family] = (trial, bestSampling!.choice)
             // What other studies reuse (the reparameterization study reads the middle budget's).
@@ -175,7 +187,19 @@ struct QualityStudy: Study {
             r.settings.gridConvolution = true
             return r
         } : []
-        try context.prepare((budgetModels + fashionModels + gridModels).map { StudyPrerequisite($0) })
+        let bf16Model: GeneratorRecipe? = {
+            guard c.budgets.bf16 > 0 else { return nil }
+            do { try ComputePolicy.check(.bf16) } catch {
+                print("the bf16 check is left out: \(error)")
+                return nil
+            }
+            var r = recipe(.diffusion, chosen[.diffusion]!.trial, steps: c.budgets.bf16, seed: c.budgets.seeds[0], dataset: c.shapes, c)
+            r.settings.precision = .bf16
+            return r
+        }()
+        let paperModels = c.budgets.paper > 0 ? GeneratorFamily.allCases.map { paperRecipe($0, c) } : []
+        try context.prepare((budgetModels + paperModels + fashionModels + gridModels + (bf16Model.map { [$0] } ?? []))
+                                .map { StudyPrerequisite($0) })
         var points: [BudgetPoint] = []
         var floor = Double.nan
         for steps in c.budgets.steps {
@@ -216,10 +240,35 @@ struct QualityStudy: Study {
             grid[recipe.family] = try evaluate(context, recipe, sampling: chosen[recipe.family]!.sampling, eval: c.eval,
                                                dataset: c.shapes, stage: "grid-convolution", extra: [:], c)
         }
-        return claims(points, floor: floor, extra: [("paper's recipe", c.budgets.paper, paper, "colour_and_shape"),
-                                                    ("Fashion-MNIST", c.budgets.fashion, fashion, "class"),
-                                                    ("grid convolution (not in the paper)", c.budgets.grid, grid, "colour_and_shape")],
-                      chosen: chosen, tuningRows: tuningRows, c)
+        var bf16: [GeneratorFamily: Measured] = [:]
+        if let bf16Model {
+            bf16[.diffusion] = try BLAS.withPrecision(.bf16) {
+                try evaluate(context, bf16Model, sampling: chosen[.diffusion]!.sampling, eval: c.eval, dataset: c.shapes,
+                             stage: "bf16", extra: ["precision": "bf16"], c)
+            }
+        }
+        var table = claims(points, floor: floor, extra: [("paper's recipe", c.budgets.paper, paper, "colour_and_shape"),
+                                                         ("Fashion-MNIST", c.budgets.fashion, fashion, "class"),
+                                                         ("grid convolution (not in the paper)", c.budgets.grid, grid, "colour_and_shape"),
+                                                         ("bf16 operands (engine check)", c.budgets.bf16, bf16, "colour_and_shape")],
+                           chosen: chosen, tuningRows: tuningRows, c)
+        if let half = bf16[.diffusion], let point = points.first(where: { $0.steps == c.budgets.bf16 }) {
+            table.notes.append(bf16Note(half, fp32: point.models[.diffusion]!, images: point.images))
+        }
+        return table
+    }
+
+    /// Whether the bf16 model's FID and alignment lie within the spread of the fp32 seeds.
+    static func bf16Note(_ half: Measured, fp32: [Measured], images: Int) -> String {
+        func range(_ xs: [Double]) -> ClosedRange<Double> { xs.min()!...xs.max()! }
+        let fids = range(fp32.map(\.scores.fid))
+        let alignments = range(fp32.map { $0.scores.alignment["colour_and_shape"] ?? .nan })
+        let (fid, alignment) = (half.scores.fid, half.scores.alignment["colour_and_shape"] ?? .nan)
+        let within = fids.contains(fid) && alignments.contains(alignment)
+        return "Engine check, bf16 operands: VQ-Diffusion at \(formatThousands(images)) images trained and sampled in bf16 reads "
+            + "FID \(formatNumber(fid)) and alignment \(formatPercent(alignment)) against \(formatNumber(fids.lowerBound))–"
+            + "\(formatNumber(fids.upperBound)) and \(formatPercent(alignments.lowerBound))–\(formatPercent(alignments.upperBound)) "
+            + "for its fp32 seeds: " + (within ? "within their spread." : "outside their spread.")
     }
 
     /// A generator's evaluation with what the study needs of it.
@@ -249,6 +298,28 @@ struct QualityStudy: Study {
             dataset: dataset, eval: eval, sampling: sampling.options(steps: eval.sampleSteps), floor: floor, params: params)
         return Measured(scores: scores, generatedFeatures: report.generatedFeatures, referenceFeatures: report.referenceFeatures,
                         compute: compute)
+    }
+
+    /// A tuning evaluation's val FID: the one an earlier run of the study recorded in the database
+    /// when there is one (the trial's model is then not needed, so a study stopped after its
+    /// tuning continues on another machine without retraining the trials), else measured now.
+    static func tuningFID(_ context: StudyContext, _ recipe: GeneratorRecipe, sampling: SamplingChoice, eval: EvalSettings,
+                          stage: String, extra: [String: String], _ c: Configuration) throws -> Double {
+        let family = recipe.family
+        if let fid = try recordedTuningFID(context, recipe, sampling: sampling, eval: eval, stage: stage) {
+            print("\(family.rawValue) \(stage) \(extra.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), "
+                  + "\(sampling.label(family)): val FID \(formatNumber(fid)), recorded by an earlier run of the study")
+            return fid
+        }
+        return try evaluate(context, recipe, sampling: sampling, eval: eval, dataset: c.shapes, stage: stage, extra: extra, c).scores.fid
+    }
+
+    /// The val FID of a tuning evaluation recorded in the database, if any.
+    static func recordedTuningFID(_ context: StudyContext, _ recipe: GeneratorRecipe, sampling: SamplingChoice,
+                                  eval: EvalSettings, stage: String) throws -> Double? {
+        try context.recordedMetric("fid", params: [
+            "stage": stage, "recipe": recipe.key, "sampling": sampling.label(recipe.family), "split": eval.split.rawValue,
+            "count": String(eval.count), "seed": String(eval.seed), "sample_steps": String(eval.sampleSteps)])
     }
 
     // MARK: Claims
@@ -394,6 +465,10 @@ struct QualityBudgets: Codable, Equatable {
     var fashion: Int = 5000
     /// Beyond the paper: the tuned recipes with the grid convolution at this budget, seed 0 (0: left out).
     var grid: Int = 10_000
+    /// The engine's check of bf16: the tuned VQ-Diffusion recipe at this budget and seed 0, trained
+    /// and sampled with bf16 operands, against the fp32 seeds of the same budget (0: left out; also
+    /// left out where the machine cannot run bf16, see `vqd info`).
+    var bf16: Int = 5000
 }
 
 /// The tuning protocol: the grids and the selection split.

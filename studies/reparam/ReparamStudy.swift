@@ -58,7 +58,7 @@ struct ReparamStudy: Study {
                 GeneratorRecipe(family: .ar, vqvae: c.shapes.vqvae, settings: c.generator))
     }
 
-    static func prerequisites(_ c: Configuration) -> [StudyPrerequisite] {
+    static func prerequisites(_ c: Configuration, context: StudyContext) -> [StudyPrerequisite] {
         let (reparam, direct, ar) = recipes(c)
         return [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator),
                 StudyPrerequisite(reparam), StudyPrerequisite(direct), StudyPrerequisite(ar)]

@@ -82,15 +82,19 @@ extension OneDNN {
             let attr = OneDNN.attributes()
             defer { dnnl_primitive_attr_destroy(attr) }
 
-            // Backward passes need the forward primitive descriptor as a hint.
+            // The primitive descriptor of `desc` (the caller destroys it); backward passes need the
+            // forward one as a hint.
+            func created(_ desc: inout dnnl_convolution_desc_t, hint: dnnl_primitive_desc_t?, _ what: String) -> dnnl_primitive_desc_t {
+                var pd: dnnl_primitive_desc_t?
+                OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, hint), "creating a \(what)")
+                return pd!
+            }
             func forwardDescriptor(withBias: Bool) -> dnnl_primitive_desc_t {
                 var desc = dnnl_convolution_desc_t()
                 OneDNN.check(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct,
                                                                  &xAny, &wAny, withBias ? UnsafePointer(bias) : nil, &yOut,
                                                                  &strides, &padding, &padding), "describing a convolution")
-                var pd: dnnl_primitive_desc_t?
-                OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, nil), "creating a convolution")
-                return pd!
+                return created(&desc, hint: nil, "convolution")
             }
             func input(_ argument: Int32, _ plain: dnnl_memory_desc_t, _ pd: dnnl_primitive_desc_t, _ query: dnnl_query_t,
                        index: Int32 = 0) -> Operand {
@@ -121,13 +125,11 @@ extension OneDNN {
                 var desc = dnnl_convolution_desc_t()
                 OneDNN.check(dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &xOut, &wAny, &yAny,
                                                                        &strides, &padding, &padding), "describing a convolution's backward")
-                var pd: dnnl_primitive_desc_t?
-                OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, hint), "creating a convolution's backward")
+                let pd = created(&desc, hint: hint, "convolution backward (data)")
                 defer { dnnl_primitive_desc_destroy(pd) }
-                op = Primitive(pd!, "convolution backward (data)")
-                inputs = [input(DNNL_ARG_DIFF_DST, yPlain, pd!, dnnl_query_diff_dst_md),
-                          input(DNNL_ARG_WEIGHTS, wPlain, pd!, dnnl_query_weights_md)]
-                outputs = [output(DNNL_ARG_DIFF_SRC, xPlain, pd!, dnnl_query_diff_src_md, accumulate: true)]
+                op = Primitive(pd, "convolution backward (data)")
+                inputs = [input(DNNL_ARG_DIFF_DST, yPlain, pd, dnnl_query_diff_dst_md), input(DNNL_ARG_WEIGHTS, wPlain, pd, dnnl_query_weights_md)]
+                outputs = [output(DNNL_ARG_DIFF_SRC, xPlain, pd, dnnl_query_diff_src_md, accumulate: true)]
             case .backwardWeights(let withBias):
                 let hint = forwardDescriptor(withBias: withBias)
                 defer { dnnl_primitive_desc_destroy(hint) }
@@ -136,15 +138,13 @@ extension OneDNN {
                                                                           withBias ? UnsafePointer(bias) : nil, &yAny,
                                                                           &strides, &padding, &padding),
                              "describing a convolution's weight gradient")
-                var pd: dnnl_primitive_desc_t?
-                OneDNN.check(dnnl_primitive_desc_create(&pd, &desc, attr, OneDNN.engine, hint), "creating a convolution's weight gradient")
+                let pd = created(&desc, hint: hint, "convolution backward (weights)")
                 defer { dnnl_primitive_desc_destroy(pd) }
-                op = Primitive(pd!, "convolution backward (weights)")
-                inputs = [input(DNNL_ARG_SRC, xPlain, pd!, dnnl_query_src_md),
-                          input(DNNL_ARG_DIFF_DST, yPlain, pd!, dnnl_query_diff_dst_md)]
-                outputs = [output(DNNL_ARG_DIFF_WEIGHTS, wPlain, pd!, dnnl_query_diff_weights_md, accumulate: true)]
+                op = Primitive(pd, "convolution backward (weights)")
+                inputs = [input(DNNL_ARG_SRC, xPlain, pd, dnnl_query_src_md), input(DNNL_ARG_DIFF_DST, yPlain, pd, dnnl_query_diff_dst_md)]
+                outputs = [output(DNNL_ARG_DIFF_WEIGHTS, wPlain, pd, dnnl_query_diff_weights_md, accumulate: true)]
                 if withBias {
-                    outputs.append(output(DNNL_ARG_DIFF_BIAS, bPlain, pd!, dnnl_query_diff_weights_md, index: 1, accumulate: true))
+                    outputs.append(output(DNNL_ARG_DIFF_BIAS, bPlain, pd, dnnl_query_diff_weights_md, index: 1, accumulate: true))
                 }
             }
             _ = (xOut, wOut, yAny)   // described for the passes that use them
