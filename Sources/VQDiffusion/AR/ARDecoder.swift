@@ -54,9 +54,11 @@ public final class ARDecoder {
     /// first `steps` tokens (the rest stay 0; for timing). `observe(n, logits)` sees the logits
     /// (B, K) of position n before they are sampled from (with guidance, the guided
     /// log-probabilities). The batch is cut into one row shard per thread when it has at least 4
-    /// sequences per shard (`shards` overrides the count).
+    /// sequences per shard (`shards` overrides the count). `prefix` fixes the first `length` tokens
+    /// of every grid (tokens (B·N), only their first `length` per grid read) and draws the rest:
+    /// what raster-order decoding can do to edit an image.
     public func decode(text: TextFeatures, options: ARSamplingOptions, steps: Int? = nil, shards: Int? = nil,
-                       using rng: inout RandomGenerator,
+                       prefix: (tokens: [Int32], length: Int)? = nil, using rng: inout RandomGenerator,
                        observe: ((Int, UnsafePointer<Float>) -> Void)? = nil) -> [Int32] {
         precondition(options.guidance.isFinite && options.guidance >= 0, "ARDecoder: guidance \(options.guidance) must be ≥ 0")
         let guided = options.guidance != 1
@@ -70,6 +72,10 @@ public final class ARDecoder {
         precondition(text.width == c.textWidth, "ARDecoder: text features \(text.features.shape) do not have width \(c.textWidth)")
         if let k = options.topK { precondition(k >= 1, "ARDecoder: top-k must be at least 1, got \(k)") }
         if let r = options.truncation { precondition(r > 0 && r <= 1, "ARDecoder: truncation \(r) outside (0, 1]") }
+        if let prefix {
+            precondition(prefix.tokens.count == B * N && prefix.length >= 0 && prefix.length <= N,
+                         "ARDecoder: a prefix of \(prefix.length) from \(prefix.tokens.count) tokens for \(B) grids of \(N)")
+        }
         // One forward pass per row shard, each on its own thread with single-threaded kernels when
         // there are several (`Parallel.shards`): a step's matrices are too small to split. As for
         // the diffusion model, a shard needs a few sequences to beat split kernels.
@@ -94,6 +100,12 @@ public final class ARDecoder {
                 (logits.pointer + rows.lowerBound * K).update(from: passes[i].logits.pointer, count: rows.count * K)
             }
             if shards > 1 { _ = Parallel.shards(shards, step) } else { step(0) }
+            if let prefix, n < prefix.length {
+                // A kept token: the pass above only filled the caches for the next one.
+                for b in 0..<B { x[b * N + n] = prefix.tokens[b * N + n] }
+                if guided { for b in 0..<B { x[(B + b) * N + n] = prefix.tokens[b * N + n] } }
+                continue
+            }
             // Guidance: log p_u + s·(log p_c − log p_u) from the two streams' logits (the rows'
             // log-normalisers only shift each row by a constant, which the softmax removes).
             let mixed = guided ? DiffusionSampling.guided(logits.pointer, logits.pointer + B * K, shape: [B, K],
@@ -152,9 +164,10 @@ public final class ARSampler {
 
     public var model: ARTransformer { decoder.model }
 
-    /// Token grids (B·N) row-major, one per caption.
+    /// Token grids (B·N) row-major, one per caption; `prefix` keeps the first `length` tokens of
+    /// given grids (B·N) and draws the rest.
     public func sample(captions: [String], options: ARSamplingOptions = ARSamplingOptions(),
-                       using rng: inout RandomGenerator) throws -> [Int32] {
+                       prefix: (tokens: [Int32], length: Int)? = nil, using rng: inout RandomGenerator) throws -> [Int32] {
         guard !captions.isEmpty else { return [] }
         if let k = options.topK, k < 1 { throw DiffusionSamplingError("top-k must be at least 1, got \(k)") }
         if let r = options.truncation, !(r > 0 && r <= 1) {
@@ -166,8 +179,12 @@ public final class ARSampler {
         guard options.temperature >= 0 && options.temperature.isFinite else {
             throw DiffusionSamplingError("the temperature must be finite and ≥ 0, got \(options.temperature)")
         }
+        if let prefix, prefix.tokens.count != captions.count * model.configuration.tokens || prefix.length > model.configuration.tokens {
+            throw DiffusionSamplingError("a kept prefix needs \(captions.count) grids of \(model.configuration.tokens) tokens and a length up to "
+                                         + "\(model.configuration.tokens); got \(prefix.tokens.count) tokens and length \(prefix.length)")
+        }
         let text = try Autograd.withoutGrad { try textEncoder.encode(captions) }
-        return decoder.decode(text: text, options: options, using: &rng)
+        return decoder.decode(text: text, options: options, prefix: prefix, using: &rng)
     }
 }
 

@@ -128,6 +128,7 @@ public enum DiffusionSampling {
     public static func run(batch B: Int, tokens N: Int, schedule: DiffusionSchedule,
                            parameterization: DiffusionParameterization = .reparameterized,
                            options: DiffusionSamplingOptions, start: (tokens: [Int32], time: Int)? = nil,
+                           keep: TokenEdit? = nil,
                            using rng: inout RandomGenerator,
                            observe: (([Int32], Int) -> Void)? = nil,
                            predict: ([Int32], Int) throws -> Tensor) rethrows -> [Int32] {
@@ -144,6 +145,11 @@ public enum DiffusionSampling {
             let maskRate = schedule.cumulative(schedule.steps).mask
             for i in x.indices where rng.uniformDouble() >= maskRate { x[i] = Int32(rng.int(below: K)) }
         }
+        if let keep {
+            precondition(keep.tokens.count == B * N && keep.kept.count == B * N,
+                         "sampling: an edit of \(keep.tokens.count) tokens for \(B) grids of \(N)")
+            keep.reset(&x)
+        }
         observe?(x, times[0])
         for i in 0..<(times.count - 1) {
             let (t, s) = (times[i], times[i + 1])
@@ -157,6 +163,7 @@ public enum DiffusionSampling {
             if options.order == .purity {
                 fillPurest(&x, logX0: prediction, grids: B, classes: K,
                            keptMasked: schedule.cumulative(s).mask / schedule.cumulative(t).mask, using: &rng)
+                keep?.reset(&x)
                 observe?(x, s)
                 continue
             }
@@ -171,6 +178,7 @@ public enum DiffusionSampling {
             }
             // The last step draws a real code; before it [MASK] is a legitimate state.
             x = draw(next.pointer, rows: B * N, stride: K + 1, classes: s == 0 ? K : K + 1, using: &rng)
+            keep?.reset(&x)
             observe?(x, s)
         }
         return x
@@ -205,6 +213,25 @@ public enum DiffusionSampling {
     }
 }
 
+/// An edit of token grids: the tokens to keep (`kept[i]`), held at their values `tokens[i]`
+/// through the whole reverse process, and the others drawn anew (`DiffusionSampling.run`).
+public struct TokenEdit: Equatable, Sendable {
+    /// (B·N) the grids' tokens; only the kept ones are read.
+    public var tokens: [Int32]
+    /// (B·N) true where the token is kept.
+    public var kept: [Bool]
+
+    public init(tokens: [Int32], kept: [Bool]) {
+        precondition(tokens.count == kept.count, "TokenEdit: \(tokens.count) tokens and \(kept.count) flags")
+        (self.tokens, self.kept) = (tokens, kept)
+    }
+
+    /// Sets every kept position of x to its value.
+    func reset(_ x: inout [Int32]) {
+        for i in x.indices where kept[i] { x[i] = tokens[i] }
+    }
+}
+
 /// Text-to-tokens sampling with a trained model.
 public final class DiffusionSampler {
     public let model: DenoisingTransformer
@@ -222,10 +249,11 @@ public final class DiffusionSampler {
     /// Token grids (B, N) row-major, one per caption, with S network evaluations (`steps`), an
     /// optional truncation rate r and the chosen way of skipping steps. `guidance` s ≠ 1 applies
     /// classifier-free guidance at every step (the network then runs on the captions and on the
-    /// null text in one batch of 2B); it is meant for models trained with caption dropout.
+    /// null text in one batch of 2B); it is meant for models trained with caption dropout. `keep`
+    /// edits given grids: its kept tokens stay fixed and the others are drawn (inpainting).
     public func sample(captions: [String], steps: Int, truncation: Double? = nil, skipping: StepSkipping = .exact,
                        startFromPrior: Bool = false, guidance: Double = 1, order: SamplingOrder = .posterior,
-                       using rng: inout RandomGenerator) throws -> [Int32] {
+                       keep: TokenEdit? = nil, using rng: inout RandomGenerator) throws -> [Int32] {
         guard !captions.isEmpty else { return [] }
         guard steps >= 1 && steps <= schedule.steps else {
             throw DiffusionSamplingError("the number of sampling steps must lie in 1…\(schedule.steps), got \(steps)")
@@ -251,9 +279,12 @@ public final class DiffusionSampler {
             let both = text.appending(.null(batch: B, length: text.length, width: text.width))   // (2B, L, D)
             predict = { x, t in self.guidedPrediction(x, t: t, captionsAndNull: both, scale: guidance) }
         }
+        if let keep, keep.tokens.count != B * model.configuration.tokens {
+            throw DiffusionSamplingError("an edit needs \(B * model.configuration.tokens) tokens (\(B) grids of \(model.configuration.tokens)), got \(keep.tokens.count)")
+        }
         return DiffusionSampling.run(batch: B, tokens: model.configuration.tokens, schedule: schedule,
                                      parameterization: model.configuration.parameterization,
-                                     options: options, using: &rng, predict: predict)
+                                     options: options, keep: keep, using: &rng, predict: predict)
     }
 
     /// The guided prediction for tokens x_t (B·N) at time t: one network evaluation on the batch

@@ -1,0 +1,64 @@
+import Foundation
+
+/// The region of an image to redraw (`vqd edit`), and the token grid positions it reaches.
+///
+/// A token (i, j) of a VQ-VAE with downsampling factor f stands for the pixels of its patch,
+/// rows i·f ..< (i+1)·f and columns j·f ..< (j+1)·f; the encoder's convolutions let it also see
+/// a band around the patch. Its receptive field here is the patch grown by `margin` pixels on
+/// every side (f/2 by default, the reach of the encoder's last 3×3 convolutions at the token
+/// scale), and a token is redrawn when that field meets the region.
+public struct EditRegion: Equatable, Sendable {
+    public let width: Int, height: Int
+    /// (height · width) true inside the region.
+    public let pixels: [Bool]
+
+    /// The box of pixels x0 ..< x1, y0 ..< y1. Throws for a box that is empty, leaves the image
+    /// or covers all of it.
+    public init(box x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, width: Int, height: Int) throws {
+        guard x0 < x1 && y0 < y1 else {
+            throw EditRegionError("the box \(x0),\(y0),\(x1),\(y1) is empty: give x0,y0,x1,y1 with x0 < x1 and y0 < y1 (x1 and y1 exclusive)")
+        }
+        guard x0 >= 0 && y0 >= 0 && x1 <= width && y1 <= height else {
+            throw EditRegionError("the box \(x0),\(y0),\(x1),\(y1) leaves the \(width)×\(height) image: keep 0 ≤ x0 < x1 ≤ \(width) and 0 ≤ y0 < y1 ≤ \(height)")
+        }
+        var pixels = [Bool](repeating: false, count: width * height)
+        for y in y0..<y1 { for x in x0..<x1 { pixels[y * width + x] = true } }
+        try self.init(pixels: pixels, width: width, height: height)
+    }
+
+    /// A region given pixel by pixel. Throws when it is empty or the whole image.
+    public init(pixels: [Bool], width: Int, height: Int) throws {
+        precondition(pixels.count == width * height, "EditRegion: \(pixels.count) pixels for \(width)×\(height)")
+        guard pixels.contains(true) else { throw EditRegionError("the region is empty: mark at least one pixel to redraw") }
+        guard pixels.contains(false) else {
+            throw EditRegionError("the region is the whole image, so nothing is kept: use vqd sample to draw a new image")
+        }
+        (self.width, self.height, self.pixels) = (width, height, pixels)
+    }
+
+    /// The default receptive-field margin for downsampling factor f.
+    public static func defaultMargin(downsampling f: Int) -> Int { f / 2 }
+
+    /// (gridHeight · gridWidth) true for the tokens to redraw: those whose patch, grown by
+    /// `margin` pixels, meets the region.
+    public func tokens(downsampling f: Int, margin: Int) -> [Bool] {
+        precondition(f >= 1 && width % f == 0 && height % f == 0, "EditRegion: a \(width)×\(height) image is not a grid of \(f)-pixel patches")
+        let (gh, gw) = (height / f, width / f)
+        var out = [Bool](repeating: false, count: gh * gw)
+        for i in 0..<gh {
+            for j in 0..<gw {
+                let rows = max(0, i * f - margin)..<min(height, (i + 1) * f + margin)
+                let columns = max(0, j * f - margin)..<min(width, (j + 1) * f + margin)
+                out[i * gw + j] = rows.contains { y in columns.contains { x in pixels[y * width + x] } }
+            }
+        }
+        return out
+    }
+}
+
+public struct EditRegionError: Error, CustomStringConvertible, LocalizedError {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
+}
