@@ -23,6 +23,7 @@ struct VQD: ParsableCommand {
             FIDCommand.self,
             TrainCommand.self,
             SampleCommand.self,
+            EditCommand.self,
             EmbedTextCommand.self,
             EvaluatorCommand.self,
             EvalCommand.self,

@@ -50,6 +50,9 @@ public final class CheckpointGenerator: ImageGenerator {
     public let decoderFile: URL
     private var decoderModel: VQVAE?
     let sampleTokens: ([String], inout RandomGenerator) throws -> [Int32]
+    /// Redraws the unkept tokens of given grids for the captions (diffusion: kept tokens held
+    /// through the walk; VQ-AR: the kept prefix before the first redrawn token, the rest drawn).
+    let editTokens: ([String], TokenEdit, inout RandomGenerator) throws -> [Int32]
 
     /// Loads `model`; `vqvae` overrides the VQ-VAE recorded at training time (a recorded relative
     /// path is found from the current folder or the project root). `cacheDirectory` holds frozen
@@ -65,11 +68,13 @@ public final class CheckpointGenerator: ImageGenerator {
                 choice: file.configuration.textEncoder, metadata: file.metadata, maxLength: options.textLength,
                 cacheDirectory: cacheDirectory) { try file.loadTextEncoder($0) }
             let sampler = DiffusionSampler(model: file.model, schedule: file.schedule, textEncoder: encoder)
-            sampleTokens = { captions, rng in
+            func draw(_ captions: [String], _ keep: TokenEdit?, _ rng: inout RandomGenerator) throws -> [Int32] {
                 try sampler.sample(captions: captions, steps: options.steps, truncation: options.truncation,
                                    skipping: options.skipping, startFromPrior: options.startFromPrior,
-                                   guidance: options.guidance, order: options.order, using: &rng)
+                                   guidance: options.guidance, order: options.order, keep: keep, using: &rng)
             }
+            sampleTokens = { captions, rng in try draw(captions, nil, &rng) }
+            editTokens = { captions, edit, rng in try draw(captions, edit, &rng) }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             parameterCount = file.model.parameterCount
             recordedVQVAE = file.configuration.vqvae
@@ -87,6 +92,10 @@ public final class CheckpointGenerator: ImageGenerator {
             let ar = ARSamplingOptions(temperature: options.temperature, topK: options.topK,
                                        truncation: options.truncation, useCache: options.useCache, guidance: options.guidance)
             sampleTokens = { captions, rng in try sampler.sample(captions: captions, options: ar, using: &rng) }
+            editTokens = { captions, edit, rng in
+                let length = CheckpointGenerator.keptPrefix(edit, tokensPerGrid: file.configuration.model.tokens)
+                return try sampler.sample(captions: captions, options: ar, prefix: (edit.tokens, length), using: &rng)
+            }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             parameterCount = file.model.parameterCount
             recordedVQVAE = file.configuration.vqvae
@@ -102,6 +111,39 @@ public final class CheckpointGenerator: ImageGenerator {
             throw FileError(decoderURL.path, "does not exist: it is the VQ-VAE whose tokens \(url.lastPathComponent) was trained on")
         }
         decoderFile = decoderURL
+    }
+
+    /// The tokens raster-order decoding can keep in an edit: those before the first redrawn token
+    /// of any grid (the known tokens after it cannot be used).
+    public static func keptPrefix(_ edit: TokenEdit, tokensPerGrid N: Int) -> Int {
+        stride(from: 0, to: edit.kept.count, by: N).map { start in
+            (0..<N).first { !edit.kept[start + $0] } ?? N
+        }.min() ?? 0
+    }
+
+    /// Whether this generator is VQ-AR, which can keep only a prefix in an edit.
+    public var isAutoregressive: Bool { kind == ARTrainer.checkpointKind }
+
+    /// Token grids of images (B, C, S, S) in [-1, 1] by the generator's VQ-VAE.
+    public func encode(_ images: Tensor) throws -> [Int32] {
+        if decoderModel == nil { decoderModel = try VQVAE.load(decoderFile) }
+        let (tokens, h, w) = try decoderModel!.encode(images)
+        guard (h, w) == (gridHeight, gridWidth) else {
+            throw FileError(decoderFile.path, "encodes these images into \(h)×\(w) tokens; the generator draws \(gridHeight)×\(gridWidth)")
+        }
+        return tokens
+    }
+
+    /// The VQ-VAE's downsampling factor (pixels per token side).
+    public func downsampling() throws -> Int {
+        if decoderModel == nil { decoderModel = try VQVAE.load(decoderFile) }
+        return decoderModel!.downsampling
+    }
+
+    /// One grid per caption with `edit`'s kept tokens (diffusion: all of them; VQ-AR: those before
+    /// the first redrawn one) and the others drawn for the caption.
+    public func edit(captions: [String], _ edit: TokenEdit, using rng: inout RandomGenerator) throws -> [Int32] {
+        try editTokens(captions, edit, &rng)
     }
 
     /// One token grid per caption, (B, h, w) flattened.
