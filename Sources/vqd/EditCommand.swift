@@ -43,17 +43,11 @@ struct EditCommand: ParsableCommand {
     var seed: UInt64 = 1
     @Option(help: "VQ-VAE checkpoint (default: the one the model was trained on).")
     var vqvae: String?
-    @Option(help: "Sheet PNG: the original, the region over it, then the edits.")
-    var out: String?
-    @Option(help: "Draw the sheet this many times larger (nearest neighbour).")
-    var scale: Int = 4
-    @Option(name: .customLong("out-dir"), help: "Folder for one PNG per edit.")
-    var outDir: String?
+    @OptionGroup var output: ImageOutputOptions
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
-        guard scale >= 1 && scale <= 32 else { throw ValidationError("--scale must lie in 1…32, got \(scale).") }
-        guard out != nil || outDir != nil else { throw ValidationError("Nothing to write: give --out and/or --out-dir.") }
+        guard output.wantsImages else { throw ValidationError("Nothing to write: give --out and/or --out-dir.") }
         guard (box == nil) != (mask == nil) else { throw ValidationError("Give the region as exactly one of --box x0,y0,x1,y1 and --mask FILE.") }
         guard image != nil || index != nil else { throw ValidationError("Give the image: --image FILE, or --dataset … --split … --index N.") }
         guard image == nil || index == nil else { throw ValidationError("--image and --index are two ways to give the image: use one.") }
@@ -62,7 +56,7 @@ struct EditCommand: ParsableCommand {
 
     func run() throws {
         try precision.use()
-        for path in [out].compactMap({ $0 }) { try ensureFolder(of: path) }
+        try output.checkFolders()
         let generator = try CheckpointGenerator(model: ProjectRoot.resolve(model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
                                                 options: sampling.generatorOptions, cacheDirectory: DefaultPaths.textFeatures)
         let f = try generator.downsampling()
@@ -104,20 +98,8 @@ struct EditCommand: ParsableCommand {
             / Double(max(1, edit.kept.filter { $0 }.count))
         print(String(format: "kept tokens unchanged: %.1f %%; tokens drawn: %d", 100 * keptAgreement, changed.count))
         let images = Image.batch(try generator.decode(result, count: count))
-        if let out {
-            let overlay = Self.overlay(original, redrawn, downsampling: f)
-            let sheet = Image.grid([original, overlay] + images, columns: min(count + 2, 10)).scaled(by: scale).captioned(prompt)
-            try PNG.write(sheet, to: URL(fileURLWithPath: out))
-            print("wrote \(out)")
-        }
-        if let outDir {
-            let folder = URL(fileURLWithPath: outDir)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            for (i, image) in images.enumerated() {
-                try PNG.write(image, to: folder.appendingPathComponent(String(format: "%04d.png", i)))
-            }
-            print("wrote \(images.count) images to \(outDir)")
-        }
+        try output.write(images, leading: [original, Self.overlay(original, redrawn, downsampling: f)],
+                         columns: min(count + 2, 10), caption: prompt)
     }
 
     /// The region from --box or --mask.

@@ -33,19 +33,13 @@ struct SampleCommand: ParsableCommand {
     var seed: UInt64 = 1
     @Option(help: "VQ-VAE checkpoint whose decoder turns tokens into images (default: the one the model was trained on).")
     var vqvae: String?
-    @Option(help: "Contact sheet PNG: the images in rows of up to 8, the prompt written under them.")
-    var out: String?
-    @Option(help: "Draw the contact sheet this many times larger (nearest neighbour), e.g. 4.")
-    var scale: Int = 1
-    @Option(name: .customLong("out-dir"), help: "Folder for one PNG per image.")
-    var outDir: String?
+    @OptionGroup var output: ImageOutputOptions
     @Option(name: .customLong("tokens-out"), help: "Token grids as an int32 .npy [count, h, w].")
     var tokensOut: String?
 
     func validate() throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
-        guard scale >= 1 && scale <= 32 else { throw ValidationError("--scale must lie in 1…32, got \(scale).") }
-        guard out != nil || outDir != nil || tokensOut != nil else {
+        guard output.wantsImages || tokensOut != nil else {
             throw ValidationError("Nothing to write: give --out, --out-dir and/or --tokens-out.")
         }
     }
@@ -53,7 +47,8 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         try precision.use()
         // Refuse an output that cannot be written before the sampling, not after it.
-        for path in [out, tokensOut].compactMap({ $0 }) { try ensureFolder(of: path) }
+        try output.checkFolders()
+        if let tokensOut { try ensureFolder(of: tokensOut) }
         let generator = try CheckpointGenerator(model: ProjectRoot.resolve(model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
                                                 options: sampling.generatorOptions, cacheDirectory: DefaultPaths.textFeatures)
         var rng = RandomGenerator(seed: seed)
@@ -66,21 +61,9 @@ struct SampleCommand: ParsableCommand {
             try Npy.save(TensorData(shape: [count, h, w], .i32(tokens)), to: URL(fileURLWithPath: tokensOut))
             print("wrote \(tokensOut)")
         }
-        guard out != nil || outDir != nil else { return }
+        guard output.wantsImages else { return }
         let images = Image.batch(try generator.decode(tokens, count: count))
-        if let out {
-            let sheet = Image.grid(images, columns: min(count, 8)).scaled(by: scale).captioned(prompt)
-            try PNG.write(sheet, to: URL(fileURLWithPath: out))
-            print("wrote \(out)")
-        }
-        if let outDir {
-            let folder = URL(fileURLWithPath: outDir)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            for (i, image) in images.enumerated() {
-                try PNG.write(image, to: folder.appendingPathComponent(String(format: "%04d.png", i)))
-            }
-            print("wrote \(images.count) images to \(outDir)")
-        }
+        try output.write(images, columns: min(count, 8), caption: prompt)
     }
 }
 
