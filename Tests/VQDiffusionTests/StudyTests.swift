@@ -219,7 +219,7 @@ struct CountingRecipe: ModelRecipe {
         #expect(!m.output.contains("training vqvae") && !r.output.contains("training vqvae"))
         #expect(!m.output.contains("training evaluator") && !r.output.contains("training evaluator"))
 
-        let expected = ["quality": 23, "mask": 6, "reparam": 15, "speed": 8]
+        let expected = ["quality": 25, "mask": 6, "reparam": 15, "speed": 8]
         for (study, count) in expected {
             let runs = try studyRuns(study)
             #expect(runs.last?.status == "FINISHED", "\(study): \(runs)")
