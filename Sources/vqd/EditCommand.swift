@@ -20,8 +20,6 @@ struct EditCommand: ParsableCommand {
             (--out) shows the original, the region over it, then the results.
             """)
 
-    @Option(help: "Generator checkpoint (diffusion or ar), as for vqd sample.")
-    var model: String
     @Option(help: "The image to edit (PNG of the model's image size). Without it: --index N of --dataset/--split.")
     var image: String?
     @OptionGroup var source: DatasetSourceOptions
@@ -35,18 +33,10 @@ struct EditCommand: ParsableCommand {
     var margin: Int?
     @Option(help: "The caption of the whole edited image (default: the dataset image's own caption).")
     var prompt: String?
-    @Option(help: "Number of edits drawn.")
-    var count: Int = 8
-    @OptionGroup var sampling: SamplingOptions
-    @OptionGroup var precision: PrecisionOption
-    @Option(help: "Seed of the sampling noise.")
-    var seed: UInt64 = 1
-    @Option(help: "VQ-VAE checkpoint (default: the one the model was trained on).")
-    var vqvae: String?
+    @OptionGroup var draw: GeneratorDrawOptions
     @OptionGroup var output: ImageOutputOptions
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
         guard output.wantsImages else { throw ValidationError("Nothing to write: give --out and/or --out-dir.") }
         guard (box == nil) != (mask == nil) else { throw ValidationError("Give the region as exactly one of --box x0,y0,x1,y1 and --mask FILE.") }
         guard image != nil || index != nil else { throw ValidationError("Give the image: --image FILE, or --dataset … --split … --index N.") }
@@ -55,10 +45,9 @@ struct EditCommand: ParsableCommand {
     }
 
     func run() throws {
-        try precision.use()
         try output.checkFolders()
-        let generator = try CheckpointGenerator(model: ProjectRoot.resolve(model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
-                                                options: sampling.generatorOptions, cacheDirectory: DefaultPaths.textFeatures)
+        let generator = try draw.generator()
+        let (count, seed) = (draw.count, draw.seed)
         let f = try generator.downsampling()
         let (width, height) = (generator.gridWidth * f, generator.gridHeight * f)
         // The image and its caption.

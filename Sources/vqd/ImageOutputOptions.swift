@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Experiments
 import VQDiffusion
 
 /// Where `vqd sample` and `vqd edit` write their images: a sheet, one PNG per image, or both.
@@ -38,5 +39,30 @@ struct ImageOutputOptions: ParsableArguments {
             }
             print("wrote \(images.count) images to \(outDir)")
         }
+    }
+}
+
+/// The generator and how it draws, shared by `vqd sample` and `vqd edit`.
+struct GeneratorDrawOptions: ParsableArguments {
+    @Option(help: "Checkpoint written by vqd train (diffusion or ar; the kind is read from the file). A relative path is found from the current folder or the project root.")
+    var model: String
+    @Option(help: "Number of images drawn.")
+    var count: Int = 8
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var precision: PrecisionOption
+    @Option(help: "Seed of the sampling noise.")
+    var seed: UInt64 = 1
+    @Option(help: "VQ-VAE checkpoint whose decoder turns tokens into images (default: the one the model was trained on).")
+    var vqvae: String?
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
+    }
+
+    /// Sets the precision, then loads the generator with its text encoder and VQ-VAE.
+    func generator() throws -> CheckpointGenerator {
+        try precision.use()
+        return try CheckpointGenerator(model: ProjectRoot.resolve(model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
+                                       options: sampling.generatorOptions, cacheDirectory: DefaultPaths.textFeatures)
     }
 }

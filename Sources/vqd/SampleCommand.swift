@@ -21,36 +21,25 @@ struct SampleCommand: ParsableCommand {
             apply to it.
             """)
 
-    @Option(help: "Checkpoint written by vqd train (diffusion or ar; the kind is read from the file). A relative path is found from the current folder or the project root.")
-    var model: String
     @Option(help: "The caption to draw.")
     var prompt: String
-    @Option(help: "Number of images.")
-    var count: Int = 8
-    @OptionGroup var sampling: SamplingOptions
-    @OptionGroup var precision: PrecisionOption
-    @Option(help: "Seed of the sampling noise.")
-    var seed: UInt64 = 1
-    @Option(help: "VQ-VAE checkpoint whose decoder turns tokens into images (default: the one the model was trained on).")
-    var vqvae: String?
+    @OptionGroup var draw: GeneratorDrawOptions
     @OptionGroup var output: ImageOutputOptions
     @Option(name: .customLong("tokens-out"), help: "Token grids as an int32 .npy [count, h, w].")
     var tokensOut: String?
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count).") }
         guard output.wantsImages || tokensOut != nil else {
             throw ValidationError("Nothing to write: give --out, --out-dir and/or --tokens-out.")
         }
     }
 
     func run() throws {
-        try precision.use()
         // Refuse an output that cannot be written before the sampling, not after it.
         try output.checkFolders()
         if let tokensOut { try ensureFolder(of: tokensOut) }
-        let generator = try CheckpointGenerator(model: ProjectRoot.resolve(model), vqvae: vqvae.map { URL(fileURLWithPath: $0) },
-                                                options: sampling.generatorOptions, cacheDirectory: DefaultPaths.textFeatures)
+        let generator = try draw.generator()
+        let (count, seed) = (draw.count, draw.seed)
         var rng = RandomGenerator(seed: seed)
         let start = Date()
         let tokens = try generator.tokens(captions: [String](repeating: prompt, count: count), using: &rng)
