@@ -4,8 +4,9 @@
 //
 // Each case is forward + backward through the engine's Tensor API, median of 10 timed repetitions
 // after 3 warm-ups, in fp32 and, where the machine can (ComputePolicy), with bf16 operands beside
-// it; then the small preset's training step in steps/s both ways. FLOP counts are analytic: 2·m·n·k per GEMM, backward counted as twice the
-// forward (the same formulas as the PyTorch reference scripts).
+// it; then the small preset's training step in steps/s both ways. FLOP counts are analytic:
+// 2·m·n·k per GEMM, backward counted as twice the forward (the same formulas as the PyTorch
+// reference scripts).
 import Engine
 import Experiments
 import Foundation

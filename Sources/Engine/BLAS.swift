@@ -14,9 +14,8 @@ public enum BLAS {
         openblas_set_num_threads(Int32(configured))
     }
 
-    /// Which library runs the matrix products, and the precision of their operands (bf16 runs on
-    /// oneDNN). Set once, before any model is built: fp32 on OpenBLAS unless told otherwise.
-    /// The backend starts as `VQD_BACKEND` says (openblas or onednn), else OpenBLAS.
+    /// Which library runs the matrix products (as `VQD_BACKEND` says, else OpenBLAS), and the
+    /// precision of their operands (fp32 unless set, or scoped with `withPrecision`).
     nonisolated(unsafe) public static var backend: MatrixBackend = MatrixBackend.fromEnvironment ?? .openblas
     nonisolated(unsafe) public static var precision: Precision = .fp32
 
@@ -30,6 +29,10 @@ public enum BLAS {
 
     /// Whether matrix products and convolutions run on oneDNN (its backend, or native bf16).
     public static var usesOneDNN: Bool { backend == .onednn || (precision == .bf16 && !roundsBF16OnFP32Kernels) }
+
+    /// Whether convolutions run as oneDNN convolutions: on oneDNN, unless bf16 is emulated, which
+    /// needs im2col's products with rounded operands.
+    public static var convolvesOnOneDNN: Bool { usesOneDNN && !emulatesBF16 }
 
     /// Runs `body` with products in `precision` (on oneDNN for bf16), then restores the previous one.
     public static func withPrecision<R>(_ precision: Precision, _ body: () throws -> R) rethrows -> R {

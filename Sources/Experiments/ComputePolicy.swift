@@ -13,7 +13,7 @@ import VQDiffusion
 ///   `VQD_BF16_EMULATION=1` runs bf16's numerics (operands rounded to bf16, fp32 sums) on the fp32
 ///   kernels at fp32 speed, to train and check bf16 models on such machines.
 public enum ComputePolicy {
-    /// The precision used when none is asked for: fp32 (docs/performance.md says why).
+    /// The precision used when none is asked for: fp32 (docs/engine.md says why).
     public static let defaultPrecision: Precision = .fp32
 
     /// The environment variable that allows bf16's numerics on the fp32 kernels on CPUs without AVX512_BF16.

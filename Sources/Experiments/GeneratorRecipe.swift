@@ -243,8 +243,6 @@ public struct GeneratorRecipe: ModelRecipe {
         public let parameters: Int
         public let shardCount: Int
         public let summary: String
-        /// The tokenizer the tokens came from (nil for synthetic tokens).
-        public let vqvae: URL?
     }
 
     /// Builds the recipe's trainer at step 0: its tokens (the VQ-VAE trained first when missing),
@@ -271,14 +269,14 @@ public struct GeneratorRecipe: ModelRecipe {
             let trainer = try DiffusionTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
             return PreparedTrainer(trainer: trainer, configuration: try SchemaJSON.encode(configuration),
                                    parameters: trainer.model.parameterCount, shardCount: trainer.dataParallel?.shardCount ?? 1,
-                                   summary: trainer.summaryLine, vqvae: vqvaeURL)
+                                   summary: trainer.summaryLine)
         case .ar:
             let configuration = ARRunConfiguration(model: .matching(model), training: training, textEncoder: encoderName,
                                                    vqvae: vqvaePath)
             let trainer = try ARTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
             return PreparedTrainer(trainer: trainer, configuration: try SchemaJSON.encode(configuration),
                                    parameters: trainer.model.parameterCount, shardCount: trainer.dataParallel?.shardCount ?? 1,
-                                   summary: trainer.summaryLine(comparedWith: model), vqvae: vqvaeURL)
+                                   summary: trainer.summaryLine(comparedWith: model))
         }
     }
 
@@ -286,29 +284,26 @@ public struct GeneratorRecipe: ModelRecipe {
 
     public func trainModel(_ job: TrainingJob, store: ModelStore) throws {
         let s = settings
-        do {
-            let prepared = try prepareTrainer(store: store)
-            let trainer = prepared.trainer
-            var params = ["recipe": try json(), "key": key, "seed": "\(s.seed)", "dataset_count": "\(trainer.dataset.count)",
-                          "text_encoder": s.synthetic ? "synthetic" : s.textEncoder.rawValue]
-            if let checkpoint = job.output.checkpoint { params["checkpoint"] = portablePath(checkpoint) }
-            if family == .ar {
-                let matched = try diffusionModel(trainer.dataset, textWidth: trainer.textEncoder.width)
-                params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(matched))"
-            }
-            let lastStep = job.lastStep(of: s.steps)
-            if let resume = job.output.resume { try trainer.resume(from: resume) }
-            store.log(prepared.summary)
-            params["configuration"] = prepared.configuration
-            params["parameters"] = "\(prepared.parameters)"
-            params["shards"] = "\(prepared.shardCount)"
-            params["step_gflop"] = "\(trainer.stepFLOPs(textLength: trainer.textEncoder.maxLength) / 1e9)"
-            try TrainingLoop.run(trainer, until: lastStep, label: "train \(family.rawValue)", output: job.output,
-                                 params: params) { _, run in
-                guard lastStep == s.steps, let out = job.model, let checkpoint = job.output.checkpoint else { return }
-                try SamplingModelFile.export(checkpoint: checkpoint, to: out)
-                try job.afterTraining?(out, run)
-            }
+        let prepared = try prepareTrainer(store: store)
+        let trainer = prepared.trainer
+        var params = ["recipe": try json(), "key": key, "seed": "\(s.seed)", "dataset_count": "\(trainer.dataset.count)",
+                      "text_encoder": s.synthetic ? "synthetic" : s.textEncoder.rawValue,
+                      "configuration": prepared.configuration, "parameters": "\(prepared.parameters)",
+                      "shards": "\(prepared.shardCount)",
+                      "step_gflop": "\(trainer.stepFLOPs(textLength: trainer.textEncoder.maxLength) / 1e9)"]
+        if let checkpoint = job.output.checkpoint { params["checkpoint"] = portablePath(checkpoint) }
+        if family == .ar {
+            let matched = try diffusionModel(trainer.dataset, textWidth: trainer.textEncoder.width)
+            params["diffusion_parameters"] = "\(ARModelConfiguration.diffusionParameterCount(matched))"
+        }
+        let lastStep = job.lastStep(of: s.steps)
+        if let resume = job.output.resume { try trainer.resume(from: resume) }
+        store.log(prepared.summary)
+        try TrainingLoop.run(trainer, until: lastStep, label: "train \(family.rawValue)", output: job.output,
+                             params: params) { _, run in
+            guard lastStep == s.steps, let out = job.model, let checkpoint = job.output.checkpoint else { return }
+            try SamplingModelFile.export(checkpoint: checkpoint, to: out)
+            try job.afterTraining?(out, run)
         }
     }
 }

@@ -82,10 +82,14 @@ struct EditCommand: ParsableCommand {
         }
         var rng = RandomGenerator(seed: seed)
         let result = try generator.edit(captions: [String](repeating: prompt, count: count), edit, using: &rng)
-        let changed = zip(result, edit.tokens).enumerated().filter { !edit.kept[$0.offset] || $0.element.0 != $0.element.1 }
-        let keptAgreement = Double(zip(result, edit.tokens).enumerated().filter { edit.kept[$0.offset] && $0.element.0 == $0.element.1 }.count)
-            / Double(max(1, edit.kept.filter { $0 }.count))
-        print(String(format: "kept tokens unchanged: %.1f %%; tokens drawn: %d", 100 * keptAgreement, changed.count))
+        // Kept tokens that came back unchanged; every other token was drawn.
+        var (kept, unchanged) = (0, 0)
+        for i in result.indices where edit.kept[i] {
+            kept += 1
+            if result[i] == edit.tokens[i] { unchanged += 1 }
+        }
+        print(String(format: "kept tokens unchanged: %.1f %%; tokens drawn: %d", 100 * Double(unchanged) / Double(max(1, kept)),
+                     result.count - unchanged))
         let images = Image.batch(try generator.decode(result, count: count))
         try output.write(images, leading: [original, Self.overlay(original, redrawn, downsampling: f)],
                          columns: min(count + 2, 10), caption: prompt)

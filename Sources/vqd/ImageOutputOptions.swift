@@ -32,13 +32,18 @@ struct ImageOutputOptions: ParsableArguments {
             print("wrote \(out)")
         }
         if let outDir {
-            let folder = URL(fileURLWithPath: outDir)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            for (i, image) in images.enumerated() {
-                try PNG.write(image, to: folder.appendingPathComponent(String(format: "%04d.png", i)))
-            }
+            try writeNumberedPNGs(images, to: outDir, digits: 4)
             print("wrote \(images.count) images to \(outDir)")
         }
+    }
+}
+
+/// Writes `images` into `folder` (made when missing) as 0000.png, 0001.png, … with `digits` digits.
+func writeNumberedPNGs(_ images: [Image], to folder: String, digits: Int) throws {
+    let url = URL(fileURLWithPath: folder)
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    for (i, image) in images.enumerated() {
+        try PNG.write(image, to: url.appendingPathComponent(String(format: "%0\(digits)d.png", i)))
     }
 }
 

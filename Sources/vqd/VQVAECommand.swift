@@ -288,11 +288,7 @@ struct VQVAEDecodeCommand: ParsableCommand {
             try PNG.write(Image.grid(images, columns: columns), to: URL(fileURLWithPath: out))
             print("\(images.count) images written to \(out)")
         } else if let outDir {
-            let folder = URL(fileURLWithPath: outDir)
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            for (i, image) in images.enumerated() {
-                try PNG.write(image, to: folder.appendingPathComponent(String(format: "%06d.png", i)))
-            }
+            try writeNumberedPNGs(images, to: outDir, digits: 6)
             print("\(images.count) images written to \(outDir)/")
         }
     }

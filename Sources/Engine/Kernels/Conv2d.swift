@@ -111,7 +111,7 @@ private func validRange(kernelOffset: Int, size: Int, outSize: Int, stride: Int,
 /// - out: (N, O, Ho, Wo), x: (N, C, H, W), weight: (O, C, kh, kw), bias: (O) or nil.
 public func conv2dForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
-    if BLAS.usesOneDNN && !BLAS.emulatesBF16 {
+    if BLAS.convolvesOnOneDNN {
         return OneDNN.convolutionForward(out: out, x: x, weight: weight, bias: bias, g, precision: BLAS.precision)
     }
     let (O, K, P, CHW) = (g.O, g.K, g.P, g.C * g.H * g.W)
@@ -158,7 +158,7 @@ public func conv2dForward(out: UnsafeMutablePointer<Float>, x: UnsafePointer<Flo
 public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                            dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                            x: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
-    if BLAS.usesOneDNN && !BLAS.emulatesBF16 {
+    if BLAS.convolvesOnOneDNN {
         return OneDNN.convolutionBackward(dx: dx, dweight: dweight, dbias: dbias, dout: dout, x: x, weight: weight, g,
                                           precision: BLAS.precision)
     }

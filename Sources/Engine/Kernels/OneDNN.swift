@@ -197,19 +197,12 @@ public enum OneDNN {
                             lda: packed ? aColumns : lda, ldb: packed ? bColumns : ldb, ldc: ldc,
                             alpha: alpha, beta: beta, precision: precision)
         let mm = matmuls.get(key) { Matmul($0) }
-        switch precision {
-        case .fp32:
-            mm.op.run([(DNNL_ARG_SRC, mm.a, UnsafeMutableRawPointer(mutating: a)),
-                       (DNNL_ARG_WEIGHTS, mm.b, UnsafeMutableRawPointer(mutating: b)),
-                       (DNNL_ARG_DST, mm.c, UnsafeMutableRawPointer(c))], "matmul")
-        case .bf16:
-            let aHalf = BFloat16.rounded(a, rows: aRows, columns: aColumns, stride: lda)
-            let bHalf = BFloat16.rounded(b, rows: bRows, columns: bColumns, stride: ldb)
-            defer { aHalf.deallocate(); bHalf.deallocate() }
-            mm.op.run([(DNNL_ARG_SRC, mm.a, UnsafeMutableRawPointer(aHalf)),
-                       (DNNL_ARG_WEIGHTS, mm.b, UnsafeMutableRawPointer(bHalf)),
-                       (DNNL_ARG_DST, mm.c, UnsafeMutableRawPointer(c))], "matmul")
-        }
+        let aHalf = packed ? BFloat16.rounded(a, rows: aRows, columns: aColumns, stride: lda) : nil
+        let bHalf = packed ? BFloat16.rounded(b, rows: bRows, columns: bColumns, stride: ldb) : nil
+        defer { aHalf?.deallocate(); bHalf?.deallocate() }
+        mm.op.run([(DNNL_ARG_SRC, mm.a, aHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: a)),
+                   (DNNL_ARG_WEIGHTS, mm.b, bHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: b)),
+                   (DNNL_ARG_DST, mm.c, UnsafeMutableRawPointer(c))], "matmul")
     }
 
     static func check(_ status: dnnl_status_t, _ what: String) {
@@ -219,38 +212,44 @@ public enum OneDNN {
 
 /// bfloat16: the upper 16 bits of an fp32, here rounded to nearest even.
 public enum BFloat16 {
-    /// out[i] = bf16(x[i]) for i < n (NaN stays NaN).
+    /// bf16(x): the upper 16 bits of x rounded to nearest even (NaN stays NaN).
+    @inlinable @inline(__always)
+    public static func bits(_ x: Float) -> UInt16 {
+        let bits = x.bitPattern
+        if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
+        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+    }
+
+    /// out[i] = bf16(x[i]) for i < n.
     @inlinable
     public static func round(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<UInt16>, count n: Int) {
-        for i in 0..<n {
-            let bits = x[i].bitPattern
-            if x[i].isNaN { out[i] = UInt16(truncatingIfNeeded: bits >> 16) | 0x40; continue }
-            let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
-            out[i] = UInt16(truncatingIfNeeded: rounded >> 16)
+        for i in 0..<n { out[i] = bits(x[i]) }
+    }
+
+    /// A packed copy of the `rows` × `columns` matrix at `x` (row stride `stride`), each value
+    /// converted by `convert`, rows split over the engine's workers. The caller deallocates it.
+    static func packed<T>(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+                          _ convert: (Float) -> T) -> UnsafeMutablePointer<T> {
+        let out = UnsafeMutablePointer<T>.allocate(capacity: rows * columns)
+        let minimumRows = max(1, (1 << 15) / max(columns, 1))
+        Parallel.chunks(rows, minimumPerChunk: minimumRows) { _, range in
+            for r in range {
+                let (source, target) = (x + r * stride, out + r * columns)
+                for j in 0..<columns { (target + j).initialize(to: convert(source[j])) }
+            }
         }
+        return out
+    }
+
+    /// A packed bf16 copy of the `rows` × `columns` matrix at `x` (row stride `stride`).
+    static func rounded(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<UInt16> {
+        packed(x, rows: rows, columns: columns, stride: stride) { bits($0) }
     }
 
     /// A packed fp32 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), each value
-    /// rounded to the nearest bf16 (the low 16 bits zero). The caller deallocates it.
+    /// rounded to the nearest bf16 (the low 16 bits zero).
     static func roundedFloats(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<Float> {
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
-        let half = rounded(x, rows: rows, columns: columns, stride: stride)
-        defer { half.deallocate() }
-        Parallel.chunks(rows * columns, minimumPerChunk: 1 << 15) { _, range in
-            for i in range { out[i] = float(half[i]) }
-        }
-        return out
-    }
-
-    /// A packed bf16 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), rounded on
-    /// the engine's workers. The caller deallocates it.
-    static func rounded(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<UInt16> {
-        let out = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * columns)
-        let minimumRows = max(1, (1 << 15) / max(columns, 1))
-        Parallel.chunks(rows, minimumPerChunk: minimumRows) { _, range in
-            for r in range { round(x + r * stride, into: out + r * columns, count: columns) }
-        }
-        return out
+        packed(x, rows: rows, columns: columns, stride: stride) { float(bits($0)) }
     }
 
     /// The fp32 value of a bf16.

@@ -124,10 +124,17 @@ public final class CheckpointGenerator: ImageGenerator {
     /// Whether this generator is VQ-AR, which can keep only a prefix in an edit.
     public var isAutoregressive: Bool { kind == ARTrainer.checkpointKind }
 
+    /// The VQ-VAE of the tokens, loaded on first use.
+    func vqvae() throws -> VQVAE {
+        if let decoderModel { return decoderModel }
+        let loaded = try VQVAE.load(decoderFile)
+        decoderModel = loaded
+        return loaded
+    }
+
     /// Token grids of images (B, C, S, S) in [-1, 1] by the generator's VQ-VAE.
     public func encode(_ images: Tensor) throws -> [Int32] {
-        if decoderModel == nil { decoderModel = try VQVAE.load(decoderFile) }
-        let (tokens, h, w) = try decoderModel!.encode(images)
+        let (tokens, h, w) = try vqvae().encode(images)
         guard (h, w) == (gridHeight, gridWidth) else {
             throw FileError(decoderFile.path, "encodes these images into \(h)×\(w) tokens; the generator draws \(gridHeight)×\(gridWidth)")
         }
@@ -135,10 +142,7 @@ public final class CheckpointGenerator: ImageGenerator {
     }
 
     /// The VQ-VAE's downsampling factor (pixels per token side).
-    public func downsampling() throws -> Int {
-        if decoderModel == nil { decoderModel = try VQVAE.load(decoderFile) }
-        return decoderModel!.downsampling
-    }
+    public func downsampling() throws -> Int { try vqvae().downsampling }
 
     /// One grid per caption with `edit`'s kept tokens (diffusion: all of them; VQ-AR: those before
     /// the first redrawn one) and the others drawn for the caption.
@@ -153,8 +157,8 @@ public final class CheckpointGenerator: ImageGenerator {
 
     /// Images (B, C, S, S) in [-1, 1] from `count` token grids.
     public func decode(_ tokens: [Int32], count: Int) throws -> Tensor {
-        if decoderModel == nil { decoderModel = try VQVAE.load(decoderFile) }
-        return try Autograd.withoutGrad { try decoderModel!.decode(tokens, count: count, height: gridHeight, width: gridWidth) }
+        let vqvae = try vqvae()
+        return try Autograd.withoutGrad { try vqvae.decode(tokens, count: count, height: gridHeight, width: gridWidth) }
     }
 
     /// One image per caption, (B, C, S, S) in [-1, 1].
