@@ -96,7 +96,7 @@ public struct StudyOptions: ParsableArguments {
         let missing = StudyPrerequisite.ordered(all).filter { !$0.isAvailable(in: store) }
         guard !missing.isEmpty else { return }
         print("preparing \(missing.count) model(s), \(jobs) at a time, one thread each")
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let executable = ProjectRoot.runningExecutable
         for wave in [missing.filter { $0.kind != GeneratorRecipe.kind }, missing.filter { $0.kind == GeneratorRecipe.kind }] {
             var pending = wave[...]
             var running: [(process: Process, model: StudyPrerequisite)] = []

@@ -8,7 +8,15 @@ import Foundation
 public enum ProjectRoot {
     public static let url: URL = locate(environment: ProcessInfo.processInfo.environment,
                                         current: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
-                                        executable: URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath())
+                                        executable: runningExecutable)
+
+    /// The running program's file: /proc/self/exe on Linux (the program's name alone, as when it
+    /// is found on the PATH, says nothing of where it lies), else its first argument.
+    public static var runningExecutable: URL {
+        let proc = URL(fileURLWithPath: "/proc/self/exe")
+        if FileManager.default.fileExists(atPath: proc.path) { return proc.resolvingSymlinksInPath() }
+        return URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+    }
 
     /// The root for an environment, a current folder and an executable's path.
     static func locate(environment: [String: String], current: URL, executable: URL) -> URL {
