@@ -8,6 +8,9 @@ public enum GeneratorFamily: String, Codable, Sendable, CaseIterable {
     case diffusion
     /// The autoregressive baseline, matched in parameters.
     case ar
+
+    /// The family's name in tables: "VQ-Diffusion" or "VQ-AR".
+    public var label: String { self == .diffusion ? "VQ-Diffusion" : "VQ-AR" }
 }
 
 /// Every setting of a generator's training besides its tokenizer: data, text, model, diffusion,

@@ -73,17 +73,18 @@ extension ResultsDatabase {
         }
     }
 
-    /// The latest FINISHED study run of study `name` and `profile` (that logged the parameter
-    /// `param`, when given).
-    public func latestStudyRun(_ name: String, profile: String, withParam param: String? = nil) throws -> String? {
+    /// The latest study run of study `name` and `profile` — FINISHED, or of any status when not
+    /// `finishedOnly` — that logged the parameter `param`, when given.
+    public func latestStudyRun(_ name: String, profile: String, withParam param: String? = nil,
+                               finishedOnly: Bool = true) throws -> String? {
         try withLock {
             try connection.query("""
                 SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id
                 JOIN tags k ON k.run_id = r.id AND k.key = 'kind' AND k.value = 'study'
-                WHERE e.name = ? AND r.profile = ? AND r.status = 'FINISHED'
+                WHERE e.name = ? AND r.profile = ? AND (r.status = 'FINISHED' OR ? = 0)
                   AND (? IS NULL OR EXISTS (SELECT 1 FROM params p WHERE p.run_id = r.id AND p.key = ?))
                 ORDER BY r.start_ms DESC LIMIT 1
-                """, [.text("study-" + name), .text(profile), param.map { .text($0) } ?? .null, param.map { .text($0) } ?? .null])
+                """, [.text("study-" + name), .text(profile), .integer(finishedOnly ? 1 : 0), param.map { .text($0) } ?? .null, param.map { .text($0) } ?? .null])
                 .first?[0].text
         }
     }

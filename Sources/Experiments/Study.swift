@@ -9,8 +9,15 @@ import VQDiffusion
 public enum StudyProfile: String, Codable, CaseIterable, Sendable {
     /// A tiny configuration that finishes in minutes (what the tests run).
     case quick
-    /// The reproduction on 2 cores (all four studies together within 4 hours).
+    /// The reproduction on 2 cores.
     case paper
+    /// A shorter run of the paper profile's design, for a first look; not a verdict. Only the
+    /// studies that list it in `profiles` offer it.
+    case preview
+
+    /// The profile whose recorded choices (the quality study's tuning) a run of this profile
+    /// reads: the quick profile's own, the paper's for the paper and preview profiles.
+    public var tuningSource: StudyProfile { self == .quick ? .quick : .paper }
 }
 
 /// One study: a claim of the paper, the configuration that tests it, and the code that does.
@@ -27,9 +34,12 @@ public protocol Study {
     /// (the speed study's) are not listed, nor those whose measurements the study finds already
     /// recorded in `context`'s database.
     static func prerequisites(_ configuration: Configuration, context: StudyContext) throws -> [StudyPrerequisite]
+    /// The profiles the study offers (default: quick and paper).
+    static var profiles: [StudyProfile] { get }
 }
 
 extension Study {
+    public static var profiles: [StudyProfile] { [.quick, .paper] }
     public static func prerequisites(_ configuration: Configuration, context: StudyContext) throws -> [StudyPrerequisite] { [] }
 }
 
@@ -151,6 +161,8 @@ public final class StudyContext {
 /// Whether our run reproduces a claim.
 public enum Verdict: String, Codable, Sendable {
     case reproduced, partly, not = "not reproduced"
+    /// The measured difference is inside the noise (its interval contains 0): neither for nor against.
+    case indistinguishable = "not distinguishable at this scale"
 }
 
 /// The paper's claims next to this run's numbers.

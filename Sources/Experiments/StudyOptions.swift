@@ -7,7 +7,7 @@ extension StudyProfile: ExpressibleByArgument {}
 
 /// The options every study executable takes, and the code that runs a study with them.
 public struct StudyOptions: ParsableArguments {
-    @Option(help: "quick (a tiny configuration, minutes; what the tests run) or paper (the reproduction).")
+    @Option(help: "quick (a tiny configuration, minutes; what the tests run), paper (the reproduction) or, where a study offers it, preview (a shorter paper run; not a verdict).")
     public var profile: StudyProfile = .paper
     @Option(help: "The results database.")
     public var db: String = ResultsDatabase.defaultPath
@@ -57,6 +57,10 @@ public struct StudyOptions: ParsableArguments {
 
     /// Runs the study (or prints its configuration), exiting non-zero with a message on failure.
     public func run<S: Study>(_ study: S.Type) throws {
+        guard S.profiles.contains(profile) else {
+            throw ValidationError("study-\(S.name) has no \(profile.rawValue) profile; its profiles are "
+                                  + S.profiles.map(\.rawValue).joined(separator: ", "))
+        }
         let configuration: S.Configuration
         do { configuration = try self.configuration(study) } catch let error as ConfigurationError {
             throw ValidationError(error.message)

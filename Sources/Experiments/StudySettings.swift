@@ -19,7 +19,7 @@ public struct DatasetModels: Codable, Equatable, Sendable {
     /// The profile's models of `dataset`.
     public static func standard(_ dataset: DatasetSelection.Source, profile: StudyProfile) -> DatasetModels {
         switch profile {
-        case .paper:
+        case .paper, .preview:
             // Shapes: a 64-code book; with 512 codes most codes spell out the background's noise
             // and colour, which the generators then have to model token by token.
             return DatasetModels(vqvae: VQVAERecipe(dataset: dataset, codes: dataset == .shapes ? 64 : 512),
@@ -36,7 +36,7 @@ extension GeneratorSettings {
     public static func main(_ profile: StudyProfile) -> GeneratorSettings {
         var s = GeneratorSettings()
         switch profile {
-        case .paper:
+        case .paper, .preview:
             s.preset = "small"
             s.textEncoder = .minilm
             s.steps = 5000

@@ -168,4 +168,28 @@ private func referenceFID(_ x: [Double], _ n1: Int, _ y: [Double], _ n2: Int, _ 
         #expect(same == (try FIDDifference.bootstrap([good[0]], [good[1]], reference: real, dimension: d, replicates: 200, seed: 7)))
         #expect(throws: MetricError.self) { try FIDDifference.bootstrap([], bad, reference: real, dimension: d, replicates: 10, seed: 0) }
     }
+
+    @Test func pairingOverCaptionsCancelsWhatTheCaptionsShare() throws {
+        // Per caption a large shared part (what the caption asks for) plus each model's own small
+        // noise; B is shifted a little. Paired draws keep the captions matched across the models.
+        let (n, d) = (300, 4)
+        let captions = Self.features(n, d, shift: 0, seed: 11).map { $0 * 3 }
+        func model(_ seed: UInt64, shift: Float) -> [Float] {
+            zip(captions, Self.features(n, d, shift: shift, seed: seed).map { $0 * 0.3 }).map { $0 + $1 }
+        }
+        let real = zip(Self.features(n, d, shift: 0, seed: 12).map { $0 * 3 }, Self.features(n, d, shift: 0, seed: 13).map { $0 * 0.3 })
+            .map { $0 + $1 }
+        let a = [model(21, shift: 0), model(22, shift: 0)], b = [model(23, shift: 0.15), model(24, shift: 0.15)]
+        let paired = try FIDDifference.bootstrap(a, b, reference: real, dimension: d, replicates: 200, seed: 3, paired: true)
+        let unpaired = try FIDDifference.bootstrap(a, b, reference: real, dimension: d, replicates: 200, seed: 3)
+        #expect(paired.estimate == unpaired.estimate)
+        #expect(paired.high - paired.low < 0.8 * (unpaired.high - unpaired.low), "paired \(paired), unpaired \(unpaired)")
+        // The same sets on both sides differ by exactly 0 in every paired replicate.
+        let same = try FIDDifference.bootstrap(a, a, reference: real, dimension: d, replicates: 50, seed: 3, paired: true)
+        #expect(same.estimate == 0 && same.low == 0 && same.high == 0)
+        // Sets of different captions cannot be paired.
+        #expect(throws: MetricError.self) {
+            try FIDDifference.bootstrap(a, [Array(b[0].prefix(100 * d))], reference: real, dimension: d, replicates: 5, seed: 0, paired: true)
+        }
+    }
 }

@@ -67,7 +67,7 @@ struct QualityStudy: Study {
         var eval = EvalSettings.standard(profile)
         eval.throughputBatches = []
         switch profile {
-        case .paper:
+        case .paper, .preview:
             return Configuration(shapes: .standard(.shapes, profile: profile), fashion: .standard(.fashion, profile: profile),
                                  generator: generator, budgets: QualityBudgets(), tuning: QualityTuning(), eval: eval)
         case .quick:
@@ -167,13 +167,13 @@ struct QualityStudy: Study {
                 if bestSampling == nil || fid < bestSampling!.fid { bestSampling = (choice, fid) }
             }
             chosen[family] = (trial, bestSampling!.choice)
-            // What other studies reuse (the reparameterization study reads the middle budget's).
+            // What other studies reuse (QualityChoices reads them).
             let middle = Self.recipe(family, trial, steps: c.budgets.steps[c.budgets.steps.count / 2], seed: c.budgets.seeds[0],
                                 dataset: c.shapes, c)
             context.studyRun.logParams(["chosen_\(family.rawValue)_training": trial.label(family),
                                         "chosen_\(family.rawValue)_sampling": bestSampling!.choice.label(family),
-                                        "chosen_\(family.rawValue)_sampling_json": try sortedJSON(bestSampling!.choice),
-                                        "middle_\(family.rawValue)_recipe": try RecipeFile(middle).json()])
+                                        QualityChoices.samplingParam(family): try sortedJSON(bestSampling!.choice),
+                                        QualityChoices.recipeParam(family): try RecipeFile(middle).json()])
         }
 
         // 3. The chosen recipes at every budget and seed, on test.
@@ -394,7 +394,7 @@ struct QualityStudy: Study {
         case .partly:
             reason = "The families cross" + (crossing.map { " between \(formatThousands($0.0.images)) and \(formatThousands($0.1.images)) images" } ?? "")
                 + ": each is ahead, outside the noise, at some budget."
-        case .not:
+        case .not, .indistinguishable:
             reason = largest.leader == 1 ? "VQ-AR's FID is lower at \(formatThousands(largest.images)) images, outside the noise."
                 : "At \(formatThousands(largest.images)) images the difference is inside the noise (the interval contains 0)."
         }
@@ -528,10 +528,6 @@ struct QualityTuning: Codable, Equatable {
                 : arDraws.map { SamplingChoice(guidance: s, truncation: $0.truncation, temperature: $0.temperature, topK: $0.topK) }
         }
     }
-}
-
-extension GeneratorFamily {
-    var label: String { self == .diffusion ? "VQ-Diffusion" : "VQ-AR" }
 }
 
 /// 80000 → "80,000".

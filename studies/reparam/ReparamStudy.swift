@@ -10,8 +10,7 @@ import VQDiffusion
 // parameterized model with its 100 steps, and VQ-AR for the reference.
 //
 // The speed claim is also reread with the quality study's tuned models at its middle budget
-// (both families with their chosen guidance and sampling, read from the latest finished quality
-// study run of the profile): the fewest diffusion steps whose FID is at or below VQ-AR's, and its
+// (both families with their chosen guidance and sampling, as the quality study recorded them): the fewest diffusion steps whose FID is at or below VQ-AR's, and its
 // images/s against VQ-AR's with and without the key/value cache at batch 1 and 16.
 
 struct ReparamStudy: Study {
@@ -107,35 +106,18 @@ struct ReparamStudy: Study {
 
     // MARK: The tuned models
 
-    /// The quality study's chosen recipe and sampling of each family at its middle budget, from
-    /// its latest finished run of this profile; nil when there is none.
-    static func qualityChoices(_ context: StudyContext) throws
-        -> (diffusion: (GeneratorRecipe, GeneratorSamplingOptions), ar: (GeneratorRecipe, GeneratorSamplingOptions), run: String)? {
-        let database = context.database
-        guard let run = try database.latestStudyRun("quality", profile: context.profile.rawValue,
-                                                     withParam: "middle_diffusion_recipe") else { return nil }
-        let params = Dictionary(try database.params(runID: run).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
-        func choice(_ family: GeneratorFamily) throws -> (GeneratorRecipe, GeneratorSamplingOptions) {
-            guard let recipe = params["middle_\(family.rawValue)_recipe"], let sampling = params["chosen_\(family.rawValue)_sampling_json"],
-                  let r = try RecipeFile(json: recipe).recipe as? GeneratorRecipe else {
-                throw ConfigurationError("quality study run \(run) lacks its chosen \(family.rawValue) recipe")
-            }
-            let choice = try JSONDecoder().decode(SamplingChoice.self, from: Data(sampling.utf8))
-            return (r, choice.options(steps: GeneratorSamplingOptions().steps))   // each diffusion row sets its own
-        }
-        return (try choice(.diffusion), try choice(.ar), run)
-    }
-
     static func tunedComparison(_ c: Configuration, context: StudyContext, into table: inout ClaimsTable) throws {
         let claim = "Faster than VQ-AR at a better FID, both tuned"
         let paper = "about 15× (VQ-Diffusion-S 1.25 img/s at 25 steps vs VQ-AR-S 0.08 img/s, V100)"
-        guard let chosen = try qualityChoices(context) else {
-            table.notes.append("The tuned comparison needs a finished quality study run of this profile: run `make study-quality` first.")
+        guard let chosen = try QualityChoices.latest(in: context.database, profile: context.profile.tuningSource) else {
+            table.notes.append("The tuned comparison needs the quality study's choices: run `make study-quality` first.")
             return
         }
         var eval = c.eval
         eval.throughputBatches = c.tunedBatches
-        let (diffusion, dSampling) = chosen.diffusion, (ar, arSampling) = chosen.ar
+        // Each diffusion row sets its own steps.
+        let (diffusion, dSampling) = (chosen.diffusion.recipe, chosen.diffusion.sampling.options(steps: GeneratorSamplingOptions().steps))
+        let (ar, arSampling) = (chosen.ar.recipe, chosen.ar.sampling.options(steps: GeneratorSamplingOptions().steps))
         func measure(_ label: String, _ recipe: GeneratorRecipe, _ sampling: GeneratorSamplingOptions,
                      extra: [String: String]) throws -> GeneratorScores {
             let url = try context.store.model(recipe)

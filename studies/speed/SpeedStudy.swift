@@ -31,7 +31,7 @@ struct SpeedStudy: Study {
 
     static func configuration(_ profile: StudyProfile) -> Configuration {
         switch profile {
-        case .paper:
+        case .paper, .preview:
             return Configuration(grids: [4, 8, 16, 32], batches: [1, 16], diffusionSteps: [100, 50, 25, 10],
                                  shapes: .standard(.shapes, profile: .paper), generator: .main(.paper),
                                  pointBudgetSeconds: 30, textLength: 32, seed: 0)

@@ -15,13 +15,18 @@ public struct FIDDifference: Sendable, Equatable {
     /// Each replicate draws, with replacement, as many rows as each set has from every generated
     /// feature set of A and B and from the real set (one draw of the real set per replicate,
     /// shared by all models, as they share it when measured), and recomputes the difference of
-    /// mean FIDs. Feature sets are row-major (N, D) with the real set's D; the draws come from
-    /// `seed`, so the interval is reproducible.
+    /// mean FIDs. `paired`: every generated set was made from the same N captions in the same
+    /// order, and a replicate draws one set of caption indices for all of them (so what the
+    /// captions share cancels out of the difference). Feature sets are row-major (N, D) with the
+    /// real set's D; the draws come from `seed`, so the interval is reproducible.
     public static func bootstrap(_ a: [[Float]], _ b: [[Float]], reference: [Float], dimension d: Int,
-                                 replicates: Int, seed: UInt64) throws -> FIDDifference {
+                                 replicates: Int, seed: UInt64, paired: Bool = false) throws -> FIDDifference {
         guard !a.isEmpty, !b.isEmpty else { throw MetricError("a FID difference needs at least one model on each side") }
         guard d >= 1, reference.count % d == 0, (a + b).allSatisfy({ $0.count % d == 0 && $0.count / d >= 2 }) else {
             throw MetricError("the feature sets are not (N ≥ 2, \(d)) matrices")
+        }
+        guard !paired || Set((a + b).map(\.count)).count == 1 else {
+            throw MetricError("a paired bootstrap needs every generated set made from the same captions (equal N)")
         }
         let real = reference.map(Double.init), sets = (a + b).map { $0.map(Double.init) }
         func difference(_ realRows: [Int]?, _ rows: [[Int]?]) throws -> Double {
@@ -37,7 +42,13 @@ public struct FIDDifference: Sendable, Equatable {
         var values = [Double]()
         for _ in 0..<max(0, replicates) {
             let realRows = (0..<(real.count / d)).map { _ in rng.int(below: real.count / d) }
-            let rows = sets.map { set in (0..<(set.count / d)).map { _ in rng.int(below: set.count / d) } }
+            let rows: [[Int]]
+            if paired {
+                let shared = (0..<(sets[0].count / d)).map { _ in rng.int(below: sets[0].count / d) }
+                rows = sets.map { _ in shared }
+            } else {
+                rows = sets.map { set in (0..<(set.count / d)).map { _ in rng.int(below: set.count / d) } }
+            }
             values.append(try difference(realRows, rows))
         }
         values.sort()
