@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS := libopenblas-dev libdnnl-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
 
 .PHONY: deps system-packages minilm build test bench query trim-results clean studies figures \
-        study-quality study-speed study-mask study-reparam
+        study-quality study-speed study-mask study-reparam study-inpaint
 
 ## deps: system packages, then the text encoder weights (each step does nothing when already done)
 deps: system-packages
@@ -45,15 +45,17 @@ test: deps
 bench: deps
 	$(SWIFT) run $(RELEASE) vqd-bench
 
-## study-quality, study-speed, study-mask, study-reparam: run one study (PROFILE=quick|paper, default
-## paper; ARGS="--key value …" overrides its configuration), then redraw its figure from the database.
-## Missing models are trained JOBS at a time first (default 2, one thread each).
-study-quality study-speed study-mask study-reparam: build
+## study-quality, study-speed, study-mask, study-reparam, study-inpaint: run one study
+## (PROFILE=quick|paper, default paper; study-mask also PROFILE=preview; ARGS="--key value …"
+## overrides its configuration), then redraw its figure from the database. Missing models are
+## trained JOBS at a time first (default 2, one thread each). Mask, reparam and inpaint build on
+## the quality study's tuned recipes: run study-quality first.
+study-quality study-speed study-mask study-reparam study-inpaint: build
 	.build/release/$@ --profile $(PROFILE) --db $(DB) --jobs $(JOBS) $(ARGS)
 	@scripts/figures.sh -d $(DB) -p $(PROFILE) $(@:study-%=%)
 
-## studies: all four studies (the prerequisite models are trained once and shared)
-studies: study-speed study-quality study-mask study-reparam
+## studies: all five studies (the prerequisite models are trained once and shared)
+studies: study-speed study-quality study-mask study-reparam study-inpaint
 
 ## figures: redraw every figure from the results database alone
 figures:

@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "study-speed", targets: ["study-speed"]),
         .executable(name: "study-mask", targets: ["study-mask"]),
         .executable(name: "study-reparam", targets: ["study-reparam"]),
+        .executable(name: "study-inpaint", targets: ["study-inpaint"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,6 +58,8 @@ let package = Package(
         .executableTarget(name: "study-mask", dependencies: study, path: "studies/mask", exclude: studyFiles,
                           swiftSettings: optimize),
         .executableTarget(name: "study-reparam", dependencies: study, path: "studies/reparam", exclude: studyFiles,
+                          swiftSettings: optimize),
+        .executableTarget(name: "study-inpaint", dependencies: study, path: "studies/inpaint", exclude: studyFiles,
                           swiftSettings: optimize),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "CLibs"]),
         .testTarget(name: "VQDiffusionTests", dependencies: ["Experiments", "VQDiffusion", "Engine", "CLibs", "CSQLite"],

@@ -3,7 +3,7 @@
 #
 #   scripts/figures.sh [-d DB] [-o OUTDIR] [-p PROFILE] [study ...]
 #
-# For each study (default: all four) whose latest FINISHED study run of the profile exists, its
+# For each study (default: all five) whose latest FINISHED study run of the profile exists, its
 # studies/<study>/figure.sql exports the data of that run (tab-separated) to OUTDIR/data/, and
 # studies/<study>/figure.gp draws OUTDIR/figures/<study>.png from that file. The caption names the
 # study run. Nothing else feeds the figures.
@@ -16,7 +16,7 @@ while getopts "d:o:p:" opt; do
   esac
 done
 shift $((OPTIND - 1))
-studies=("${@:-quality speed mask reparam}")
+studies=("${@:-quality speed mask reparam inpaint}")
 [ -f "$db" ] || { echo "no results database at $db: run a study first (make study-speed)" >&2; exit 1; }
 command -v gnuplot >/dev/null || { echo "gnuplot is missing: run make deps" >&2; exit 1; }
 mkdir -p "$out/data" "$out/figures"
@@ -37,11 +37,10 @@ for study in ${studies[*]}; do
         (SELECT count(*) FROM tags t WHERE t.key = 'study_run' AND t.value = '$run'),
         datetime(start_ms / 1000, 'unixepoch') FROM runs WHERE id = '$run'")
   read -r commit count started <<<"$info"
-  data="$out/data/$study${profile/#paper/}.tsv"
-  data=${data/%quick.tsv/-quick.tsv}
+  suffix=$([ "$profile" = paper ] || echo "-$profile")
+  data="$out/data/$study$suffix.tsv"
   sqlite3 -separator $'\t' -cmd ".parameter set @study_run '$run'" "$db" < "$dir/figure.sql" > "$data"
-  png="$out/figures/$study${profile/#paper/}.png"
-  png=${png/%quick.png/-quick.png}
+  png="$out/figures/$study$suffix.png"
   caption="Study run $run ($count measurement runs, profile $profile, commit $commit, $started UTC)"
   gnuplot -e "data='$data'; out='$png'; caption='$caption'; profile='$profile'" "$dir/figure.gp"
   echo "study-$study: $png from run $run"

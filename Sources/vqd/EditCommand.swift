@@ -76,7 +76,7 @@ struct EditCommand: ParsableCommand {
                              kept: Array((0..<count).map { _ in redrawn.map { !$0 } }.joined()))
         print("redrawing \(redrawn.filter { $0 }.count) of \(N) tokens for \"\(prompt)\"")
         if generator.isAutoregressive {
-            let kept = CheckpointGenerator.keptPrefix(edit, tokensPerGrid: N)
+            let kept = CheckpointGenerator.keptPrefixes(edit, tokensPerGrid: N)[0]   // every grid is the same image
             print("VQ-AR decodes in raster order: it keeps the \(kept) tokens before the region's first token and draws "
                   + "the other \(N - kept) anew; the \(redrawn[kept...].filter { !$0 }.count) known tokens after it cannot be used.")
         }

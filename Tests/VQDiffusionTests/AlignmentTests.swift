@@ -56,6 +56,36 @@ import Testing
         #expect(s["caption"] == AttributeScore(name: "caption", correct: 1, total: 3))
     }
 
+    @Test func oneStatedObjectIsScoredAlone() {
+        // "a small red circle to the left of a blue square": the image shows a large red circle
+        // left of a green square. Object 0 (the circle) is right but for its size; object 1 has
+        // the wrong colour; the relation holds for both.
+        let p = ShapesPrediction(objects: [object(.circle, .red, .large), object(.square, .green)], position: nil, relation: .leftOf)
+        let caption = parse("a small red circle to the left of a small blue square")
+        var first = AttributeScores(names: ShapesAlignment.objectAttributeNames)
+        #expect(!ShapesAlignment.scoreObject(p, against: caption, object: 0, into: &first))
+        #expect(first["colour_and_shape"] == AttributeScore(name: "colour_and_shape", correct: 1, total: 1))
+        #expect(first["size"] == AttributeScore(name: "size", correct: 0, total: 1))
+        #expect(first["relation"] == AttributeScore(name: "relation", correct: 1, total: 1))
+        var second = AttributeScores(names: ShapesAlignment.objectAttributeNames)
+        #expect(!ShapesAlignment.scoreObject(p, against: caption, object: 1, into: &second))
+        #expect(second["colour"] == AttributeScore(name: "colour", correct: 0, total: 1))
+        #expect(second["shape"] == AttributeScore(name: "shape", correct: 1, total: 1))
+        // All right, and the relation read the other way round makes the object wrong.
+        let right = ShapesPrediction(objects: [object(.circle, .red), object(.square, .blue)], position: nil, relation: .leftOf)
+        var all = AttributeScores(names: ShapesAlignment.objectAttributeNames)
+        #expect(ShapesAlignment.scoreObject(right, against: caption, object: 0, into: &all))
+        let swapped = ShapesPrediction(objects: [object(.square, .blue), object(.circle, .red)], position: nil, relation: .leftOf)
+        #expect(!ShapesAlignment.scoreObject(swapped, against: caption, object: 0, into: &all))
+        #expect(all["object"] == AttributeScore(name: "object", correct: 1, total: 2))
+        #expect(all["colour_and_shape"] == AttributeScore(name: "colour_and_shape", correct: 2, total: 2))
+        // One object shown where two are stated: the relation cannot hold.
+        let one = ShapesPrediction(objects: [object(.circle, .red)], position: .left, relation: nil)
+        var lone = AttributeScores(names: ShapesAlignment.objectAttributeNames)
+        #expect(!ShapesAlignment.scoreObject(one, against: caption, object: 0, into: &lone))
+        #expect(lone["relation"] == AttributeScore(name: "relation", correct: 0, total: 1))
+    }
+
     @Test func wrongObjectCountFailsTheCaption() {
         // Two objects asked for, one shown: the missing object's attributes and the relation are wrong.
         let single = ShapesPrediction(objects: [object(.triangle, .blue)], position: .center, relation: nil)

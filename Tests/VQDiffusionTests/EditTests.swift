@@ -56,6 +56,31 @@ import Testing
         #expect(throws: EditRegionError.self) { try EditRegion(pixels: [Bool](repeating: false, count: 16), width: 4, height: 4) }
     }
 
+    @Test func inpaintingRegionsOnShapesScenes() throws {
+        func object(_ x: Float, _ y: Float, _ extent: Float) -> SceneObject {
+            SceneObject(shape: .circle, color: .red, size: .small, centerX: x, centerY: y, extent: extent, red: 0, green: 0, blue: 0)
+        }
+        // The caption names the lower-right object first; raster order reaches the upper one first.
+        let scene = ShapesScene(objects: [object(24, 20, 8), object(8.5, 6, 7)], position: nil, relation: .below,
+                                template: .unsizedPair, caption: "a red circle below a red circle")
+        #expect(InpaintMask.firstObject.object(in: scene) == 1)
+        #expect(InpaintMask.topHalf.object(in: scene) == nil)
+        let box = try InpaintMask.firstObject.region(scene: scene, size: 32)
+        #expect(box == (try EditRegion(box: 5, 2, 12, 10, width: 32, height: 32)))
+        // Same top row: the left object first.
+        let row = ShapesScene(objects: [object(24, 8, 8), object(8, 8, 8)], position: nil, relation: .rightOf,
+                              template: .unsizedPair, caption: "a red circle to the right of a red circle")
+        #expect(InpaintMask.firstObject.object(in: row) == 1)
+        // The fixed regions, in tokens of 4 pixels (margin 0): the top four rows, the centre 4×4.
+        let top = try InpaintMask.topHalf.region(scene: scene, size: 32).tokens(downsampling: 4, margin: 0)
+        #expect(top == (0..<64).map { $0 < 32 })
+        let centre = try InpaintMask.centre.region(scene: scene, size: 32).tokens(downsampling: 4, margin: 0)
+        #expect(centre == (0..<64).map { (2..<6).contains($0 / 8) && (2..<6).contains($0 % 8) })
+        // An object at the canvas edge is clipped to the image.
+        let edge = ShapesScene(objects: [object(2, 2, 6)], position: .topLeft, relation: nil, template: .unsizedObject, caption: "")
+        #expect(try InpaintMask.firstObject.region(scene: edge, size: 32) == (try EditRegion(box: 0, 0, 5, 5, width: 32, height: 32)))
+    }
+
     /// VQ-AR keeps exactly the prefix it is given and draws the rest: greedy decoding from a
     /// greedy grid's own prefix gives that grid back, with and without guidance or the cache.
     @Test(arguments: [(1.0, true), (2.0, true), (1.0, false)])
@@ -69,14 +94,22 @@ import Testing
         var g = RandomGenerator(seed: 1)
         let whole = decoder.decode(text: text, options: greedy, using: &g)
         let random: [Int32] = (0..<(2 * N)).map { _ in Int32(rng.int(below: model.configuration.classes)) }
-        for length in [0, 1, 7, N] {
+        // The same prefix for both grids, and a different one per grid.
+        for lengths in [[0, 0], [1, 1], [7, 7], [N, N], [0, 9], [N, 3]] {
             var h = RandomGenerator(seed: 2)
-            #expect(decoder.decode(text: text, options: greedy, prefix: (whole, length), using: &h) == whole, "length \(length)")
+            #expect(decoder.decode(text: text, options: greedy, prefix: ARPrefix(tokens: whole, lengths: lengths), using: &h) == whole,
+                    "lengths \(lengths)")
             var d = RandomGenerator(seed: 3)
             let drawn = decoder.decode(text: text, options: ARSamplingOptions(useCache: cached, guidance: guidance),
-                                       prefix: (random, length), using: &d)
-            for b in 0..<2 { #expect(Array(drawn[(b * N)..<(b * N + length)]) == Array(random[(b * N)..<(b * N + length)])) }
+                                       prefix: ARPrefix(tokens: random, lengths: lengths), using: &d)
+            for b in 0..<2 {
+                let kept = (b * N)..<(b * N + lengths[b])
+                #expect(Array(drawn[kept]) == Array(random[kept]), "grid \(b), lengths \(lengths)")
+            }
         }
+        // The kept prefix of each grid of an edit is what comes before its first redrawn token.
+        let edit = TokenEdit(tokens: [Int32](repeating: 0, count: 2 * 4), kept: [true, true, false, true, false, true, true, true])
+        #expect(CheckpointGenerator.keptPrefixes(edit, tokensPerGrid: 4) == [2, 0])
     }
 
     /// `vqd edit` on the committed models: the diffusion edit keeps every kept token, the AR edit

@@ -158,7 +158,7 @@ struct CountingRecipe: ModelRecipe {
     }
 }
 
-/// The four studies' quick profiles, run as a user runs them, sharing one database and one cache.
+/// The five studies' quick profiles, run as a user runs them, sharing one database and one cache.
 @Suite(.serialized) struct StudyEndToEndTests {
     static let folder = TemporaryFolder()
     var db: String { Self.folder.file("results.sqlite").path }
@@ -212,6 +212,11 @@ struct CountingRecipe: ModelRecipe {
         #expect(r.status == 0, "\(r.output.suffix(2000))")
         let speed = finish(try start("speed"))
         #expect(speed.status == 0, "\(speed.output.suffix(2000))")
+        // Inpainting edits with the quality study's largest-budget models: nothing to train.
+        let inpaint = finish(try start("inpaint"))
+        #expect(inpaint.status == 0, "\(inpaint.output.suffix(2000))")
+        #expect(!inpaint.output.contains("training "), "\(inpaint.output.prefix(2000))")
+        #expect(inpaint.output.contains("kept tokens unchanged 100.0 %"), "VQ-Diffusion must keep every kept token: \(inpaint.output.suffix(2000))")
         #expect(m.output.contains("preparing 4 model(s), 2 at a time"), "\(m.output.prefix(2000))")
         let maskStudyPart = m.output.components(separatedBy: "study mask, profile quick").last ?? ""
         #expect(!maskStudyPart.contains("training diffusion"), "the study itself trained a model: \(maskStudyPart.prefix(1000))")
@@ -219,7 +224,7 @@ struct CountingRecipe: ModelRecipe {
         #expect(!m.output.contains("training vqvae") && !r.output.contains("training vqvae"))
         #expect(!m.output.contains("training evaluator") && !r.output.contains("training evaluator"))
 
-        let expected = ["quality": 25, "mask": 6, "reparam": 15, "speed": 8]
+        let expected = ["quality": 25, "mask": 6, "reparam": 15, "speed": 8, "inpaint": 6]
         for (study, count) in expected {
             let runs = try studyRuns(study)
             #expect(runs.last?.status == "FINISHED", "\(study): \(runs)")

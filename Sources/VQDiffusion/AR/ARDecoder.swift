@@ -54,11 +54,12 @@ public final class ARDecoder {
     /// first `steps` tokens (the rest stay 0; for timing). `observe(n, logits)` sees the logits
     /// (B, K) of position n before they are sampled from (with guidance, the guided
     /// log-probabilities). The batch is cut into one row shard per thread when it has at least 4
-    /// sequences per shard (`shards` overrides the count). `prefix` fixes the first `length` tokens
-    /// of every grid (tokens (B·N), only their first `length` per grid read) and draws the rest:
-    /// what raster-order decoding can do to edit an image.
+    /// sequences per shard (`shards` overrides the count). `prefix` fixes the first `lengths[b]`
+    /// tokens of grid b (tokens (B·N), only those read) and draws the rest: what raster-order
+    /// decoding can do to edit an image. Each grid keeps its own prefix; a step where every grid
+    /// keeps its token draws nothing.
     public func decode(text: TextFeatures, options: ARSamplingOptions, steps: Int? = nil, shards: Int? = nil,
-                       prefix: (tokens: [Int32], length: Int)? = nil, using rng: inout RandomGenerator,
+                       prefix: ARPrefix? = nil, using rng: inout RandomGenerator,
                        observe: ((Int, UnsafePointer<Float>) -> Void)? = nil) -> [Int32] {
         precondition(options.guidance.isFinite && options.guidance >= 0, "ARDecoder: guidance \(options.guidance) must be ≥ 0")
         let guided = options.guidance != 1
@@ -73,9 +74,10 @@ public final class ARDecoder {
         if let k = options.topK { precondition(k >= 1, "ARDecoder: top-k must be at least 1, got \(k)") }
         if let r = options.truncation { precondition(r > 0 && r <= 1, "ARDecoder: truncation \(r) outside (0, 1]") }
         if let prefix {
-            precondition(prefix.tokens.count == B * N && prefix.length >= 0 && prefix.length <= N,
-                         "ARDecoder: a prefix of \(prefix.length) from \(prefix.tokens.count) tokens for \(B) grids of \(N)")
+            precondition(prefix.tokens.count == B * N && prefix.lengths.count == B && prefix.lengths.allSatisfy({ (0...N).contains($0) }),
+                         "ARDecoder: prefixes \(prefix.lengths) from \(prefix.tokens.count) tokens for \(B) grids of \(N)")
         }
+        let shortest = prefix?.lengths.min() ?? 0
         // One forward pass per row shard, each on its own thread with single-threaded kernels when
         // there are several (`Parallel.shards`): a step's matrices are too small to split. As for
         // the diffusion model, a shard needs a few sequences to beat split kernels.
@@ -100,8 +102,8 @@ public final class ARDecoder {
                 (logits.pointer + rows.lowerBound * K).update(from: passes[i].logits.pointer, count: rows.count * K)
             }
             if shards > 1 { _ = Parallel.shards(shards, step) } else { step(0) }
-            if let prefix, n < prefix.length {
-                // A kept token: the pass above only filled the caches for the next one.
+            if let prefix, n < shortest {
+                // Every grid keeps this token: the pass above only filled the caches for the next one.
                 for b in 0..<B { x[b * N + n] = prefix.tokens[b * N + n] }
                 if guided { for b in 0..<B { x[(B + b) * N + n] = prefix.tokens[b * N + n] } }
                 continue
@@ -112,7 +114,8 @@ public final class ARDecoder {
                                                           scale: options.guidance) : nil
             let p = mixed?.pointer ?? logits.pointer
             observe?(n, p)
-            let drawn = ARDecoder.draw(p, rows: B, classes: K, options: options, using: &rng)
+            var drawn = ARDecoder.draw(p, rows: B, classes: K, options: options, using: &rng)
+            if let prefix { for b in 0..<B where n < prefix.lengths[b] { drawn[b] = prefix.tokens[b * N + n] } }
             for b in 0..<B { x[b * N + n] = drawn[b] }
             if guided { for b in 0..<B { x[(B + b) * N + n] = drawn[b] } }
         }
@@ -164,10 +167,10 @@ public final class ARSampler {
 
     public var model: ARTransformer { decoder.model }
 
-    /// Token grids (B·N) row-major, one per caption; `prefix` keeps the first `length` tokens of
-    /// given grids (B·N) and draws the rest.
+    /// Token grids (B·N) row-major, one per caption; `prefix` keeps the first `lengths[b]` tokens
+    /// of given grids (B·N) and draws the rest.
     public func sample(captions: [String], options: ARSamplingOptions = ARSamplingOptions(),
-                       prefix: (tokens: [Int32], length: Int)? = nil, using rng: inout RandomGenerator) throws -> [Int32] {
+                       prefix: ARPrefix? = nil, using rng: inout RandomGenerator) throws -> [Int32] {
         guard !captions.isEmpty else { return [] }
         if let k = options.topK, k < 1 { throw DiffusionSamplingError("top-k must be at least 1, got \(k)") }
         if let r = options.truncation, !(r > 0 && r <= 1) {
@@ -179,9 +182,11 @@ public final class ARSampler {
         guard options.temperature >= 0 && options.temperature.isFinite else {
             throw DiffusionSamplingError("the temperature must be finite and ≥ 0, got \(options.temperature)")
         }
-        if let prefix, prefix.tokens.count != captions.count * model.configuration.tokens || prefix.length > model.configuration.tokens {
-            throw DiffusionSamplingError("a kept prefix needs \(captions.count) grids of \(model.configuration.tokens) tokens and a length up to "
-                                         + "\(model.configuration.tokens); got \(prefix.tokens.count) tokens and length \(prefix.length)")
+        let N = model.configuration.tokens
+        if let prefix, prefix.tokens.count != captions.count * N || prefix.lengths.count != captions.count
+            || !prefix.lengths.allSatisfy({ (0...N).contains($0) }) {
+            throw DiffusionSamplingError("a kept prefix needs \(captions.count) grids of \(N) tokens and a length from 0 to \(N) "
+                                         + "per grid; got \(prefix.tokens.count) tokens and lengths \(prefix.lengths)")
         }
         let text = try Autograd.withoutGrad { try textEncoder.encode(captions) }
         return decoder.decode(text: text, options: options, prefix: prefix, using: &rng)
@@ -381,4 +386,13 @@ final class ARForwardPass {
     private func add(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { target[i] += source[i] }
     }
+}
+
+/// The tokens raster-order decoding keeps in an edit: grid b's first `lengths[b]` tokens of
+/// `tokens` (B·N).
+public struct ARPrefix: Sendable {
+    public var tokens: [Int32]
+    public var lengths: [Int]
+
+    public init(tokens: [Int32], lengths: [Int]) { (self.tokens, self.lengths) = (tokens, lengths) }
 }

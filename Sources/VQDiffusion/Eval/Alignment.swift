@@ -80,6 +80,38 @@ public enum ShapesAlignment {
         scores.add("caption", correct: all)
     }
 
+    /// What `scoreObject` scores of one stated object.
+    public static let objectAttributeNames = ["shape", "colour", "colour_and_shape", "size", "relation", "object"]
+
+    /// Adds the scores of the stated object `k` (caption order) of `caption` as read in
+    /// `prediction`, after the same caption–object matching as `score`: its shape, colour, both,
+    /// its size (when the caption states one), for a pair the caption's relation (right only if
+    /// the image shows two objects), and "object": all of these right. Returns "object".
+    @discardableResult
+    public static func scoreObject(_ prediction: ShapesPrediction, against caption: ParsedCaption, object k: Int,
+                                   into scores: inout AttributeScores) -> Bool {
+        precondition(caption.objects.indices.contains(k), "scoreObject: the caption states \(caption.objects.count) object(s), not \(k + 1)")
+        let (matched, impliedRelation) = match(stated: caption.objects, caption: caption, prediction: prediction)
+        let stated = caption.objects[k], object = matched[k].map { prediction.objects[$0] }
+        let shape = object?.shape == stated.shape, colour = object?.color == stated.color
+        scores.add("shape", correct: shape)
+        scores.add("colour", correct: colour)
+        scores.add("colour_and_shape", correct: shape && colour)
+        var all = shape && colour
+        if let size = stated.size {
+            let right = object?.size == size
+            scores.add("size", correct: right)
+            all = all && right
+        }
+        if let relation = caption.relation {
+            let right = prediction.objects.count == 2 && impliedRelation == relation
+            scores.add("relation", correct: right)
+            all = all && right
+        }
+        scores.add("object", correct: all)
+        return all
+    }
+
     /// For each stated object the index of its predicted object (or nil), and for two stated and
     /// two predicted objects the relation the prediction implies between the caption's objects.
     static func match(stated: [ParsedObject], caption: ParsedCaption,

@@ -51,7 +51,7 @@ public final class CheckpointGenerator: ImageGenerator {
     private var decoderModel: VQVAE?
     let sampleTokens: ([String], inout RandomGenerator) throws -> [Int32]
     /// Redraws the unkept tokens of given grids for the captions (diffusion: kept tokens held
-    /// through the walk; VQ-AR: the kept prefix before the first redrawn token, the rest drawn).
+    /// through the walk; VQ-AR: each grid's kept prefix before its first redrawn token, the rest drawn).
     let editTokens: ([String], TokenEdit, inout RandomGenerator) throws -> [Int32]
 
     /// Loads `model`; `vqvae` overrides the VQ-VAE recorded at training time (a recorded relative
@@ -93,8 +93,9 @@ public final class CheckpointGenerator: ImageGenerator {
                                        truncation: options.truncation, useCache: options.useCache, guidance: options.guidance)
             sampleTokens = { captions, rng in try sampler.sample(captions: captions, options: ar, using: &rng) }
             editTokens = { captions, edit, rng in
-                let length = CheckpointGenerator.keptPrefix(edit, tokensPerGrid: file.configuration.model.tokens)
-                return try sampler.sample(captions: captions, options: ar, prefix: (edit.tokens, length), using: &rng)
+                let lengths = CheckpointGenerator.keptPrefixes(edit, tokensPerGrid: file.configuration.model.tokens)
+                return try sampler.sample(captions: captions, options: ar, prefix: ARPrefix(tokens: edit.tokens, lengths: lengths),
+                                          using: &rng)
             }
             (gridHeight, gridWidth) = (file.configuration.model.gridHeight, file.configuration.model.gridWidth)
             parameterCount = file.model.parameterCount
@@ -113,12 +114,12 @@ public final class CheckpointGenerator: ImageGenerator {
         decoderFile = decoderURL
     }
 
-    /// The tokens raster-order decoding can keep in an edit: those before the first redrawn token
-    /// of any grid (the known tokens after it cannot be used).
-    public static func keptPrefix(_ edit: TokenEdit, tokensPerGrid N: Int) -> Int {
+    /// The tokens raster-order decoding can keep in each grid of an edit: those before the grid's
+    /// first redrawn token (the known tokens after it cannot be used).
+    public static func keptPrefixes(_ edit: TokenEdit, tokensPerGrid N: Int) -> [Int] {
         stride(from: 0, to: edit.kept.count, by: N).map { start in
             (0..<N).first { !edit.kept[start + $0] } ?? N
-        }.min() ?? 0
+        }
     }
 
     /// Whether this generator is VQ-AR, which can keep only a prefix in an edit.
@@ -145,7 +146,7 @@ public final class CheckpointGenerator: ImageGenerator {
     public func downsampling() throws -> Int { try vqvae().downsampling }
 
     /// One grid per caption with `edit`'s kept tokens (diffusion: all of them; VQ-AR: those before
-    /// the first redrawn one) and the others drawn for the caption.
+    /// the grid's first redrawn one) and the others drawn for the caption.
     public func edit(captions: [String], _ edit: TokenEdit, using rng: inout RandomGenerator) throws -> [Int32] {
         try editTokens(captions, edit, &rng)
     }

@@ -62,3 +62,40 @@ public struct EditRegionError: Error, CustomStringConvertible, LocalizedError {
     public var description: String { message }
     public var errorDescription: String? { message }
 }
+
+/// The regions the inpainting study redraws on a Shapes image.
+public enum InpaintMask: String, Codable, CaseIterable, Sendable {
+    /// The bounding box of the object that comes first in raster order (its box's top edge, then
+    /// its left edge): what raster-order decoding reaches first, so the other object lies after it.
+    case firstObject = "first-object"
+    /// Rows 0 ..< S/2: the kept context lies wholly after the region in raster order.
+    case topHalf = "top-half"
+    /// The central square S/4 ..< 3S/4 on both axes: context on every side.
+    case centre
+
+    /// For `firstObject`, the index of the object (in the scene's and the caption's order) it
+    /// covers; nil for the other masks.
+    public func object(in scene: ShapesScene) -> Int? {
+        guard self == .firstObject, !scene.objects.isEmpty else { return nil }
+        return scene.objects.indices.min { a, b in
+            let (p, q) = (scene.objects[a], scene.objects[b])
+            return (p.minY.rounded(.down), p.minX.rounded(.down)) < (q.minY.rounded(.down), q.minX.rounded(.down))
+        }
+    }
+
+    /// The region on an S×S image of `scene`.
+    public func region(scene: ShapesScene, size S: Int) throws -> EditRegion {
+        switch self {
+        case .firstObject:
+            guard let k = object(in: scene) else { throw EditRegionError("the scene has no object to mask") }
+            let o = scene.objects[k]
+            let clamp = { (v: Float) in min(S, max(0, Int(v))) }
+            return try EditRegion(box: clamp(o.minX.rounded(.down)), clamp(o.minY.rounded(.down)),
+                                  clamp(o.maxX.rounded(.up)), clamp(o.maxY.rounded(.up)), width: S, height: S)
+        case .topHalf:
+            return try EditRegion(box: 0, 0, S, S / 2, width: S, height: S)
+        case .centre:
+            return try EditRegion(box: S / 4, S / 4, 3 * S / 4, 3 * S / 4, width: S, height: S)
+        }
+    }
+}
