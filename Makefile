@@ -7,8 +7,12 @@ DB ?= results/results.sqlite
 JOBS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# System packages the suite needs (Debian names).
-DEBS := libopenblas-dev libdnnl-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist
+# System packages the suite needs (Debian names). Open MPI is loaded only by runs under mpirun
+# (docs/distributed.md); the tests run two ranks.
+DEBS := libopenblas-dev libdnnl-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot-nox sqlite3 dataset-fashion-mnist \
+        libopenmpi-dev openmpi-bin
+# Open MPI refuses to start as root unless told to; CI and containers run as root.
+MPI_AS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
 
 .PHONY: deps system-packages minilm build test bench query trim-results clean studies figures \
         study-quality study-speed study-mask study-reparam
@@ -37,7 +41,8 @@ build: deps
 
 ## test: the test suite, in release mode with testing enabled. Serial: OpenBLAS's thread count is
 ## process-wide and its results depend on it, so tests that check bitwise reproducibility (resume
-## equals uninterrupted) must not share the process with tests that change it.
+## equals uninterrupted) must not share the process with tests that change it. DistributedTrainingTests
+## run vqd as two MPI ranks on this machine (mpirun --oversubscribe -np 2, over the loopback interface).
 test: deps
 	$(SWIFT) test $(RELEASE) -Xswiftc -enable-testing --no-parallel
 
@@ -47,9 +52,10 @@ bench: deps
 
 ## study-quality, study-speed, study-mask, study-reparam: run one study (PROFILE=quick|paper, default
 ## paper; ARGS="--key value …" overrides its configuration), then redraw its figure from the database.
-## Missing models are trained JOBS at a time first (default 2, one thread each).
+## Missing models are trained JOBS at a time first (default 2, one thread each; ARGS="--mpi-ranks N"
+## trains each as N MPI ranks, docs/distributed.md).
 study-quality study-speed study-mask study-reparam: build
-	.build/release/$@ --profile $(PROFILE) --db $(DB) --jobs $(JOBS) $(ARGS)
+	env $(MPI_AS_ROOT) .build/release/$@ --profile $(PROFILE) --db $(DB) --jobs $(JOBS) $(ARGS)
 	@scripts/figures.sh -d $(DB) -p $(PROFILE) $(@:study-%=%)
 
 ## studies: all four studies (the prerequisite models are trained once and shared)
