@@ -14,7 +14,7 @@ DEBS := libopenblas-dev libdnnl-dev libsqlite3-dev libpng-dev zlib1g-dev gnuplot
 # Open MPI refuses to start as root unless told to; CI and containers run as root.
 MPI_AS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
 
-.PHONY: deps system-packages minilm build test bench query trim-results clean studies figures \
+.PHONY: deps system-packages minilm build test bench bench-scaling query trim-results clean studies figures \
         study-quality study-speed study-mask study-reparam
 
 ## deps: system packages, then the text encoder weights (each step does nothing when already done)
@@ -49,6 +49,11 @@ test: deps
 ## bench: engine throughput against this machine's sgemm peak
 bench: deps
 	$(SWIFT) run $(RELEASE) vqd-bench
+
+## bench-scaling: the small preset's training steps/s as 1 process × 1 thread, 1 process × 2 threads and
+## 2 MPI ranks × 1 thread, and the gradients' allreduce time per step (docs/distributed.md)
+bench-scaling: deps
+	env $(MPI_AS_ROOT) $(SWIFT) run $(RELEASE) vqd-bench --scaling $(ARGS)
 
 ## study-quality, study-speed, study-mask, study-reparam: run one study (PROFILE=quick|paper, default
 ## paper; ARGS="--key value …" overrides its configuration), then redraw its figure from the database.
