@@ -186,10 +186,17 @@ public struct GeneratorRecipe: ModelRecipe {
         selection.split = s.split.rawValue
         selection.seed = s.dataSeed
         selection.count = count
-        // Under MPI rank 0 tokenizes and caches first; the other ranks then read its cache.
-        let data = try ProcessGroup.world.rootFirst {
+        // Under MPI rank 0 tokenizes and caches first; the other ranks then read its cache, and
+        // check that they all train on the same grids and captions.
+        let group = ProcessGroup.world
+        let data = try group.rootFirst {
             try TokenCache.tokens(vqvae: vqvaeURL, data: selection, directory: store.tokenCache,
                                   progress: ProgressBar.reporter(label: "tokenize", enabled: store.showProgress))
+        }
+        if group.isDistributed {
+            let fingerprint = data.tokens.withUnsafeBytes { TokenCache.fnv1a($0) }
+                ^ TokenCache.fnv1a(Array(data.captions.joined(separator: "\n").utf8))
+            try group.checkAgreement(fingerprint, "the token grids and captions trained on")
         }
         return (data, vqvaeURL)
     }
