@@ -1,6 +1,7 @@
 // vqd-bench: the engine's throughput against this machine's sgemm peak, measured in the same run.
 //
 //   swift run -c release vqd-bench [--threads N] [--only TEXT]      (make bench; --only decode: AR decoding)
+//   swift run -c release vqd-bench --scaling [--scaling-steps N]     (make bench-scaling: MPI ranks against threads)
 //
 // Each case is forward + backward through the engine's Tensor API, median of 10 timed repetitions
 // after 3 warm-ups, in fp32 and, where the machine can (ComputePolicy), with bf16 operands beside
@@ -19,6 +20,10 @@ var threads = 2
 var only: String? = nil
 /// Results database the run is recorded in (`--db PATH`; `--no-db` skips it).
 var databasePath: String? = "results/results.sqlite"
+/// `--scaling`: the training step over 1 thread, 2 threads and 2 MPI ranks (ScalingBench.swift);
+/// `--scaling-worker` is one of its layouts; `--scaling-steps N` the timed steps of each.
+var scaling = false, scalingWorker = false
+var scalingSteps = 10
 var arguments = CommandLine.arguments.dropFirst()
 while let arg = arguments.popFirst() {
     switch arg {
@@ -42,15 +47,35 @@ while let arg = arguments.popFirst() {
         databasePath = value
     case "--no-db":
         databasePath = nil
+    case "--scaling":
+        scaling = true
+    case "--scaling-worker":
+        scalingWorker = true
+    case "--scaling-steps":
+        guard let value = arguments.popFirst(), let n = Int(value), n >= 1 else {
+            fputs("vqd-bench: --scaling-steps needs a positive integer, e.g. --scaling-steps 10\n", stderr)
+            exit(2)
+        }
+        scalingSteps = n
     case "-h", "--help":
         print("usage: vqd-bench [--threads N] [--only TEXT] [--db PATH | --no-db]   (default: 2 threads, every case, results/results.sqlite)")
+        print("       vqd-bench --scaling [--scaling-steps N] [--db PATH | --no-db]   (training steps/s: 1 and 2 threads, 2 MPI ranks)")
         exit(0)
     default:
-        fputs("vqd-bench: unknown argument '\(arg)'; the options are --threads N and --only TEXT\n", stderr)
+        fputs("vqd-bench: unknown argument '\(arg)'; the options are --threads N, --only TEXT, --db PATH, --no-db, --scaling\n", stderr)
         exit(2)
     }
 }
 BLAS.setThreads(threads)
+if scalingWorker || scaling {
+    do {
+        if scalingWorker { try runScalingWorker(steps: scalingSteps) } else { try runScaling(steps: scalingSteps, databasePath: databasePath) }
+    } catch {
+        fputs("vqd-bench: \(error)\n", stderr)
+        ProcessGroup.world.abort(code: 1)     // under mpirun: every rank
+    }
+    exit(0)
+}
 
 // MARK: - Cases
 

@@ -9,6 +9,10 @@
 /// gradient is Σ_i share_i · g_i with share_i the shard's fraction of the batch: the full batch's
 /// mean. The optimizer only ever sees the master. Which rows a shard owns and the order of the
 /// sum are fixed, so a step is bitwise reproducible for a given shard count.
+///
+/// Across processes the same cut happens one level up (`ProcessGroup`): each MPI rank gets a
+/// contiguous part of the global batch, cuts it into its own shards here, and the ranks' means
+/// are then weighed by their parts and summed.
 public final class DataParallel<M: Module> {
     public let master: M
     public let replicas: [M]
@@ -34,17 +38,21 @@ public final class DataParallel<M: Module> {
     /// Number of shards a step is cut into (master + replicas).
     public var shardCount: Int { 1 + replicas.count }
 
-    /// Rows of shard `index` when `rows` rows are cut into `shardCount` near-equal contiguous parts.
-    public func shardRange(_ index: Int, rows: Int) -> Range<Int> {
-        Parallel.chunkRange(rows, chunks: shardCount, index: index)
+    /// Rows of shard `index` when `rows` are cut into `shardCount` near-equal contiguous parts.
+    public func shardRange(_ index: Int, rows: Range<Int>) -> Range<Int> {
+        let part = Parallel.chunkRange(rows.count, chunks: shardCount, index: index)
+        return (rows.lowerBound + part.lowerBound)..<(rows.lowerBound + part.upperBound)
     }
 
-    /// Runs `body(model, rows)` for every shard of `rows` batch rows concurrently, each on its model,
-    /// then leaves in the master's gradients Σ_i (|rows_i| / rows) · g_i, where g_i is what
+    /// Rows of shard `index` of a batch of `rows` rows.
+    public func shardRange(_ index: Int, rows: Int) -> Range<Int> { shardRange(index, rows: 0..<rows) }
+
+    /// Runs `body(model, rows_i)` for every shard of the batch rows `rows` concurrently, each on its
+    /// model, then leaves in the master's gradients Σ_i (|rows_i| / |rows|) · g_i, where g_i is what
     /// shard i's backward pass accumulated (the replicas' gradients are cleared). The master's
     /// gradients must be clear on entry. Needs at least one row per shard.
-    public func step<R>(rows: Int, _ body: (M, Range<Int>) -> R) -> [R] {
-        precondition(rows >= shardCount, "DataParallel: \(rows) rows cannot fill \(shardCount) shards")
+    public func step<R>(rows: Range<Int>, _ body: (M, Range<Int>) -> R) -> [R] {
+        precondition(rows.count >= shardCount, "DataParallel: \(rows.count) rows cannot fill \(shardCount) shards")
         precondition(masterParameters.allSatisfy { $0.gradStorage == nil },
                      "DataParallel: the master's gradients must be cleared before a step")
         for parameters in replicaParameters {
@@ -55,7 +63,7 @@ public final class DataParallel<M: Module> {
         }
         let models = [master] + replicas
         let results = Parallel.shards(shardCount) { i in body(models[i], shardRange(i, rows: rows)) }
-        let shares = (0..<shardCount).map { Float(shardRange($0, rows: rows).count) / Float(rows) }
+        let shares = (0..<shardCount).map { Float(shardRange($0, rows: rows).count) / Float(rows.count) }
         for (p, parameter) in masterParameters.enumerated() {
             let contributions = [parameter.gradStorage] + replicaParameters.map { $0[p].gradStorage }
             guard contributions.contains(where: { $0 != nil }) else { continue }
@@ -74,18 +82,23 @@ public final class DataParallel<M: Module> {
 
     /// As above for a body that throws: every shard runs and the gradients are combined, then the
     /// first error (in shard order) is rethrown.
-    public func step<R>(rows: Int, _ body: (M, Range<Int>) throws -> R) throws -> [R] {
+    public func step<R>(rows: Range<Int>, _ body: (M, Range<Int>) throws -> R) throws -> [R] {
         try step(rows: rows) { model, range in Result { try body(model, range) } }.map { try $0.get() }
     }
+
+    /// The same for a whole batch of `rows` rows.
+    public func step<R>(rows: Int, _ body: (M, Range<Int>) -> R) -> [R] { step(rows: 0..<rows, body) }
+    public func step<R>(rows: Int, _ body: (M, Range<Int>) throws -> R) throws -> [R] { try step(rows: 0..<rows, body) }
 }
 
 extension Optional {
-    /// One training step's backward passes over `rows` batch rows: on the data-parallel shards
-    /// when there are some (`self`), else on `model` as one batch. Returns each shard's rows and
+    /// One training step's backward passes over the batch rows `rows` (all of a batch, or an MPI
+    /// rank's part of it): on the data-parallel shards when there are some (`self`), else on
+    /// `model` as one batch. Leaves the mean gradient over `rows`; returns each shard's rows and
     /// result, in row order.
-    public func step<M: Module, R>(model: M, rows: Int, _ body: (M, Range<Int>) throws -> R) throws -> [(rows: Range<Int>, result: R)]
-    where Wrapped == DataParallel<M> {
-        guard let dataParallel = self else { return [(0..<rows, try body(model, 0..<rows))] }
+    public func step<M: Module, R>(model: M, rows: Range<Int>, _ body: (M, Range<Int>) throws -> R) throws
+        -> [(rows: Range<Int>, result: R)] where Wrapped == DataParallel<M> {
+        guard let dataParallel = self else { return [(rows, try body(model, rows))] }
         return try dataParallel.step(rows: rows, body).enumerated().map { (dataParallel.shardRange($0.offset, rows: rows), $0.element) }
     }
 }

@@ -17,6 +17,10 @@ public struct DatabaseOption: ParsableArguments {
     /// The database, created when missing.
     public func open() throws -> ResultsDatabase { try ResultsDatabase(path: db) }
 
+    /// For training commands: the database, created when missing — on rank 0 alone of an MPI job
+    /// (the other ranks neither log nor open it; nil there).
+    public func openForTraining() throws -> ResultsDatabase? { ProcessGroup.world.isRoot ? try open() : nil }
+
     /// The database, which must exist (for reading).
     public func openExisting() throws -> ResultsDatabase { try ResultsDatabase(path: db, create: false) }
 }

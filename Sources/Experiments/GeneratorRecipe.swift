@@ -189,8 +189,18 @@ public struct GeneratorRecipe: ModelRecipe {
         selection.split = s.split.rawValue
         selection.seed = s.dataSeed
         selection.count = count
-        let data = try TokenCache.tokens(vqvae: vqvaeURL, data: selection, directory: store.tokenCache,
-                                         progress: ProgressBar.reporter(label: "tokenize", enabled: store.showProgress))
+        // Under MPI rank 0 tokenizes and caches first; the other ranks then read its cache, and
+        // check that they all train on the same grids and captions.
+        let group = ProcessGroup.world
+        let data = try group.rootFirst {
+            try TokenCache.tokens(vqvae: vqvaeURL, data: selection, directory: store.tokenCache,
+                                  progress: ProgressBar.reporter(label: "tokenize", enabled: store.showProgress))
+        }
+        if group.isDistributed {
+            let fingerprint = data.tokens.withUnsafeBytes { TokenCache.fnv1a($0) }
+                ^ TokenCache.fnv1a(Array(data.captions.joined(separator: "\n").utf8))
+            try group.checkAgreement(fingerprint, "the token grids and captions trained on")
+        }
         return (data, vqvaeURL)
     }
 
@@ -199,10 +209,13 @@ public struct GeneratorRecipe: ModelRecipe {
     func textEncoder(captions: [String], store: ModelStore) throws -> any TextEncoder {
         if settings.synthetic { return RandomTextEncoder(width: 384, maxLength: settings.textLength) }
         var rng = RandomGenerator(seed: settings.seed).derived(7)
-        return try makeTextEncoder(choice: settings.textEncoder, captions: captions, maxLength: settings.textLength,
-                                   cacheDirectory: store.textFeatureCache,
-                                   progress: ProgressBar.reporter(label: "text features", enabled: store.showProgress),
-                                   using: &rng)
+        // Under MPI rank 0 computes and caches the features first; the other ranks then read them.
+        return try ProcessGroup.world.rootFirst {
+            try makeTextEncoder(choice: settings.textEncoder, captions: captions, maxLength: settings.textLength,
+                                cacheDirectory: store.textFeatureCache,
+                                progress: ProgressBar.reporter(label: "text features", enabled: store.showProgress),
+                                using: &rng)
+        }
     }
 
     /// The denoising transformer's shape for tokens `data` and text features `textWidth` wide.
@@ -241,7 +254,8 @@ public struct GeneratorRecipe: ModelRecipe {
     /// A trainer of this recipe, ready to step: its data and text encoder, what `train` logs about it.
     public struct PreparedTrainer {
         public let trainer: any GeneratorTrainer
-        /// The run configuration as JSON, the parameter count, the shards per batch, a summary line.
+        /// The run configuration as JSON, the parameter count, the shards per batch (over all MPI
+        /// ranks), a summary line.
         public let configuration: String
         public let parameters: Int
         public let shardCount: Int
@@ -271,14 +285,16 @@ public struct GeneratorRecipe: ModelRecipe {
                 textEncoder: encoderName, vqvae: vqvaePath)
             let trainer = try DiffusionTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
             return PreparedTrainer(trainer: trainer, configuration: try SchemaJSON.encode(configuration),
-                                   parameters: trainer.model.parameterCount, shardCount: trainer.dataParallel?.shardCount ?? 1,
+                                   parameters: trainer.model.parameterCount,
+                                   shardCount: (trainer.dataParallel?.shardCount ?? 1) * trainer.group.size,
                                    summary: trainer.summaryLine)
         case .ar:
             let configuration = ARRunConfiguration(model: .matching(model), training: training, textEncoder: encoderName,
                                                    vqvae: vqvaePath)
             let trainer = try ARTrainer(configuration: configuration, dataset: data, textEncoder: encoder, shards: shards)
             return PreparedTrainer(trainer: trainer, configuration: try SchemaJSON.encode(configuration),
-                                   parameters: trainer.model.parameterCount, shardCount: trainer.dataParallel?.shardCount ?? 1,
+                                   parameters: trainer.model.parameterCount,
+                                   shardCount: (trainer.dataParallel?.shardCount ?? 1) * trainer.group.size,
                                    summary: trainer.summaryLine(comparedWith: model))
         }
     }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import VQDiffusion
 #if canImport(Glibc)
@@ -122,23 +123,30 @@ public final class ModelStore {
     }
 
     /// The file of the model trained from `recipe`, training it first when it does not exist.
+    /// Under MPI every rank calls it and they train the model together: rank 0 takes the lock for
+    /// the job, and the ranks check that they agree on whether the model is there (they must share
+    /// the cache folder).
     public func model<R: ModelRecipe>(_ recipe: R) throws -> URL {
-        if let url = try existing(recipe) { return url }
+        let group = ProcessGroup.world
+        if !group.isDistributed, let url = try existing(recipe) { return url }
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
-        let lock = try FileLock(cache.appendingPathComponent("\(R.kind)-\(recipe.key).lock"))
-        if !lock.tryLock() {
+        let lock = group.isRoot ? try FileLock(cache.appendingPathComponent("\(R.kind)-\(recipe.key).lock")) : nil
+        if let lock, !lock.tryLock() {
             log("waiting for another process training \(recipe.summary) (\(recipe.fileName))")
             try lock.lock()
         }
-        defer { lock.unlock() }
-        if let url = try existing(recipe) { return url }
+        defer { lock?.unlock() }
+        group.barrier()
+        let found = try existing(recipe)
+        try group.checkAgreement(found == nil ? 0 : 1, "whether \(recipe.fileName) is already there")
+        if let found { return found }
         let url = cache.appendingPathComponent(recipe.fileName)
         let checkpoint = cache.appendingPathComponent("\(R.kind)-\(recipe.key).ckpt.safetensors")
         log("training \(recipe.summary) → \(portablePath(url))"
             + (FileManager.default.fileExists(atPath: checkpoint.path) ? " (resuming from its checkpoint)" : ""))
         let start = Run.monotonicSeconds()
         try recipe.train(job(recipe, model: url, checkpoint: checkpoint), store: self)
-        try? FileManager.default.removeItem(at: checkpoint)
+        if group.isRoot { try? FileManager.default.removeItem(at: checkpoint) }
         log(String(format: "trained %@ in %.1f min", recipe.summary, (Run.monotonicSeconds() - start) / 60))
         return url
     }

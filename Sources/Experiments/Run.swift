@@ -1,4 +1,5 @@
 import Foundation
+import Engine
 import VQDiffusion
 
 /// The status of a run, as stored in `runs.status`.

@@ -34,6 +34,12 @@ public struct StudyOptions: ParsableArguments {
         two threads). 1: train each when the study reaches it.
         """)
     public var jobs: Int = 1
+    @Option(name: .customLong("mpi-ranks"), help: """
+        Train the study's missing models first, --jobs at a time, each as N MPI ranks of one thread \
+        (mpirun -np N, Open MPI's mpirun from the PATH): --jobs J --mpi-ranks N keeps J·N processes \
+        busy. 1: one process per training.
+        """)
+    public var mpiRanks: Int = 1
     @Flag(name: .customLong("prepare-only"),
           help: "Train the study's missing models (--jobs at a time) and stop, without evaluating; a study whose later models depend on its first results lists only the first.")
     public var prepareOnly = false
@@ -47,6 +53,14 @@ public struct StudyOptions: ParsableArguments {
     public var overrides: [String] = []
 
     public init() {}
+
+    public func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs).") }
+        guard mpiRanks >= 1 else { throw ValidationError("--mpi-ranks must be at least 1, got \(mpiRanks).") }
+    }
+
+    /// Whether missing models are trained in child processes (`--jobs` above 1, or `--mpi-ranks`).
+    var inChildren: Bool { jobs > 1 || mpiRanks > 1 }
 
     /// The study's configuration for the profile with the overrides applied.
     public func configuration<S: Study>(_ study: S.Type) throws -> S.Configuration {
@@ -70,25 +84,30 @@ public struct StudyOptions: ParsableArguments {
             return
         }
         setvbuf(stdout, nil, _IOLBF, 0)   // line by line, also into a log file
+        let group = ProcessGroup.world
+        if group.isDistributed && prepareKind == nil {
+            throw ValidationError("a study runs as one process: start it without mpirun (--mpi-ranks N runs its trainings over MPI).")
+        }
         if let threads { BLAS.setThreads(threads) }
         do { try ComputePolicy.use(precision) } catch let error as ConfigurationError { throw ValidationError(error.message) }
-        let database = try ResultsDatabase(path: db)
+        let database = group.isRoot ? try ResultsDatabase(path: db) : nil   // rank 0 alone logs a training child's run
         let cacheURL = URL(fileURLWithPath: cache)
         let store = ModelStore(committed: URL(fileURLWithPath: models), cache: cacheURL.appendingPathComponent("models"),
                                tokenCache: cacheURL.appendingPathComponent("tokens"),
                                textFeatureCache: cacheURL.appendingPathComponent("text-features"),
                                database: database, profile: profile.rawValue, showProgress: !noProgress)
-        let context = StudyContext(study: S.name, profile: profile, database: database, store: store,
-                                   resultsDirectory: URL(fileURLWithPath: results), showProgress: !noProgress)
         if let kind = prepareKind, let recipe = prepareRecipe {
             // A child of --jobs: train one model and stop.
             let url = try StudyPrerequisite(kind: kind, recipe: recipe).prepare(in: store)
             print("ready: \(portablePath(url))")
             return
         }
-        if jobs > 1 || prepareOnly { try prepare(S.prerequisites(configuration, context: context), store: store) }
+        guard let database else { return }
+        let context = StudyContext(study: S.name, profile: profile, database: database, store: store,
+                                   resultsDirectory: URL(fileURLWithPath: results), showProgress: !noProgress)
+        if inChildren || prepareOnly { try prepare(S.prerequisites(configuration, context: context), store: store) }
         if prepareOnly { return }
-        if jobs > 1 { context.prepare = { try self.prepare($0, store: store) } }
+        if inChildren { context.prepare = { try self.prepare($0, store: store) } }
         print("study \(S.name), profile \(profile.rawValue), \(BLAS.threads) thread(s), database \(db)")
         if let advice = BLASKernels.advice { print("note: " + advice) }
         _ = try StudyContext.execute(study, configuration: configuration, context: context)
@@ -99,8 +118,9 @@ public struct StudyOptions: ParsableArguments {
     func prepare(_ all: [StudyPrerequisite], store: ModelStore) throws {
         let missing = StudyPrerequisite.ordered(all).filter { !$0.isAvailable(in: store) }
         guard !missing.isEmpty else { return }
-        print("preparing \(missing.count) model(s), \(jobs) at a time, one thread each")
-        let executable = ProjectRoot.runningExecutable
+        print("preparing \(missing.count) model(s), \(jobs) at a time, "
+              + (mpiRanks > 1 ? "each as \(mpiRanks) MPI ranks of one thread" : "one thread each"))
+        let launcher = try self.launcher()
         for wave in [missing.filter { $0.kind != GeneratorRecipe.kind }, missing.filter { $0.kind == GeneratorRecipe.kind }] {
             var pending = wave[...]
             var running: [(process: Process, model: StudyPrerequisite)] = []
@@ -108,9 +128,7 @@ public struct StudyOptions: ParsableArguments {
             while !pending.isEmpty || !running.isEmpty {
                 while running.count < jobs, let next = pending.popFirst() {
                     let child = Process()
-                    child.executableURL = executable
-                    child.arguments = ["--profile", profile.rawValue, "--db", db, "--models", models, "--cache", cache,
-                                       "--threads", "1", "--no-progress", "--prepare-kind", next.kind, "--prepare-recipe", next.recipe]
+                    (child.executableURL, child.arguments) = childCommand(next, launcher: launcher)
                     try child.run()
                     running.append((child, next))
                 }
@@ -125,5 +143,24 @@ public struct StudyOptions: ParsableArguments {
                 throw ValidationError("training failed for: \(failed.joined(separator: "; ")) (see the messages above)")
             }
         }
+    }
+
+    /// What starts the training children: this executable, or Open MPI's mpirun for
+    /// `--mpi-ranks` above 1.
+    func launcher() throws -> URL {
+        guard mpiRanks > 1 else { return ProjectRoot.runningExecutable }
+        do { return try MPIRun.find() } catch let error as ConfigurationError {
+            throw ValidationError("--mpi-ranks \(mpiRanks): " + error.message)
+        }
+    }
+
+    /// The program and arguments of the child that trains `model`: this executable with one
+    /// thread and no progress bars, under `launcher` (mpirun -np N …) when that is not itself.
+    func childCommand(_ model: StudyPrerequisite, launcher: URL) -> (URL, [String]) {
+        let executable = ProjectRoot.runningExecutable
+        let arguments = ["--profile", profile.rawValue, "--db", db, "--models", models, "--cache", cache,
+                         "--threads", "1", "--no-progress", "--prepare-kind", model.kind, "--prepare-recipe", model.recipe]
+        guard mpiRanks > 1 else { return (executable, arguments) }
+        return (launcher, ["-np", String(mpiRanks), executable.path] + arguments)
     }
 }

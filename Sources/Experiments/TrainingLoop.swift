@@ -12,6 +12,12 @@ import VQDiffusion
 //
 // A resumed trainer starts at its checkpoint's step and continues to the same total: the data
 // order and noise are functions of the seed and the step, so the result is the uninterrupted one.
+//
+// Under MPI (`ProcessGroup.world` of several ranks) every rank runs this loop and takes every step
+// on its rows of the batch; rank 0 alone opens the run, logs, draws the progress bar, writes the
+// checkpoints and has the last words. Before the first step, at every checkpoint and at the last
+// step the ranks check that they hold the same checkpoint, byte for byte, and stop with an error
+// naming the ranks that differ otherwise.
 
 /// Where a training run logs and saves, and how often.
 public struct TrainingOutput {
@@ -44,21 +50,25 @@ public struct TrainingOutput {
         self.showProgress = showProgress
     }
 
-    /// Opens a run in the results database (when there is one), logs `params`, runs `body`, and
-    /// closes the run as finished — or as failed, rethrowing, when `body` throws. A signal that
-    /// ends the process marks it killed (`RunTermination`).
+    /// Opens a run in the results database (when there is one, on rank 0 of an MPI job alone),
+    /// logs `params`, runs `body`, and closes the run as finished — or as failed, rethrowing, when
+    /// `body` throws. A signal that ends the process marks it killed (`RunTermination`).
     public func withRun<T>(params: [String: String], _ body: (Run?) throws -> T) throws -> T {
-        guard let run = try database?.startRun(experiment: experiment, name: runName, profile: profile, threads: BLAS.threads) else {
+        let group = ProcessGroup.world
+        guard group.isRoot,
+              let run = try database?.startRun(experiment: experiment, name: runName, profile: profile, threads: BLAS.threads) else {
             return try body(nil)
         }
         run.logParams(params)
+        if group.isDistributed { run.setTag("sys.mpi_ranks", String(group.size)) }
         return try run.closing(body)
     }
 }
 
 public enum TrainingLoop {
     /// Trains `trainer` until its step reaches `steps`, inside a run opened by `output` with
-    /// `params`, then calls `finish` (inside the same run, so a failure there fails the run).
+    /// `params`, then calls `finish` (inside the same run, so a failure there fails the run; on
+    /// rank 0 alone under MPI).
     public static func run<T: Trainer>(_ trainer: T, until steps: Int, label: String, output: TrainingOutput,
                                        params: [String: String], finish: (T, Run?) throws -> Void = { _, _ in }) throws {
         var params = params
@@ -66,7 +76,7 @@ public enum TrainingLoop {
         params["steps"] = "\(steps)"
         try output.withRun(params: params) { run in
             try train(trainer, until: steps, label: label, output: output, run: run)
-            try finish(trainer, run)
+            if ProcessGroup.world.isRoot { try finish(trainer, run) }
         }
     }
 
@@ -74,16 +84,22 @@ public enum TrainingLoop {
     /// records the compute this run has spent so far: `compute/wall_seconds` (of the steps) and
     /// `compute/cpu_seconds` (the process's CPU time over them, all threads), so that a model's
     /// training compute is the sum over its runs (a resumed model has several).
+    /// Under MPI, the seconds each step spent summing the ranks' gradients are logged too
+    /// (`mpi/allreduce_ms`, averaged over the window).
     public static func train(_ trainer: some Trainer, until steps: Int, label: String, output: TrainingOutput,
                              run: Run?) throws {
         guard steps > trainer.step else { return }
+        let group = ProcessGroup.world
         let first = trainer.step
+        try checkpoint(trainer, to: nil, group: group, run: run)
         let cpuStart = MonotonicClock.processCPUSeconds()
         var wallSeconds = 0.0
-        let progress = output.showProgress ? ProgressBar(total: steps - first, label: label) : nil
+        let progress = output.showProgress && group.isRoot ? ProgressBar(total: steps - first, label: label) : nil
         var window = Window()
         while trainer.step < steps {
-            let report = try trainer.advance()
+            let communication = group.gradientSeconds
+            var report = try trainer.advance()
+            if group.isDistributed { report.averaged.append(("mpi/allreduce_ms", 1000 * (group.gradientSeconds - communication))) }
             window.add(report)
             wallSeconds += report.seconds
             let step = trainer.step
@@ -97,11 +113,24 @@ public enum TrainingLoop {
                 run.logMetric("compute/cpu_seconds", MonotonicClock.processCPUSeconds() - cpuStart, step: step)
                 window = Window()
             }
-            if let checkpoint = output.checkpoint, step % output.checkpointEvery == 0 || step == steps {
-                try trainer.saveCheckpoint(to: checkpoint)
+            if step % output.checkpointEvery == 0 || step == steps {
+                try checkpoint(trainer, to: output.checkpoint, group: group, run: run)
             }
         }
         progress?.finish()
+    }
+
+    /// Writes the trainer's checkpoint to `url` (when given), after checking under MPI that every
+    /// rank holds the same one, byte for byte; rank 0 alone writes it.
+    static func checkpoint(_ trainer: some Trainer, to url: URL?, group: ProcessGroup, run: Run?) throws {
+        guard group.isDistributed else {
+            if let url { try trainer.saveCheckpoint(to: url) }
+            return
+        }
+        let bytes = TrainingCheckpoint.encode(try trainer.checkpointContents())
+        try group.checkAgreement(TrainingCheckpoint.fingerprint(bytes), "the training state at step \(trainer.step)")
+        run?.setTag("mpi.ranks_agree_at_step", String(trainer.step))
+        if group.isRoot, let url { try AtomicFile.write(bytes, to: url) }
     }
 
     /// The figures of the steps since the last logged one.

@@ -119,7 +119,7 @@ func openDataset(_ name: DatasetName, split: DatasetSplit, imageSize: Int, count
     }
 }
 
-struct EvaluatorTrainCommand: ParsableCommand {
+struct EvaluatorTrainCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train an evaluator on a dataset's training split and save it.",
@@ -172,7 +172,7 @@ struct EvaluatorTrainCommand: ParsableCommand {
         try ensureFolder(of: path)
         let val = try openDataset(DatasetName(rawValue: recipe.dataset.rawValue)!, split: .val, imageSize: recipe.imageSize)
         let checkpoint = URL(fileURLWithPath: VQVAETrainCommand.checkpointPath(for: path))
-        let store = ModelStore.standard(database: try database.open(), profile: nil)
+        let store = ModelStore.standard(database: try database.openForTraining(), profile: nil)
         let output = TrainingOutput(checkpoint: checkpoint, checkpointEvery: checkpointEvery,
                                     resume: resume && FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint : nil,
                                     database: store.database, experiment: "evaluator",

@@ -101,7 +101,7 @@ struct ModelsExportCommand: ParsableCommand {
     }
 }
 
-struct ModelsTrainCommand: ParsableCommand {
+struct ModelsTrainCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Train a recipe's model: into the cache as a study would, or afresh into --out.",
         discussion: """
@@ -129,7 +129,7 @@ struct ModelsTrainCommand: ParsableCommand {
     func run() throws {
         if let threads { BLAS.setThreads(threads) }
         let r = try recipe.load()
-        let store = folders.store(database: try database.open(), profile: profile, showProgress: !noProgress)
+        let store = folders.store(database: try database.openForTraining(), profile: profile, showProgress: !noProgress)
         if let out {
             try trainAfresh(r, into: URL(fileURLWithPath: out), store: store)
             print("model: \(out)")

@@ -13,7 +13,7 @@ extension TextEncoderChoice: ExpressibleByArgument {}
 
 extension GeneratorFamily: ExpressibleByArgument {}
 
-struct TrainCommand: ParsableCommand {
+struct TrainCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train the text-conditioned VQ-Diffusion model (or the VQ-AR baseline) on VQ-VAE tokens.",
@@ -187,7 +187,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--stop-at must lie in 1…\(recipe.settings.steps) (--steps), got \(stopAt).")
         }
         let out = self.out!
-        let store = ModelStore.standard(database: try database.open(), profile: nil)
+        let store = ModelStore.standard(database: try database.openForTraining(), profile: nil)
         if !recipe.settings.synthetic, let vqvae { store.provide(ProjectRoot.resolve(vqvae), for: recipe.vqvae) }
         let outURL = URL(fileURLWithPath: out)
         let output = TrainingOutput(checkpoint: outURL, checkpointEvery: checkpointEvery,

@@ -30,11 +30,15 @@ struct VQD: ParsableCommand {
             VQVAECommand.self,
             ModelsCommand.self,
         ])
+
+    /// ArgumentParser's main, joining the MPI job first when mpirun started this process.
+    static func main() { mainJoiningMPI() }
 }
 
-struct InfoCommand: ParsableCommand {
+struct InfoCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
-        commandName: "info", abstract: "Print the version, the matrix backend and precision, and the thread count.")
+        commandName: "info",
+        abstract: "Print the version, the matrix backend and precision, the thread count, and whether it runs under MPI.")
 
     func run() throws {
         print("vqd \(VQDiffusionInfo.version)")
@@ -42,5 +46,6 @@ struct InfoCommand: ParsableCommand {
         print("BLAS kernels: OpenBLAS \(BLASKernels.coreName)\(BLASKernels.cpuHasAVX512 ? " (CPU with AVX-512)" : "")")
         if let advice = BLASKernels.advice { print("note: " + advice) }
         for line in ComputePolicy.summary { print(line) }
+        print(ProcessGroup.summary())
     }
 }

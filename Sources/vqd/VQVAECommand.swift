@@ -72,7 +72,7 @@ func loadVQVAE(_ path: String) throws -> VQVAE {
 
 // MARK: - train
 
-struct VQVAETrainCommand: ParsableCommand {
+struct VQVAETrainCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "train", abstract: "Train a VQ-VAE on a dataset's train split.",
         discussion: """
@@ -160,7 +160,7 @@ struct VQVAETrainCommand: ParsableCommand {
         heldOut.count = evalCount
         let evalDataset = try heldOut.open()
         let checkpointURL = URL(fileURLWithPath: checkpoint ?? VQVAETrainCommand.checkpointPath(for: out))
-        let store = ModelStore.standard(database: try database.open(), profile: nil)
+        let store = ModelStore.standard(database: try database.openForTraining(), profile: nil)
         let output = TrainingOutput(checkpoint: checkpointURL, checkpointEvery: checkpointEvery,
                                     resume: resume.map { URL(fileURLWithPath: $0) }, database: store.database,
                                     experiment: "vqvae", runName: "train \(recipe.dataset.rawValue) \(recipe.imageSize)",

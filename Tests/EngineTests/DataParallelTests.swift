@@ -56,6 +56,51 @@ private final class TwoLayers: Module {
         }
     }
 
+    /// An MPI rank's part of a batch (rows 3..<9 of 9): the shards cut that part, in global row
+    /// numbers, and leave the mean gradient over it, as one batch of those rows gives.
+    @Test func shardsOfARanksRowsLeaveTheMeanOverThem() throws {
+        var rng = RandomGenerator(seed: 21)
+        let input = (0..<45).map { _ in rng.normal() }
+        rng = RandomGenerator(seed: 5)
+        let part = TwoLayers(using: &rng)
+        Self.loss(part, rows: 3..<9, input: input).backward()
+        rng = RandomGenerator(seed: 5)
+        let master = TwoLayers(using: &rng)
+        let parallel = DataParallel(master: master, replicas: [TwoLayers(using: &rng)])
+        var seen: [Range<Int>] = []
+        _ = parallel.step(rows: 3..<9) { model, rows in
+            Self.loss(model, rows: rows, input: input).backward()
+            return rows
+        }
+        for i in 0..<2 { seen.append(parallel.shardRange(i, rows: 3..<9)) }
+        #expect(seen == [3..<6, 6..<9])
+        for ((name, a), (_, b)) in zip(part.namedParameters, master.namedParameters) {
+            let (ga, gb) = (try #require(a.grad).values, try #require(b.grad).values)
+            let error = zip(ga, gb).map { abs($0 - $1) }.max()!
+            #expect(error <= 1e-5 * max(ga.map(abs).max()!, 1), "\(name): gradients differ by \(error)")
+        }
+    }
+
+    /// Without mpirun the process is a group of one: its collectives hand back their input and
+    /// leave gradients alone, and it owns every row.
+    @Test func oneProcessIsAGroupOfOne() throws {
+        let group = ProcessGroup.single
+        #expect(group.rank == 0 && group.size == 1 && group.isRoot && !group.isDistributed)
+        #expect(group.rows(ofBatch: 32) == 0..<32 && group.share(ofBatch: 32) == 1 && group.batchProblem(1) == nil)
+        #expect(group.sum([1.5, 2]) == [1.5, 2] && group.allGather([Int32(3), 4]) == [3, 4])
+        let t = Tensor(shape: [2], values: [1, 2], requiresGrad: true)
+        (t * t).sum().backward()
+        group.sumGradients([t], weight: 0.5)
+        #expect(t.grad?.values == [2, 4] && group.gradientReductions == 0)
+        #expect(try group.rootFirst { 7 } == 7)
+        try group.checkAgreement(1, "anything")
+        #expect(ProcessGroup.launch(environment: [:]) == nil)
+        let launched = ProcessGroup.launch(environment: ["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "2"])
+        #expect(launched?.rank == 2 && launched?.size == 4)
+        #expect(try ProcessGroup.start(environment: ["OMPI_COMM_WORLD_SIZE": "1", "OMPI_COMM_WORLD_RANK": "0"]) === ProcessGroup.single)
+        #expect(throws: ProcessGroupError.self) { try ProcessGroup.start(environment: ["PMI_SIZE": "2"]) }
+    }
+
     @Test func aShardsErrorIsRethrownAfterAllHaveRun() {
         struct Failure: Error {}
         var rng = RandomGenerator(seed: 1)

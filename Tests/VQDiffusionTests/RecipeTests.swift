@@ -148,6 +148,10 @@ final class CountingTrainer: Trainer {
                                   latest: [("last", Double(step))], perStep: [("work", 10)], seconds: 0.5)
     }
     func saveCheckpoint(to url: URL) throws { saved.append(step) }
+    func checkpointContents() throws -> TrainingCheckpoint.Contents {
+        try TrainingCheckpoint.Contents(kind: "counting", configuration: ["step": step], model: [],
+                                        generator: RandomGenerator(seed: 0), step: step)
+    }
 }
 
 @Suite(.serialized) struct TrainingLoopTests {
@@ -173,6 +177,10 @@ final class CountingTrainer: Trainer {
             var step = 0
             func advance() throws -> TrainingStepReport { throw ConfigurationError("step failed") }
             func saveCheckpoint(to url: URL) throws {}
+            func checkpointContents() throws -> TrainingCheckpoint.Contents {
+                try TrainingCheckpoint.Contents(kind: "failing", configuration: ["step": step], model: [],
+                                                generator: RandomGenerator(seed: 0), step: step)
+            }
         }
         let folder = TemporaryFolder()
         let db = try ResultsDatabase(path: folder.file("r.sqlite").path)

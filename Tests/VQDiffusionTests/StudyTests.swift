@@ -158,6 +158,25 @@ struct CountingRecipe: ModelRecipe {
     }
 }
 
+/// `--mpi-ranks`: a study's training children start under mpirun.
+@Suite struct StudyMPIRanksTests {
+    @Test func childrenRunUnderMpirunWithOneThreadEach() throws {
+        let options = try StudyOptions.parse(["--jobs", "2", "--mpi-ranks", "2", "--profile", "quick"])
+        let mpirun = URL(fileURLWithPath: "/usr/bin/mpirun")
+        let model = StudyPrerequisite(VQVAERecipe.defaults)
+        let (program, arguments) = options.childCommand(model, launcher: mpirun)
+        #expect(program == mpirun)
+        #expect(Array(arguments.prefix(3)) == ["-np", "2", ProjectRoot.runningExecutable.path])
+        #expect(arguments.contains("--prepare-recipe") && arguments.contains(model.recipe))
+        #expect(arguments.firstIndex(of: "--threads").map { arguments[$0 + 1] } == "1")
+        let single = try StudyOptions.parse(["--jobs", "2"])
+        #expect(single.childCommand(model, launcher: ProjectRoot.runningExecutable).0 == ProjectRoot.runningExecutable)
+        let plain = try StudyOptions.parse([])
+        #expect(single.inChildren && options.inChildren && !plain.inChildren)
+        #expect(thrownMessage { _ = try StudyOptions.parse(["--mpi-ranks", "0"]) }?.contains("--mpi-ranks") == true)
+    }
+}
+
 /// The five studies' quick profiles, run as a user runs them, sharing one database and one cache.
 @Suite(.serialized) struct StudyEndToEndTests {
     static let folder = TemporaryFolder()

@@ -33,15 +33,20 @@ func builtExecutable(_ name: String) throws -> URL {
 }
 
 /// A started child process whose output (stdout, and stderr unless `errorsApart`) goes to one pipe.
+/// `environment` adds to (or replaces in) this process's environment.
 struct ChildProcess {
     let process: Process
     let pipe: Pipe
 
-    init(_ executable: URL, _ arguments: [String], in folder: URL? = nil, errorsApart: Bool = false) throws {
+    init(_ executable: URL, _ arguments: [String], in folder: URL? = nil, errorsApart: Bool = false,
+         environment: [String: String] = [:]) throws {
         process = Process()
         process.executableURL = executable
         process.arguments = arguments
         if let folder { process.currentDirectoryURL = folder }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         pipe = Pipe()
         process.standardOutput = pipe
         if !errorsApart { process.standardError = pipe }

@@ -275,7 +275,7 @@ struct InpaintStudy: Study {
 }
 
 @main
-struct InpaintStudyCommand: ParsableCommand {
+struct InpaintStudyCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "study-inpaint",
         abstract: "Redrawing a region with context on every side: VQ-Diffusion against VQ-AR (the paper's unidirectional-bias argument).",
@@ -291,4 +291,7 @@ struct InpaintStudyCommand: ParsableCommand {
     @OptionGroup var options: StudyOptions
 
     func run() throws { try options.run(InpaintStudy.self) }
+
+    /// Joins the MPI job first when mpirun started this process (a --mpi-ranks training child).
+    static func main() { mainJoiningMPI() }
 }

@@ -236,7 +236,7 @@ struct MaskStudy: Study {
 }
 
 @main
-struct MaskStudyCommand: ParsableCommand {
+struct MaskStudyCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "study-mask",
         abstract: "The final mask rate γ̄_T from replace-only (0) to mask-only (1) (paper ablation).",
@@ -253,4 +253,7 @@ struct MaskStudyCommand: ParsableCommand {
     @OptionGroup var options: StudyOptions
 
     func run() throws { try options.run(MaskStudy.self) }
+
+    /// Joins the MPI job first when mpirun started this process (a --mpi-ranks training child).
+    static func main() { mainJoiningMPI() }
 }

@@ -542,7 +542,7 @@ func formatThousands(_ n: Int) -> String {
 }
 
 @main
-struct QualityStudyCommand: ParsableCommand {
+struct QualityStudyCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "study-quality",
         abstract: "VQ-Diffusion against VQ-AR at equal training compute and equal tuning, over three budgets (paper Tables 1 and 3).",
@@ -561,4 +561,7 @@ struct QualityStudyCommand: ParsableCommand {
     @OptionGroup var options: StudyOptions
 
     func run() throws { try options.run(QualityStudy.self) }
+
+    /// Joins the MPI job first when mpirun started this process (a --mpi-ranks training child).
+    static func main() { mainJoiningMPI() }
 }

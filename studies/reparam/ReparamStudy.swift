@@ -213,7 +213,7 @@ struct ReparamStudy: Study {
 }
 
 @main
-struct ReparamStudyCommand: ParsableCommand {
+struct ReparamStudyCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "study-reparam",
         abstract: "Fast inference with the x0 reparameterization: FID and images/s against steps (paper Table 3).",
@@ -227,4 +227,7 @@ struct ReparamStudyCommand: ParsableCommand {
     @OptionGroup var options: StudyOptions
 
     func run() throws { try options.run(ReparamStudy.self) }
+
+    /// Joins the MPI job first when mpirun started this process (a --mpi-ranks training child).
+    static func main() { mainJoiningMPI() }
 }

@@ -271,7 +271,7 @@ struct SpeedStudy: Study {
 }
 
 @main
-struct SpeedStudyCommand: ParsableCommand {
+struct SpeedStudyCommand: DistributedCommand {
     static let configuration = CommandConfiguration(
         commandName: "study-speed",
         abstract: "Seconds per image against token-grid size for VQ-AR and VQ-Diffusion (paper abstract, Table 3).",
@@ -286,4 +286,7 @@ struct SpeedStudyCommand: ParsableCommand {
     @OptionGroup var options: StudyOptions
 
     func run() throws { try options.run(SpeedStudy.self) }
+
+    /// Joins the MPI job first when mpirun started this process (a --mpi-ranks training child).
+    static func main() { mainJoiningMPI() }
 }

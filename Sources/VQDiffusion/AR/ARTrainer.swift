@@ -48,6 +48,8 @@ public final class ARTrainer: GeneratorTrainer {
     public let state: TrainingState
     /// The model's copies for data-parallel steps, or nil when a step runs as one batch.
     public let dataParallel: DataParallel<ARTransformer>?
+    /// The processes training the model together (`ProcessGroup.world`): each takes its rows of every batch.
+    public let group: ProcessGroup
 
     /// `shards` cuts every batch into that many data-parallel shards (nil: one per thread when
     /// there are several, the text encoder is frozen and the batch fills them; 1: one batch).
@@ -57,6 +59,7 @@ public final class ARTrainer: GeneratorTrainer {
         self.configuration = configuration
         self.dataset = dataset
         self.textEncoder = textEncoder
+        group = .world
         do {
             (model, state, dataParallel) = try GeneratorTrainingSetup.make(
                 configuration.training, dataset: dataset, classes: m.classes, gridHeight: m.gridHeight,
@@ -75,16 +78,18 @@ public final class ARTrainer: GeneratorTrainer {
         let text = GeneratorTrainingSetup.droppingCaptions(
             try textEncoder.encode(indices.map { dataset.captions[$0] }), rate: configuration.training.captionDropout,
             using: &state.generator)
-        let shards = try dataParallel.step(model: model, rows: B) { model, rows in
+        // Every process draws the whole batch (cheap); it trains its rows alone.
+        let shards = try dataParallel.step(model: model, rows: group.rows(ofBatch: B)) { model, rows in
             try self.backpropagate(model: model, rows: rows, x: x, text: text)
         }
-        var (loss, correct) = (0.0, 0)
+        var sums = [0.0, 0.0]                                  // loss, tokens right
         for (rows, shard) in shards {
-            loss += Double(rows.count) / Double(B) * shard.loss
-            correct += shard.correct
+            sums[0] += Double(rows.count) / Double(B) * shard.loss
+            sums[1] += Double(shard.correct)
         }
-        let (norm, lr) = state.applyGradients()
-        return GeneratorStepMetrics(step: step, loss: loss, accuracy: Double(correct) / Double(B * N),
+        sums = group.sum(sums)
+        let (norm, lr) = state.applyGradients(batchSize: B, group: group)
+        return GeneratorStepMetrics(step: step, loss: sums[0], accuracy: sums[1] / Double(B * N),
                              gradientNorm: Double(norm), learningRate: Double(lr), seconds: MonotonicClock.seconds() - start)
     }
 
@@ -125,7 +130,7 @@ public final class ARTrainer: GeneratorTrainer {
     }
 
     /// One line on the model: parameters (next to `comparedWith`'s, the diffusion model the
-    /// baseline stands against), FLOPs per step, data-parallel shards.
+    /// baseline stands against), FLOPs per step, data-parallel shards and MPI ranks.
     public func summaryLine(comparedWith diffusion: DiffusionModelConfiguration?) -> String {
         var line = "ar model: \(model.parameterCount) parameters (MLP ratio \(configuration.model.mlpRatio))"
         if let diffusion {
@@ -134,16 +139,15 @@ public final class ARTrainer: GeneratorTrainer {
                            100 * (Double(model.parameterCount) / Double(reference) - 1))
         }
         return line + String(format: ", %.1f GFLOP per training step", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)
-            + (dataParallel.map { ", batches cut into \($0.shardCount) data-parallel shards" } ?? "")
+            + GeneratorShards.describe(dataParallel?.shardCount ?? 1, group: group)
     }
 
     // MARK: Checkpoints
 
-    /// Writes everything needed to resume (or to sample) atomically.
-    public func saveCheckpoint(to url: URL) throws {
-        try TrainingCheckpoint.save(try state.checkpointContents(kind: ARTrainer.checkpointKind, configuration: configuration,
-                                                                 extra: try TextEncoderCheckpoint.metadata(for: textEncoder)),
-                                    to: url)
+    /// Everything needed to resume (or to sample).
+    public func checkpointContents() throws -> TrainingCheckpoint.Contents {
+        try state.checkpointContents(kind: ARTrainer.checkpointKind, configuration: configuration,
+                                     extra: try TextEncoderCheckpoint.metadata(for: textEncoder))
     }
 
     /// Continues from a checkpoint written by `saveCheckpoint(to:)` for the same configuration.

@@ -122,7 +122,11 @@ public struct BatchStream: Sequence, IteratorProtocol {
         self.order = loader.order(epoch: epoch)
     }
 
-    public mutating func next() -> CaptionedBatch? {
+    public mutating func next() -> CaptionedBatch? { loader.batch(indices: nextIndices()) }
+
+    /// The dataset indices of the next batch (without assembling it): a data-parallel process
+    /// assembles only its rows of every batch.
+    public mutating func nextIndices() -> [Int] {
         if step >= loader.batchesPerEpoch {
             epoch += 1
             step = 0
@@ -131,6 +135,6 @@ public struct BatchStream: Sequence, IteratorProtocol {
         let start = step * loader.batchSize
         let end = Swift.min(order.count, start + loader.batchSize)
         step += 1
-        return loader.batch(indices: Array(order[start..<end]))
+        return Array(order[start..<end])
     }
 }

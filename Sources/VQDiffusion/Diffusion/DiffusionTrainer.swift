@@ -114,6 +114,8 @@ public final class DiffusionTrainer: GeneratorTrainer {
     /// The model's copies for data-parallel steps, or nil when a step runs as one batch whose kernels
     /// split over the threads.
     public let dataParallel: DataParallel<DenoisingTransformer>?
+    /// The processes training the model together (`ProcessGroup.world`): each takes its rows of every batch.
+    public let group: ProcessGroup
 
     /// `shards` cuts every batch into that many data-parallel shards (nil: one per thread when
     /// there are several, the text encoder is frozen and the batch fills them; 1: one batch).
@@ -129,6 +131,7 @@ public final class DiffusionTrainer: GeneratorTrainer {
         self.textEncoder = textEncoder
         schedule = try DiffusionSchedule(configuration.diffusion)
         timeSampler = DiffusionTimeSampler(method: tc.timeSampling, steps: m.steps)
+        group = .world
         do {
             (model, state, dataParallel) = try GeneratorTrainingSetup.make(
                 tc.generator, dataset: dataset, classes: m.classes, gridHeight: m.gridHeight, gridWidth: m.gridWidth,
@@ -155,25 +158,28 @@ public final class DiffusionTrainer: GeneratorTrainer {
         let xt = schedule.noised(x0, t: t, using: &state.generator)
         let text = GeneratorTrainingSetup.droppingCaptions(try textEncoder.encode(captions), rate: tc.captionDropout,
                                                                using: &state.generator)
-        let shards = try dataParallel.step(model: model, rows: B) { model, rows in
+        // Every process draws the whole batch's data and noise (cheap); it trains its rows alone.
+        let shards = try dataParallel.step(model: model, rows: group.rows(ofBatch: B)) { model, rows in
             try self.backpropagate(model: model, rows: rows, x0: x0, xt: xt, t: t, timeWeights: weights, text: text)
         }
-        var (loss, bound, auxiliary, correct, masked) = (0.0, 0.0, 0.0, 0, 0)
+        var sums = [Double](repeating: 0, count: 5)            // loss, bound, auxiliary, masked right, masked
         var boundPerElement = [Double]()
         for (_, terms) in shards {
             let share = Double(terms.boundPerElement.count) / Double(B)
-            loss += share * Double(terms.loss.item)
-            bound += share * terms.bound
-            auxiliary += share * terms.auxiliary
-            correct += terms.maskedCorrect
-            masked += terms.maskedCount
+            sums[0] += share * Double(terms.loss.item)
+            sums[1] += share * terms.bound
+            sums[2] += share * terms.auxiliary
+            sums[3] += Double(terms.maskedCorrect)
+            sums[4] += Double(terms.maskedCount)
             boundPerElement += terms.boundPerElement
         }
+        sums = group.sum(sums)
+        boundPerElement = group.allGather(boundPerElement)
         for b in 0..<B { timeSampler.record(t: t[b], loss: boundPerElement[b]) }
-        let (norm, lr) = state.applyGradients()
-        return GeneratorStepMetrics(step: step, loss: loss, accuracy: masked == 0 ? .nan : Double(correct) / Double(masked),
+        let (norm, lr) = state.applyGradients(batchSize: B, group: group)
+        return GeneratorStepMetrics(step: step, loss: sums[0], accuracy: sums[4] == 0 ? .nan : sums[3] / sums[4],
                                     gradientNorm: Double(norm), learningRate: Double(lr),
-                                    seconds: MonotonicClock.seconds() - start, bound: bound, auxiliary: auxiliary)
+                                    seconds: MonotonicClock.seconds() - start, bound: sums[1], auxiliary: sums[2])
     }
 
     /// The loss of batch rows `rows` under `model` (the trainer's own or a data-parallel replica),
@@ -216,24 +222,23 @@ public final class DiffusionTrainer: GeneratorTrainer {
             .filter { $0.element.isFinite }.map { (name: "lt_rms_decile_\($0.offset)", value: $0.element) }
     }
 
-    /// One line on the model: parameters, FLOPs per step, data-parallel shards.
+    /// One line on the model: parameters, FLOPs per step, data-parallel shards and MPI ranks.
     public var summaryLine: String {
         "diffusion model: \(model.parameterCount) parameters"
             + (trainedParameters.count > model.namedParameters.count
                ? " (+ \(trainedParameters.count - model.namedParameters.count) text-encoder tensors)" : "")
             + String(format: ", %.1f GFLOP per training step", stepFLOPs(textLength: textEncoder.maxLength) / 1e9)
-            + (dataParallel.map { ", batches cut into \($0.shardCount) data-parallel shards" } ?? "")
+            + GeneratorShards.describe(dataParallel?.shardCount ?? 1, group: group)
     }
 
     // MARK: Checkpoints
 
-    /// Writes everything needed to resume (or to sample) atomically.
-    public func saveCheckpoint(to url: URL) throws {
-        let contents = try state.checkpointContents(
+    /// Everything needed to resume (or to sample).
+    public func checkpointContents() throws -> TrainingCheckpoint.Contents {
+        try state.checkpointContents(
             kind: DiffusionTrainer.checkpointKind, configuration: configuration,
             extra: try TextEncoderCheckpoint.metadata(for: textEncoder)
                 .merging([DiffusionTrainer.timeSamplerKey: try timeSampler.json()]) { $1 })
-        try TrainingCheckpoint.save(contents, to: url)
     }
 
     /// Continues from a checkpoint written by `saveCheckpoint(to:)` for the same configuration.

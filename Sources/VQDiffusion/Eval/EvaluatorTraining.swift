@@ -17,6 +17,8 @@ public final class EvaluatorTrainer: Trainer {
     /// The generator left after initialisation (saved with the evaluator).
     public private(set) var generator: RandomGenerator
     private var batches: BatchStream
+    /// The processes training the model together (`ProcessGroup.world`): each takes its rows of every batch.
+    public let group: ProcessGroup = .world
 
     /// A fresh evaluator for `dataset` (which must carry Shapes scenes or class labels) with its
     /// optimizer and data stream.
@@ -29,6 +31,7 @@ public final class EvaluatorTrainer: Trainer {
         guard dataset.count >= configuration.batchSize else {
             throw MetricError("the training set has \(dataset.count) images, fewer than one batch of \(configuration.batchSize)")
         }
+        if let problem = ProcessGroup.world.batchProblem(configuration.batchSize) { throw MetricError(problem) }
         var rng = RandomGenerator(seed: configuration.seed)
         evaluator = try Evaluator(evaluatorConfiguration, using: &rng)
         self.configuration = configuration
@@ -57,11 +60,10 @@ public final class EvaluatorTrainer: Trainer {
         batches = batches.loader.stream(epoch: step / perEpoch, step: step % perEpoch)
     }
 
-    /// Writes everything needed to resume, atomically.
-    public func saveCheckpoint(to url: URL) throws {
-        try TrainingCheckpoint.save(try .init(kind: Self.checkpointKind, configuration: evaluator.configuration,
-                                              model: evaluator.namedParameters, optimizer: optimizer, generator: generator,
-                                              step: step, extra: ["training": try Self.json(configuration)]), to: url)
+    /// Everything needed to resume.
+    public func checkpointContents() throws -> TrainingCheckpoint.Contents {
+        try .init(kind: Self.checkpointKind, configuration: evaluator.configuration, model: evaluator.namedParameters,
+                  optimizer: optimizer, generator: generator, step: step, extra: ["training": try Self.json(configuration)])
     }
 
     private static func json(_ settings: TrainingRunSettings) throws -> String {
@@ -79,29 +81,41 @@ public final class EvaluatorTrainer: Trainer {
                                   shown: [("loss", loss)], seconds: MonotonicClock.seconds() - start)
     }
 
-    /// One optimizer step on the next batch; returns the loss (sum over heads).
+    /// One optimizer step on the next batch; returns the loss (sum over heads). Under MPI each rank
+    /// takes its rows of the batch: a head's mean over the targets it has is the sum over ranks of
+    /// each rank's mean weighed by its count of those targets, so the ranks' gradients are summed
+    /// as they are.
     @discardableResult
     public func trainStep() throws -> Float {
-        let batch = batches.next()!
+        let indices = batches.nextIndices()
+        let batch = batches.loader.batch(indices: Array(indices[group.rows(ofBatch: indices.count)]))
         let targets = try headTargets(batch.attributes, task: evaluator.configuration.task)
         optimizer.learningRate = schedule.learningRate(at: step)
         optimizer.zeroGrad()
-        let loss = evaluatorLoss(evaluator(batch.images), targets: targets)
+        var weights: [Float]?
+        if group.isDistributed {
+            let counts = targets.map { Double($0.filter { $0 >= 0 }.count) }
+            weights = zip(counts, group.sum(counts)).map { $1 > 0 ? Float($0 / $1) : 0 }
+        }
+        let loss = evaluatorLoss(evaluator(batch.images), targets: targets, headWeights: weights)
         loss.backward()
+        group.sumGradients(optimizer.parameters, weight: 1)
         optimizer.step()
         step += 1
-        return loss.item
+        return Float(group.sum([Double(loss.item)])[0])
     }
 }
 
-/// Σ over heads of the mean cross-entropy of the head's logits against its targets.
-/// `targets[h]` holds one target per image for head h (negative: ignored).
-public func evaluatorLoss(_ output: EvaluatorOutput, targets: [[Int32]]) -> Tensor {
+/// Σ over heads of the mean cross-entropy of the head's logits against its targets, each mean
+/// multiplied by `headWeights[h]` when given. `targets[h]` holds one target per image for head h
+/// (negative: ignored).
+public func evaluatorLoss(_ output: EvaluatorOutput, targets: [[Int32]], headWeights: [Float]? = nil) -> Tensor {
     precondition(targets.count == output.logits.count,
                  "evaluatorLoss: \(targets.count) target lists for \(output.logits.count) heads")
     var total: Tensor?
-    for (logits, t) in zip(output.logits, targets) where t.contains(where: { $0 >= 0 }) {
-        let term = crossEntropy(logits: logits, targets: t)
+    for (h, (logits, t)) in zip(output.logits, targets).enumerated() where t.contains(where: { $0 >= 0 }) {
+        var term = crossEntropy(logits: logits, targets: t)
+        if let headWeights { term = term * headWeights[h] }
         total = total.map { $0 + term } ?? term
     }
     return total ?? Tensor(scalar: 0)

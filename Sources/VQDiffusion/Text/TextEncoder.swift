@@ -50,16 +50,20 @@ public struct TextFeatures {
         return TextFeatures(features: features * Tensor(shape: features.shape, values: keep), mask: newMask)
     }
 
-    /// Batch rows `range` as a copy without a graph (for splitting a batch of a frozen encoder's
-    /// features over data-parallel shards); the whole batch is returned as it is.
+    /// Batch rows `range`: for a frozen encoder's features a copy without a graph (for splitting a
+    /// batch over data-parallel shards, whose threads must not share one); for features that carry
+    /// gradients a differentiable slice (an MPI rank's rows, trained on one thread). The whole
+    /// batch is returned as it is.
     public func rows(_ range: Range<Int>) -> TextFeatures {
         precondition(range.lowerBound >= 0 && range.upperBound <= batch, "text features: rows \(range) of \(batch)")
         if range == 0..<batch { return self }
-        precondition(!features.requiresGrad, "text features: rows of features that carry gradients cannot be copied out")
         let (L, D) = (length, width)
+        let rowMask = Array(mask[(range.lowerBound * L)..<(range.upperBound * L)])
+        if features.requiresGrad {
+            return TextFeatures(features: features.slice(axis: 0, start: range.lowerBound, end: range.upperBound), mask: rowMask)
+        }
         let values = Array(features.buffer[(range.lowerBound * L * D)..<(range.upperBound * L * D)])
-        return TextFeatures(features: Tensor(shape: [range.count, L, D], values: values),
-                            mask: Array(mask[(range.lowerBound * L)..<(range.upperBound * L)]))
+        return TextFeatures(features: Tensor(shape: [range.count, L, D], values: values), mask: rowMask)
     }
 
     /// The rows of `self` followed by the rows of `other` (same length and width).

@@ -9,9 +9,12 @@ public enum TextEncoderCheckpoint {
     public static let configurationKey = "text_encoder_configuration"
 
     /// Metadata entries describing `encoder` (empty for a frozen encoder, which is rebuilt by name).
+    /// Keys sorted, so that the same encoder always writes the same bytes.
     public static func metadata(for encoder: TextEncoder) throws -> [String: String] {
         guard let tiny = encoder as? TinyTextEncoder else { return [:] }
-        let json = String(decoding: try JSONEncoder().encode(tiny.configuration), as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(tiny.configuration), as: UTF8.self)
         return [vocabularyKey: tiny.vocabularyJSON, configurationKey: json]
     }
 

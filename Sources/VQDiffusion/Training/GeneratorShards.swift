@@ -23,6 +23,33 @@ enum GeneratorShards {
         return nil
     }
 
+    /// The shards this process cuts its rows of every batch into. `shards` counts them over the
+    /// whole batch: in one process, all of them; under MPI, an equal number per rank, so that
+    /// `--shards 2` cuts the batch in the same two halves whether two threads or two ranks take
+    /// them. Unset: one per thread of this process. Throws naming the problem when the batch or
+    /// the text encoder cannot be cut so.
+    static func local(_ shards: Int?, batchSize: Int, textEncoder: TextEncoder, group: ProcessGroup = .world) throws -> Int {
+        if let problem = group.batchProblem(batchSize) { throw ConfigurationError(problem) }
+        let rows = group.rows(ofBatch: batchSize).count
+        var count = automatic(batchSize: rows, textEncoder: textEncoder)
+        if let shards {
+            guard shards % group.size == 0 else {
+                throw ConfigurationError("--shards \(shards) cannot be divided among \(group.size) MPI ranks: use a multiple of "
+                    + "\(group.size), or leave --shards out (one shard per thread in every rank)")
+            }
+            count = shards / group.size
+        }
+        if let problem = problem(count, batchSize: rows, textEncoder: textEncoder) { throw ConfigurationError(problem) }
+        return count
+    }
+
+    /// ", batches cut into N data-parallel shards" (over all ranks) and ", over R MPI ranks", or "".
+    static func describe(_ localShards: Int, group: ProcessGroup) -> String {
+        let total = localShards * group.size
+        return (total > 1 ? ", batches cut into \(total) data-parallel shards" : "")
+            + (group.isDistributed ? " over \(group.size) MPI ranks" : "")
+    }
+
     /// `master` with `count − 1` replicas made by `make`, or nil for one shard. The replicas'
     /// weights are copied from the master before every step; they are initialised from a
     /// generator of their own, so the run's streams are untouched.
@@ -75,10 +102,7 @@ enum GeneratorTrainingSetup {
         }
         let state = TrainingState(parameters: named, settings: training.optimization, dataOrder: root.derived(2),
                                   generator: root.derived(3))
-        let count = shards ?? GeneratorShards.automatic(batchSize: training.batchSize, textEncoder: textEncoder)
-        if let problem = GeneratorShards.problem(count, batchSize: training.batchSize, textEncoder: textEncoder) {
-            throw ConfigurationError(problem)
-        }
+        let count = try GeneratorShards.local(shards, batchSize: training.batchSize, textEncoder: textEncoder)
         return (model, state, GeneratorShards.dataParallel(count, master: model, make: make))
     }
 

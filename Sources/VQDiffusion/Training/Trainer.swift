@@ -1,7 +1,5 @@
+import Engine
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 // What every trainer of the suite (VQ-VAE, evaluator, VQ-Diffusion, VQ-AR) offers the one training
 // loop of the experiment harness: a step, the figures to log about it, and checkpoints. The loop
@@ -12,9 +10,13 @@ import Glibc
 public protocol Trainer: AnyObject {
     /// Steps taken so far (a resumed trainer starts where its checkpoint stopped).
     var step: Int { get }
-    /// One optimisation step, and what to log about it.
+    /// One optimisation step, and what to log about it. Under MPI every rank takes the step on its
+    /// rows of the batch, and the ranks' gradients are summed before the optimizer's step.
     func advance() throws -> TrainingStepReport
-    /// Writes everything a resumed run needs (weights, optimizer, generator, data position), atomically.
+    /// Everything a resumed run needs (weights, optimizer, generator, data position): what a
+    /// checkpoint holds, and what the ranks of an MPI job must agree on.
+    func checkpointContents() throws -> TrainingCheckpoint.Contents
+    /// Writes `checkpointContents()` atomically (the default).
     func saveCheckpoint(to url: URL) throws
     /// Figures logged once per logging window besides the steps' own (e.g. the loss history by t).
     func windowMetrics() -> [(name: String, value: Double)]
@@ -22,6 +24,8 @@ public protocol Trainer: AnyObject {
 
 extension Trainer {
     public func windowMetrics() -> [(name: String, value: Double)] { [] }
+
+    public func saveCheckpoint(to url: URL) throws { try TrainingCheckpoint.save(try checkpointContents(), to: url) }
 }
 
 /// The figures of one training step, sorted by how the loop logs them.
@@ -62,23 +66,6 @@ public struct GeneratorStepMetrics {
     /// Diffusion only: the bound term L_vlb and the auxiliary cross-entropy L_aux.
     public var bound: Double = 0
     public var auxiliary: Double = 0
-}
-
-/// Seconds on the monotonic clock (for step times and rates).
-public enum MonotonicClock {
-    public static func seconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
-
-    /// CPU seconds (user + system) the process has used on all its threads so far: the compute a
-    /// training consumed, whatever the number of cores.
-    public static func processCPUSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
 }
 
 /// How far a long job has come: (done, total). The harness draws it as a progress bar.

@@ -41,6 +41,11 @@ public enum TrainingCheckpoint {
 
     /// Writes `contents` to `url` atomically (temporary file in the same folder, fsync, rename).
     public static func save(_ contents: Contents, to url: URL) throws {
+        try AtomicFile.write(encode(contents), to: url)
+    }
+
+    /// The bytes of the file `save` writes.
+    public static func encode(_ contents: Contents) -> Data {
         var tensors: [(name: String, data: TensorData)] = []
         for (name, t) in contents.model { tensors.append((name: "model." + name, data: TensorData(t))) }
         if let ema = contents.ema {
@@ -55,7 +60,13 @@ public enum TrainingCheckpoint {
         var metadata = contents.extra
         metadata[kindKey] = contents.kind
         metadata[Safetensors.configurationKey] = contents.configurationJSON
-        try Safetensors.save(tensors, metadata: metadata, to: url)
+        return Safetensors.encode(tensors, metadata: metadata)
+    }
+
+    /// A 64-bit hash (FNV-1a) of a checkpoint's bytes: two processes holding the same training
+    /// state, bit for bit, have the same fingerprint.
+    public static func fingerprint(_ bytes: Data) -> UInt64 {
+        bytes.withUnsafeBytes { TokenCache.fnv1a($0) }
     }
 
     /// A checkpoint read into memory, to be applied to freshly built objects.

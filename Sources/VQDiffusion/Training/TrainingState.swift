@@ -124,10 +124,13 @@ public final class TrainingState {
         }
     }
 
-    /// After `backward()`: clip, set the scheduled learning rate, take the AdamW step, clear the
+    /// After `backward()` over this process's rows of a batch of `batchSize` rows (their mean
+    /// gradient): sum the MPI ranks' gradients, each weighed by its share of the batch (nothing to
+    /// do for one process), clip, set the scheduled learning rate, take the AdamW step, clear the
     /// gradients, update the EMA and count the step. Returns the gradient norm before clipping
     /// and the learning rate used.
-    public func applyGradients() -> (gradientNorm: Float, learningRate: Float) {
+    public func applyGradients(batchSize: Int, group: ProcessGroup = .world) -> (gradientNorm: Float, learningRate: Float) {
+        group.sumGradients(optimizer.parameters, weight: group.share(ofBatch: batchSize))
         let norm = clipGradientNorm(optimizer.parameters, maxNorm: settings.gradientClip)
         let lr = learningRateSchedule.learningRate(at: step)
         optimizer.learningRate = lr

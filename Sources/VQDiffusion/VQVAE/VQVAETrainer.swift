@@ -38,6 +38,8 @@ public final class VQVAETrainer: Trainer {
     /// The generator of code restarts.
     public private(set) var generator: RandomGenerator
     private var stream: BatchStream
+    /// The processes training the model together (`ProcessGroup.world`): each takes its rows of every batch.
+    public let group: ProcessGroup = .world
 
     /// A fresh run.
     public init(configuration: VQVAEConfiguration, options: TrainingRunSettings, data: DatasetSelection,
@@ -51,6 +53,7 @@ public final class VQVAETrainer: Trainer {
         guard dataset.count >= options.batchSize else {
             throw VQVAEError("the dataset holds \(dataset.count) images, fewer than one batch of \(options.batchSize): lower --batch-size.")
         }
+        if let problem = ProcessGroup.world.batchProblem(options.batchSize) { throw VQVAEError(problem + ".") }
         let root = RandomGenerator(seed: options.seed)
         var modelRNG = root.derived(1)
         model = try VQVAE(configuration, using: &modelRNG)
@@ -113,26 +116,33 @@ public final class VQVAETrainer: Trainer {
     /// Whether every step of the run is done.
     public var isFinished: Bool { step >= options.steps }
 
-    /// One optimizer step and one codebook update on the next batch.
+    /// One optimizer step and one codebook update on the next batch. Under MPI each rank encodes
+    /// and decodes its rows of the batch; the ranks' gradients are summed, and the codebook is
+    /// updated from every rank's encoder outputs, in rank order — the batch's order.
     @discardableResult
     public func trainStep() -> VQVAEStepMetrics {
-        let batch = stream.next()!
+        let indices = stream.nextIndices()
+        let (rows, share) = (group.rows(ofBatch: indices.count), group.share(ofBatch: indices.count))
+        let batch = stream.loader.batch(indices: Array(indices[rows]))
         let rate = schedule.learningRate(at: step)
         optimizer.learningRate = rate
         let out = model(batch.images)
         out.loss.backward()
+        group.sumGradients(optimizer.parameters, weight: share)
         optimizer.step()
         optimizer.zeroGrad()
-        let report = model.quantizer.update(rows: out.rows, indices: out.indices, using: &generator)
+        let (encoded, codes) = (group.allGather(out.rows), group.allGather(out.indices))
+        let report = model.quantizer.update(rows: encoded, indices: codes, using: &generator)
         step += 1
         var histogram = [Int](repeating: 0, count: model.codes)
-        for t in out.indices { histogram[Int(t)] += 1 }
+        for t in codes { histogram[Int(t)] += 1 }
         var entropy = 0.0
-        let total = Double(out.indices.count)
+        let total = Double(codes.count)
         for n in histogram where n > 0 { entropy -= Double(n) / total * Foundation.log(Double(n) / total) }
-        let mse = Double(out.reconstructionLoss.item)
-        return VQVAEStepMetrics(step: step, loss: Double(out.loss.item), reconstruction: mse,
-                                commitment: Double(out.commitmentLoss.item),
+        let means = group.sum([out.loss, out.reconstructionLoss, out.commitmentLoss].map { Double(share) * Double($0.item) })
+        let mse = means[1]
+        return VQVAEStepMetrics(step: step, loss: means[0], reconstruction: mse,
+                                commitment: means[2],
                                 psnr: VQVAEMetrics.psnr(meanSquaredError: mse * 127.5 * 127.5),
                                 usage: Double(histogram.filter { $0 > 0 }.count) / Double(model.codes),
                                 perplexity: Foundation.exp(entropy), restarted: report.restarted,
@@ -159,17 +169,16 @@ public final class VQVAETrainer: Trainer {
                 "data": String(decoding: try encoder.encode(data), as: UTF8.self)]
     }
 
-    /// Writes everything needed to resume, atomically.
-    public func saveCheckpoint(to url: URL) throws {
+    /// Everything needed to resume.
+    public func checkpointContents() throws -> TrainingCheckpoint.Contents {
         var extra = try settingsMetadata()
         extra["stream.epoch"] = String(stream.epoch)
         extra["stream.step"] = String(stream.step)
         var g = generator
         g.discardSpare()
-        let contents = try TrainingCheckpoint.Contents(kind: VQVAE.kind, configuration: model.configuration,
-                                                       model: model.stateTensors, optimizer: optimizer,
-                                                       generator: g, step: step, extra: extra)
-        try TrainingCheckpoint.save(contents, to: url)
+        return try TrainingCheckpoint.Contents(kind: VQVAE.kind, configuration: model.configuration,
+                                               model: model.stateTensors, optimizer: optimizer,
+                                               generator: g, step: step, extra: extra)
     }
 
     /// Writes the model alone (no optimizer state), for encoding, decoding and evaluation.
