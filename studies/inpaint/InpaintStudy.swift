@@ -208,10 +208,8 @@ struct InpaintStudy: Study {
             for _ in d.indices { total += d[rng.int(below: d.count)] }
             values.append(total / Double(d.count))
         }
-        values.sort()
-        guard !values.isEmpty else { return (mean, .nan, .nan) }
-        let pick = { (q: Double) in values[min(values.count - 1, Int((q * Double(values.count - 1)).rounded()))] }
-        return (mean, pick(0.025), pick(0.975))
+        let (low, high) = percentileInterval(values)
+        return (mean, low, high)
     }
 
     // MARK: Claims

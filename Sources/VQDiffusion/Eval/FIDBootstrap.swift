@@ -51,14 +51,8 @@ public struct FIDDifference: Sendable, Equatable {
             }
             values.append(try difference(realRows, rows))
         }
-        values.sort()
-        guard !values.isEmpty else { return FIDDifference(estimate: estimate, low: .nan, high: .nan) }
-        func percentile(_ q: Double) -> Double {
-            let position = q * Double(values.count - 1)
-            let (i, f) = (Int(position), position - position.rounded(.down))
-            return i + 1 < values.count ? values[i] * (1 - f) + values[i + 1] * f : values[i]
-        }
-        return FIDDifference(estimate: estimate, low: percentile(0.025), high: percentile(0.975))
+        let (low, high) = percentileInterval(values)
+        return FIDDifference(estimate: estimate, low: low, high: high)
     }
 
     /// The Gaussian fit of `rows` of `features` (all rows when nil).
@@ -68,4 +62,17 @@ public struct FIDDifference: Sendable, Equatable {
         for (i, r) in rows.enumerated() { for j in 0..<d { picked[i * d + j] = features[r * d + j] } }
         return try GaussianFit(features: picked, shape: [rows.count, d])
     }
+}
+
+/// The 2.5th and 97.5th percentiles of bootstrap replicates (linear interpolation between order
+/// statistics); NaN for none. Every bootstrap interval of the suite is read this way.
+public func percentileInterval(_ replicates: [Double]) -> (low: Double, high: Double) {
+    let values = replicates.sorted()
+    guard !values.isEmpty else { return (.nan, .nan) }
+    func percentile(_ q: Double) -> Double {
+        let position = q * Double(values.count - 1)
+        let (i, f) = (Int(position), position - position.rounded(.down))
+        return i + 1 < values.count ? values[i] * (1 - f) + values[i + 1] * f : values[i]
+    }
+    return (percentile(0.025), percentile(0.975))
 }
