@@ -34,7 +34,7 @@ for study in ${studies[*]}; do
     continue
   fi
   info=$(sqlite3 -separator ' ' "$db" "SELECT substr(coalesce(git_commit, 'unknown'), 1, 10),
-        (SELECT count(*) FROM tags t WHERE t.key = 'study_run' AND t.value = '$run'),
+        (SELECT count(*) FROM tags t WHERE (t.key = 'study_run' AND t.value = '$run') OR t.key = 'reused_by:$run'),
         datetime(start_ms / 1000, 'unixepoch') FROM runs WHERE id = '$run'")
   read -r commit count started <<<"$info"
   suffix=$([ "$profile" = paper ] || echo "-$profile")

@@ -100,6 +100,10 @@ public final class StudyContext {
     /// Trains the missing ones of these models before the study needs them (`--jobs N`: N at a
     /// time in processes of their own; by default nothing, and each is trained when asked for).
     public var prepare: ([StudyPrerequisite]) throws -> Void = { _ in }
+    /// How many models `prepare` trains at a time (`--jobs`).
+    public var prepareWidth = 1
+    /// Measure again what the database already records (`--remeasure`) instead of recalling it.
+    public var remeasure = false
 
     public init(study: String, profile: StudyProfile, database: ResultsDatabase, store: ModelStore,
                 resultsDirectory: URL, showProgress: Bool = true) {

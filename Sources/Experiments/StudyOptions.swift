@@ -43,6 +43,12 @@ public struct StudyOptions: ParsableArguments {
     @Flag(name: .customLong("prepare-only"),
           help: "Train the study's missing models (--jobs at a time) and stop, without evaluating; a study whose later models depend on its first results lists only the first.")
     public var prepareOnly = false
+    @Flag(help: """
+        Evaluate every generator again, even where the database records the evaluation with its \
+        features (by default such a record stands in for the model, which then need not be on this \
+        machine). Needs the models.
+        """)
+    public var remeasure = false
     @Option(name: .customLong("prepare-kind"), help: .hidden)
     public var prepareKind: String?
     @Option(name: .customLong("prepare-recipe"), help: .hidden)
@@ -107,7 +113,11 @@ public struct StudyOptions: ParsableArguments {
                                    resultsDirectory: URL(fileURLWithPath: results), showProgress: !noProgress)
         if inChildren || prepareOnly { try prepare(S.prerequisites(configuration, context: context), store: store) }
         if prepareOnly { return }
-        if inChildren { context.prepare = { try self.prepare($0, store: store) } }
+        if inChildren {
+            context.prepare = { try self.prepare($0, store: store) }
+            context.prepareWidth = jobs
+        }
+        context.remeasure = remeasure
         print("study \(S.name), profile \(profile.rawValue), \(BLAS.threads) thread(s), database \(db)")
         if let advice = BLASKernels.advice { print("note: " + advice) }
         _ = try StudyContext.execute(study, configuration: configuration, context: context)

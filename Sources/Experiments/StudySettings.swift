@@ -142,8 +142,9 @@ extension StudyContext {
 
     /// `evaluate`, also returning the report (with the evaluator features of both image sets).
     public func evaluateWithReport(_ name: String, generator model: URL, dataset: DatasetModels, eval e: EvalSettings,
-                                   sampling: GeneratorSamplingOptions, floor: Bool,
-                                   params: [String: String] = [:]) throws -> (scores: GeneratorScores, report: EvalReport) {
+                                   sampling: GeneratorSamplingOptions, floor: Bool, params: [String: String] = [:],
+                                   whileOpen: ((Run, EvalReport) throws -> Void)? = nil)
+        throws -> (scores: GeneratorScores, report: EvalReport) {
         let evaluatorURL = try store.model(dataset.evaluator)
         let vqvaeURL = try store.model(dataset.vqvae)
         let evaluator = try Evaluator.load(evaluatorURL)
@@ -167,8 +168,10 @@ extension StudyContext {
         all["guidance"] = String(sampling.guidance)
         all["parameters"] = String(generator.parameterCount)
         let report = try measure(name, params: all, seed: e.seed) { run in
-            try EvalRunner.measure(generator: generator, evaluator: evaluator, dataset: heldOut, configuration: configuration,
-                                   run: run, params: [:])
+            let report = try EvalRunner.measure(generator: generator, evaluator: evaluator, dataset: heldOut,
+                                                configuration: configuration, run: run, params: [:])
+            try whileOpen?(run, report)
+            return report
         }
         guard let generated = report.generated else { throw MetricError("the evaluation produced no generated-image metrics") }
         var throughput: [Int: Double] = [:]
@@ -185,19 +188,8 @@ extension StudyContext {
     /// the database being committed) measured, so that it need not be measured — nor its model
     /// trained — again.
     public func recordedMetric(_ key: String, params: [String: String]) throws -> Double? {
-        let conditions = params.keys.sorted().enumerated().map { i, _ in
-            "JOIN params p\(i) ON p\(i).run_id = r.id AND p\(i).key = ? AND p\(i).value = ?"
-        }.joined(separator: " ")
-        let arguments: [SQLValue] = params.sorted { $0.key < $1.key }.flatMap { [SQLValue.text($0.key), .text($0.value)] }
-        return try database.withLock {
-            try database.connection.query("""
-                SELECT m.value FROM runs r JOIN experiments e ON e.id = r.experiment_id \(conditions)
-                JOIN tags k ON k.run_id = r.id AND k.key = 'kind' AND k.value = 'measurement'
-                JOIN metrics m ON m.run_id = r.id AND m.key = ?
-                WHERE e.name = ? AND r.status = 'FINISHED' AND m.value IS NOT NULL
-                ORDER BY r.start_ms DESC LIMIT 1
-                """, arguments + [.text(key), .text(experiment)]).first?[0].real
-        }
+        guard let run = try recordedRun(params: params, metric: key) else { return nil }
+        return try database.metric(runID: run, key: key).last?.value
     }
 
     /// The compute that trained `recipe`'s model, summed over its training runs in the database (a

@@ -178,6 +178,37 @@ struct CountingRecipe: ModelRecipe {
 }
 
 /// The five studies' quick profiles, run as a user runs them, sharing one database and one cache.
+@Suite struct FeatureFileTests {
+    @Test func roundTripsHalfPrecisionValuesAndRejectsDamage() throws {
+        var rng = RandomGenerator(seed: 7)
+        let values = (0..<(40 * 16)).map { i in i % 3 == 0 ? 0 : rng.uniform(0, 20) }
+        let file = FeatureFile(rows: 40, columns: 16, values: values)
+        // Stored values are the inputs rounded to binary16: relative error at most 2^-11.
+        for (a, b) in zip(values, file.values) { #expect(abs(a - b) <= abs(a) * 0x1p-11) }
+        #expect(file.values.map { Float(Float16($0)) } == file.values)
+        let folder = TemporaryFolder()
+        let url = folder.file("f.vqdf")
+        try file.write(to: url)
+        #expect(try FeatureFile.read(url) == file)
+        let bytes = try [UInt8](Data(contentsOf: url))
+        #expect(bytes.count < 40 * 16 * 2, "zeros should compress: \(bytes.count) bytes")
+        // The digest names the content: equal for equal values, different after one change.
+        var changed = values
+        changed[5] += 1
+        #expect(FeatureFile(rows: 40, columns: 16, values: values).digest == file.digest)
+        #expect(FeatureFile(rows: 40, columns: 16, values: changed).digest != file.digest)
+        // A truncated file, a wrong magic number and a bad compressed body are refused with the path.
+        let truncated = thrownMessage { _ = try FeatureFile.decode(Array(bytes.dropLast(3)), source: url) }
+        #expect(truncated?.contains("f.vqdf") == true && truncated?.contains("compressed bytes") == true)
+        var magic = bytes
+        magic[0] = 0x41
+        #expect(thrownMessage { _ = try FeatureFile.decode(magic, source: url) }?.contains("no VQDF header") == true)
+        var body = bytes
+        for i in 24..<body.count { body[i] ^= 0x5a }
+        #expect(thrownMessage { _ = try FeatureFile.decode(body, source: url) }?.contains("do not decompress") == true)
+    }
+}
+
 @Suite(.serialized) struct StudyEndToEndTests {
     static let folder = TemporaryFolder()
     var db: String { Self.folder.file("results.sqlite").path }
@@ -243,7 +274,24 @@ struct CountingRecipe: ModelRecipe {
         #expect(!m.output.contains("training vqvae") && !r.output.contains("training vqvae"))
         #expect(!m.output.contains("training evaluator") && !r.output.contains("training evaluator"))
 
-        let expected = ["quality": 25, "mask": 6, "reparam": 15, "speed": 8, "inpaint": 6]
+        // Without its models the mask study recalls every evaluation from the database and the
+        // features kept beside it: nothing trained, nothing measured, the same claims.
+        let maskClaims = Self.folder.file("claims-mask-quick.md")
+        let tableRows = { (text: String) in text.split(separator: "\n").filter { $0.hasPrefix("| ") } }
+        let before = try String(contentsOf: maskClaims, encoding: .utf8)
+        let models = Self.folder.file("cache/models"), aside = Self.folder.file("generators-aside")
+        try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: true)
+        let generators = try FileManager.default.contentsOfDirectory(atPath: models.path).filter { $0.hasPrefix("generator-") }
+        for file in generators { try FileManager.default.moveItem(at: models.appendingPathComponent(file), to: aside.appendingPathComponent(file)) }
+        let again = finish(try start("mask", ["--jobs", "2"]))
+        for file in generators { try FileManager.default.moveItem(at: aside.appendingPathComponent(file), to: models.appendingPathComponent(file)) }
+        #expect(again.status == 0, "\(again.output.suffix(2000))")
+        #expect(!again.output.contains("training diffusion") && !again.output.contains("preparing"), "\(again.output.prefix(2000))")
+        #expect(again.output.components(separatedBy: "not measured again").count == 7, "\(again.output.prefix(3000))")
+        #expect(tableRows(try String(contentsOf: maskClaims, encoding: .utf8)) == tableRows(before))
+        #expect(try measurements(of: try studyRuns("mask").last!.id).isEmpty)
+
+        let expected = ["quality": 25, "mask": 0, "reparam": 15, "speed": 8, "inpaint": 6]
         for (study, count) in expected {
             let runs = try studyRuns(study)
             #expect(runs.last?.status == "FINISHED", "\(study): \(runs)")

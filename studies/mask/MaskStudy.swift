@@ -87,10 +87,31 @@ struct MaskStudy: Study {
         }, c.sampling, "the configuration's recipe")
     }
 
+    /// The models not yet evaluated (the database's recorded evaluations need no model).
     static func prerequisites(_ c: Configuration, context: StudyContext) throws -> [StudyPrerequisite] {
-        let recipe = try base(c, context: context).recipe
+        let (recipe, choice, _) = try base(c, context: context)
         return [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
-            + c.gammas.flatMap { gamma in c.seeds.map { StudyPrerequisite(recipe(gamma, $0)) } }
+            + (try context.unrecorded(plan(c, recipe: recipe, choice: choice))).map { StudyPrerequisite($0) }
+    }
+
+    /// Every evaluation, one per γ̄_T and seed, on the test captions; the first also measures the
+    /// real-data floor. Every model starts from its own q(x_T): all [MASK] only makes sense for
+    /// γ̄_T = 1.
+    static func plan(_ c: Configuration, recipe: (Double, Int) -> GeneratorRecipe, choice: SamplingChoice) -> [GeneratorMeasurement] {
+        var sampling = choice.options(steps: c.eval.sampleSteps)
+        sampling.startFromPrior = true
+        var plan: [GeneratorMeasurement] = []
+        for gamma in c.gammas {
+            for seed in c.seeds {
+                let r = recipe(gamma, seed)
+                plan.append(GeneratorMeasurement(
+                    name: String(format: "gamma %.2f seed %d", gamma, seed), recipe: r, dataset: c.shapes, eval: c.eval,
+                    sampling: sampling, floor: plan.isEmpty,
+                    notes: ["gamma_final": String(gamma), "training_seed": String(seed), "family": "diffusion",
+                            "training_steps": String(r.settings.steps)]))
+            }
+        }
+        return plan
     }
 
     struct Point {
@@ -115,32 +136,22 @@ struct MaskStudy: Study {
         let (recipe, choice, source) = try base(c, context: context)
         print("recipe: \(source)")
         context.studyRun.logParams(["recipe_source": source, "sampling": choice.label(.diffusion)])
-        try context.prepare(try prerequisites(c, context: context))
+        let plan = Self.plan(c, recipe: recipe, choice: choice)
+        // Trains the missing models --jobs at a time, evaluating each group as soon as it is
+        // trained; evaluations the database records (with their features) are recalled.
+        var results = try context.measure(plan)[...]
         var points: [Point] = []
         var features: [Double: [[Float]]] = [:]
-        var reference: [Float] = [], dimension = 0
-        var floor: Double?
+        let reference = results.first!.referenceFeatures
+        let dimension = reference.count / c.eval.count
+        let floor = results.first!.scores.floorFID
         for gamma in c.gammas {
             var point = Point(gamma: gamma, fid: [], alignment: [])
-            for seed in c.seeds {
-                let r = recipe(gamma, seed)
-                let url = try context.store.model(r)
-                // Every model starts from its own q(x_T): all [MASK] only makes sense for γ̄_T = 1.
-                var sampling = choice.options(steps: c.eval.sampleSteps)
-                sampling.startFromPrior = true
-                let (scores, report) = try context.evaluateWithReport(
-                    String(format: "gamma %.2f seed %d", gamma, seed), generator: url, dataset: c.shapes, eval: c.eval,
-                    sampling: sampling, floor: floor == nil,
-                    params: ["gamma_final": String(gamma), "training_seed": String(seed), "family": "diffusion",
-                             "training_steps": String(r.settings.steps), "recipe": r.key])
-                if floor == nil { floor = scores.floorFID }
-                point.fid.append(scores.fid)
-                point.alignment.append(scores.alignment["colour_and_shape"] ?? .nan)
-                features[gamma, default: []].append(report.generatedFeatures)
-                if reference.isEmpty {
-                    reference = report.referenceFeatures
-                    dimension = reference.count / c.eval.count
-                }
+            for _ in c.seeds {
+                let m = results.removeFirst()
+                point.fid.append(m.scores.fid)
+                point.alignment.append(m.scores.alignment["colour_and_shape"] ?? .nan)
+                features[gamma, default: []].append(m.generatedFeatures)
             }
             points.append(point)
         }

@@ -1,10 +1,10 @@
--- The evaluations of one mask study run (@study_run), one row per model: gamma, seed, FID
+-- The evaluations of one mask study run (@study_run; its own or recalled from earlier runs), one row per model: gamma, seed, FID
 -- (evaluator features), colour-and-shape alignment, then the seed means of its gamma, then the
 -- real-data floor FID.
 WITH m AS (
   SELECT r.id, CAST(g.value AS REAL) AS gamma, CAST(s.value AS INTEGER) AS seed
   FROM runs r
-  JOIN tags t ON t.run_id = r.id AND t.key = 'study_run' AND t.value = @study_run
+  JOIN tags t ON t.run_id = r.id AND ((t.key = 'study_run' AND t.value = @study_run) OR t.key = 'reused_by:' || @study_run)
   JOIN params g ON g.run_id = r.id AND g.key = 'gamma_final'
   JOIN params s ON s.run_id = r.id AND s.key = 'training_seed'
   WHERE r.status = 'FINISHED'),

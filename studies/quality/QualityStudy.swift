@@ -200,18 +200,56 @@ struct QualityStudy: Study {
             return r
         }()
         let paperModels = c.budgets.paper > 0 ? GeneratorFamily.allCases.map { paperRecipe($0, c) } : []
-        try context.prepare((budgetModels + paperModels + fashionModels + gridModels + (bf16Model.map { [$0] } ?? []))
-                                .map { StudyPrerequisite($0) })
+        let novelModels = c.budgets.novel
+            ? GeneratorFamily.allCases.map { recipe($0, chosen[$0]!.trial, steps: c.budgets.steps.last!, seed: c.budgets.seeds[0], dataset: c.shapes, c) }
+            : []
+        var novelEval = c.eval
+        novelEval.split = .novel
+
+        // Every evaluation, in the order the models train: each group of --jobs models is
+        // evaluated as soon as it is trained, and what the database records is recalled.
+        var plan: [GeneratorMeasurement] = []
+        func add(_ recipe: GeneratorRecipe, _ sampling: SamplingChoice, eval: EvalSettings, dataset: DatasetModels, stage: String,
+                 floor: Bool = false, precision: Precision = .fp32) {
+            plan.append(measurement(recipe, sampling: sampling, eval: eval, dataset: dataset, stage: stage, floor: floor,
+                                    precision: precision))
+        }
+        for (i, recipe) in budgetModels.enumerated() {
+            add(recipe, chosen[recipe.family]!.sampling, eval: c.eval, dataset: c.shapes, stage: "test", floor: i == 0)
+            if novelModels.contains(recipe) {
+                add(recipe, chosen[recipe.family]!.sampling, eval: novelEval, dataset: c.shapes, stage: "novel")
+            }
+        }
+        for recipe in paperModels {
+            add(recipe, SamplingChoice(guidance: 1, truncation: c.eval.truncation), eval: c.eval, dataset: c.shapes, stage: "paper-recipe")
+        }
+        for recipe in fashionModels {
+            add(recipe, chosen[recipe.family]!.sampling, eval: c.eval, dataset: c.fashion, stage: "fashion", floor: recipe.family == .diffusion)
+        }
+        for recipe in gridModels {
+            add(recipe, chosen[recipe.family]!.sampling, eval: c.eval, dataset: c.shapes, stage: "grid-convolution")
+        }
+        if let bf16Model {
+            add(bf16Model, chosen[.diffusion]!.sampling, eval: c.eval, dataset: c.shapes, stage: "bf16", precision: .bf16)
+        }
+        var measured = try zip(plan, context.measure(plan)).map { m, result in
+            (stage: m.params["stage"]!, family: m.recipe.family, recipe: m.recipe,
+             measured: Measured(scores: result.scores, generatedFeatures: result.generatedFeatures,
+                                referenceFeatures: result.referenceFeatures, compute: try context.trainingCompute(of: m.recipe)))
+        }[...]
+        func next(_ stage: String) -> Measured {
+            let i = measured.firstIndex { $0.stage == stage }!
+            return measured.remove(at: i).measured
+        }
+
         var points: [BudgetPoint] = []
         var floor = Double.nan
         for steps in c.budgets.steps {
             var point = BudgetPoint(steps: steps, images: steps * c.generator.batchSize)
-            for seed in c.budgets.seeds { for family in GeneratorFamily.allCases {
-                let recipe = recipe(family, chosen[family]!.trial, steps: steps, seed: seed, dataset: c.shapes, c)
-                let measured = try evaluate(context, recipe, sampling: chosen[family]!.sampling, eval: c.eval, dataset: c.shapes,
-                                            stage: "test", extra: [:], floor: floor.isNaN, c)
-                if let f = measured.scores.floorFID { floor = f }
-                point.models[family, default: []].append(measured)
+            for _ in c.budgets.seeds { for family in GeneratorFamily.allCases {
+                let m = next("test")
+                if let f = m.scores.floorFID { floor = f }
+                point.models[family, default: []].append(m)
             } }
             point.difference = try FIDDifference.bootstrap(
                 point.models[.diffusion]!.map(\.generatedFeatures), point.models[.ar]!.map(\.generatedFeatures),
@@ -223,43 +261,14 @@ struct QualityStudy: Study {
             context.studyRun.logMetric("fid_difference_high/\(steps)", point.difference.high)
             points.append(point)
         }
-
-        // 4. The paper's recipe and Fashion-MNIST.
-        var paper: [GeneratorFamily: Measured] = [:]
-        if c.budgets.paper > 0 {
-            for family in GeneratorFamily.allCases {
-                paper[family] = try evaluate(context, paperRecipe(family, c), sampling: SamplingChoice(guidance: 1, truncation: c.eval.truncation),
-                                             eval: c.eval, dataset: c.shapes, stage: "paper-recipe", extra: [:], c)
-            }
-        }
-        var fashion: [GeneratorFamily: Measured] = [:]
-        for (family, recipe) in zip(GeneratorFamily.allCases, fashionModels) {
-            fashion[family] = try evaluate(context, recipe, sampling: chosen[family]!.sampling, eval: c.eval, dataset: c.fashion,
-                                           stage: "fashion", extra: [:], floor: family == .diffusion, c)
-        }
-        var grid: [GeneratorFamily: Measured] = [:]
-        for recipe in gridModels {
-            grid[recipe.family] = try evaluate(context, recipe, sampling: chosen[recipe.family]!.sampling, eval: c.eval,
-                                               dataset: c.shapes, stage: "grid-convolution", extra: [:], c)
-        }
-        // Compositional generalization: the largest budget's seed-0 models on novel captions.
-        var novel: [GeneratorFamily: Measured] = [:]
-        if c.budgets.novel, let largest = points.last {
-            var e = c.eval
-            e.split = .novel
-            for family in GeneratorFamily.allCases {
-                let recipe = recipe(family, chosen[family]!.trial, steps: largest.steps, seed: c.budgets.seeds[0], dataset: c.shapes, c)
-                novel[family] = try evaluate(context, recipe, sampling: chosen[family]!.sampling, eval: e, dataset: c.shapes,
-                                             stage: "novel", extra: [:], c)
-            }
-        }
+        var novel: [GeneratorFamily: Measured] = [:], paper: [GeneratorFamily: Measured] = [:]
+        var fashion: [GeneratorFamily: Measured] = [:], grid: [GeneratorFamily: Measured] = [:]
         var bf16: [GeneratorFamily: Measured] = [:]
-        if let bf16Model {
-            bf16[.diffusion] = try BLAS.withPrecision(.bf16) {
-                try evaluate(context, bf16Model, sampling: chosen[.diffusion]!.sampling, eval: c.eval, dataset: c.shapes,
-                             stage: "bf16", extra: ["precision": "bf16"], c)
-            }
-        }
+        for recipe in novelModels { novel[recipe.family] = next("novel") }
+        for recipe in paperModels { paper[recipe.family] = next("paper-recipe") }
+        for recipe in fashionModels { fashion[recipe.family] = next("fashion") }
+        for recipe in gridModels { grid[recipe.family] = next("grid-convolution") }
+        if bf16Model != nil { bf16[.diffusion] = next("bf16") }
         var table = claims(points, floor: floor, extra: [("paper's recipe", c.budgets.paper, paper, "colour_and_shape"),
                                                          ("Fashion-MNIST", c.budgets.fashion, fashion, "class"),
                                                          ("grid convolution (not in the paper)", c.budgets.grid, grid, "colour_and_shape"),
@@ -307,25 +316,21 @@ struct QualityStudy: Study {
         var compute: TrainingCompute
     }
 
-    static func evaluate(_ context: StudyContext, _ recipe: GeneratorRecipe, sampling: SamplingChoice, eval: EvalSettings,
-                         dataset: DatasetModels, stage: String, extra: [String: String], floor: Bool = false,
-                         _ c: Configuration) throws -> Measured {
-        let url = try context.store.model(recipe)
+    /// The evaluation of `recipe`'s model at `stage`: identified by the stage (and the recipe and
+    /// settings), described by the training and sampling it was given.
+    static func measurement(_ recipe: GeneratorRecipe, sampling: SamplingChoice, eval: EvalSettings, dataset: DatasetModels,
+                            stage: String, floor: Bool = false, precision: Precision = .fp32,
+                            notes extra: [String: String] = [:]) -> GeneratorMeasurement {
         let family = recipe.family
-        let compute = try context.trainingCompute(of: recipe)
-        var params = ["family": family.rawValue, "stage": stage, "recipe": recipe.key, "training_steps": String(recipe.settings.steps),
-                      "images_seen": String(recipe.settings.steps * recipe.settings.batchSize),
-                      "training_seed": String(recipe.settings.seed), "learning_rate": String(recipe.settings.learningRate),
-                      "sampling": sampling.label(family), "guidance": String(sampling.guidance),
-                      "temperature": String(sampling.temperature), "top_k": sampling.topK.map(String.init) ?? "none",
-                      "training_gflop": String(compute.gflop), "training_cpu_seconds": String(compute.cpuSeconds),
-                      "training_wall_seconds": String(compute.wallSeconds)]
-        params.merge(extra) { $1 }
-        let (scores, report) = try context.evaluateWithReport(
-            "\(family.rawValue) \(stage) \(recipe.settings.steps) steps seed \(recipe.settings.seed)", generator: url,
-            dataset: dataset, eval: eval, sampling: sampling.options(steps: eval.sampleSteps), floor: floor, params: params)
-        return Measured(scores: scores, generatedFeatures: report.generatedFeatures, referenceFeatures: report.referenceFeatures,
-                        compute: compute)
+        var notes = ["family": family.rawValue, "training_steps": String(recipe.settings.steps),
+                     "images_seen": String(recipe.settings.steps * recipe.settings.batchSize),
+                     "training_seed": String(recipe.settings.seed), "learning_rate": String(recipe.settings.learningRate),
+                     "sampling": sampling.label(family)]
+        if precision != .fp32 { notes["precision"] = precision.rawValue }
+        notes.merge(extra) { $1 }
+        return GeneratorMeasurement(name: "\(family.rawValue) \(stage) \(recipe.settings.steps) steps seed \(recipe.settings.seed)",
+                                    recipe: recipe, dataset: dataset, eval: eval, sampling: sampling.options(steps: eval.sampleSteps),
+                                    floor: floor, params: ["stage": stage], notes: notes, precision: precision)
     }
 
     /// A tuning evaluation's val FID: the one an earlier run of the study recorded in the database
@@ -339,7 +344,8 @@ struct QualityStudy: Study {
                   + "\(sampling.label(family)): val FID \(formatNumber(fid)), recorded by an earlier run of the study")
             return fid
         }
-        return try evaluate(context, recipe, sampling: sampling, eval: eval, dataset: c.shapes, stage: stage, extra: extra, c).scores.fid
+        let m = measurement(recipe, sampling: sampling, eval: eval, dataset: c.shapes, stage: stage, notes: extra)
+        return try context.measure([m])[0].scores.fid
     }
 
     /// The val FID of a tuning evaluation recorded in the database, if any.

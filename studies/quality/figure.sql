@@ -1,11 +1,11 @@
--- The test evaluations of one quality study run (@study_run) on Shapes, one row per budget:
+-- The test evaluations of one quality study run (@study_run; its own or recalled from earlier runs) on Shapes, one row per budget:
 -- images seen, then for VQ-Diffusion and for VQ-AR the seed-mean FID (evaluator features) with
 -- its min and max over seeds and the seed-mean colour-and-shape alignment with its min and max,
 -- then the real-data floor FID.
 WITH m AS (
   SELECT r.id, f.value AS family, CAST(i.value AS INTEGER) AS images
   FROM runs r
-  JOIN tags t ON t.run_id = r.id AND t.key = 'study_run' AND t.value = @study_run
+  JOIN tags t ON t.run_id = r.id AND ((t.key = 'study_run' AND t.value = @study_run) OR t.key = 'reused_by:' || @study_run)
   JOIN params s ON s.run_id = r.id AND s.key = 'stage' AND s.value = 'test'
   JOIN params f ON f.run_id = r.id AND f.key = 'family'
   JOIN params i ON i.run_id = r.id AND i.key = 'images_seen'
