@@ -53,6 +53,33 @@ extension KernelTests {
             #expect(BFloat16.float(nan[0]).isNaN)
         }
     
+        /// The packed copies (16 lanes at a time, a tail, transposed or not, a row stride wider
+        /// than the rows) hold exactly the scalar rule's bf16 of every value, NaN and ties included.
+        @Test func packedRoundingMatchesTheScalarRule() {
+            var rng = RandomGenerator(seed: 21)
+            for (rows, columns) in [(1, 1), (5, 37), (40, 19), (33, 64)] {
+                let stride = columns + 3, transposedStride = rows + 2
+                var x = (0..<(rows * stride)).map { _ in rng.normal() * 100 }
+                x[0] = .nan
+                if x.count > 1 { x[1] = 1 + 1 / 256 }
+                let plain = BFloat16.rounded(x, rows: rows, columns: columns, stride: stride)
+                let floats = BFloat16.roundedFloats(x, rows: rows, columns: columns, stride: stride)
+                defer { plain.deallocate(); floats.deallocate() }
+                for r in 0..<rows { for c in 0..<columns {
+                    let expected = BFloat16.bits(x[r * stride + c])
+                    #expect(plain[r * columns + c] == expected, "\(rows)×\(columns) [\(r), \(c)]")
+                    #expect(floats[r * columns + c].bitPattern == BFloat16.float(expected).bitPattern)
+                } }
+                // The transpose of the columns × rows matrix stored with row stride `transposedStride`.
+                let y = (0..<(columns * transposedStride)).map { _ in rng.normal() }
+                let transposed = BFloat16.rounded(y, rows: rows, columns: columns, stride: transposedStride, transposed: true)
+                defer { transposed.deallocate() }
+                for r in 0..<rows { for c in 0..<columns {
+                    #expect(transposed[r * columns + c] == BFloat16.bits(y[c * transposedStride + r]))
+                } }
+            }
+        }
+
         /// BLAS.gemm's whole contract (row strides wider than the rows, alpha, beta) on oneDNN gives
         /// OpenBLAS's result: in fp32 to rounding, in bf16 to bf16's precision.
         @Test func gemmWithStridesAlphaAndBetaMatchesOpenBLAS() {

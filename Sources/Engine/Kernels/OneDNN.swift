@@ -190,15 +190,17 @@ public enum OneDNN {
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) {
         guard m > 0 && n > 0 else { return }
         guard k > 0 else { return BLAS.scaleOnly(m: m, n: n, beta: beta, c: c, ldc: ldc) }
-        // bf16 operands are rounded into packed buffers (stored rows × columns of A and B).
-        let (aRows, aColumns) = transA ? (k, m) : (m, k), (bRows, bColumns) = transB ? (n, k) : (k, n)
+        // bf16 operands are rounded into packed buffers holding op(A) (m × k) and op(B) (k × n)
+        // row-major: a transpose is done in the same pass, so oneDNN's bf16 kernels always read
+        // plain row-major operands (in oneDNN 2.6 they ran transposed ones at a fraction of
+        // their speed).
         let packed = precision == .bf16
-        let key = MatmulKey(M: m, N: n, K: k, transposeA: transA, transposeB: transB,
-                            lda: packed ? aColumns : lda, ldb: packed ? bColumns : ldb, ldc: ldc,
+        let key = MatmulKey(M: m, N: n, K: k, transposeA: packed ? false : transA, transposeB: packed ? false : transB,
+                            lda: packed ? k : lda, ldb: packed ? n : ldb, ldc: ldc,
                             alpha: alpha, beta: beta, precision: precision)
         let mm = matmuls.get(key) { Matmul($0) }
-        let aHalf = packed ? BFloat16.rounded(a, rows: aRows, columns: aColumns, stride: lda) : nil
-        let bHalf = packed ? BFloat16.rounded(b, rows: bRows, columns: bColumns, stride: ldb) : nil
+        let aHalf = packed ? BFloat16.rounded(a, rows: m, columns: k, stride: lda, transposed: transA) : nil
+        let bHalf = packed ? BFloat16.rounded(b, rows: k, columns: n, stride: ldb, transposed: transB) : nil
         defer { aHalf?.deallocate(); bHalf?.deallocate() }
         mm.op.run([(DNNL_ARG_SRC, mm.a, aHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: a)),
                    (DNNL_ARG_WEIGHTS, mm.b, bHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: b)),
@@ -226,30 +228,82 @@ public enum BFloat16 {
         for i in 0..<n { out[i] = bits(x[i]) }
     }
 
-    /// A packed copy of the `rows` × `columns` matrix at `x` (row stride `stride`), each value
-    /// converted by `convert`, rows split over the engine's workers. The caller deallocates it.
-    static func packed<T>(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
-                          _ convert: (Float) -> T) -> UnsafeMutablePointer<T> {
-        let out = UnsafeMutablePointer<T>.allocate(capacity: rows * columns)
-        let minimumRows = max(1, (1 << 15) / max(columns, 1))
-        Parallel.chunks(rows, minimumPerChunk: minimumRows) { _, range in
-            for r in range {
-                let (source, target) = (x + r * stride, out + r * columns)
-                for j in 0..<columns { (target + j).initialize(to: convert(source[j])) }
+    /// bf16(x) of 16 values at once (the same rounding as `bits`).
+    @inlinable @inline(__always)
+    static func bits(_ x: SIMD16<Float>) -> SIMD16<UInt16> {
+        let b = unsafeBitCast(x, to: SIMD16<UInt32>.self)
+        var r = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
+        r.replace(with: (b &>> 16) | 0x40, where: x .!= x)
+        return SIMD16<UInt16>(truncatingIfNeeded: r)
+    }
+
+    /// out[j] = bf16(x[j]) for j < n, 16 at a time.
+    @inline(__always)
+    static func roundRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<UInt16>, _ n: Int) {
+        var j = 0
+        while j + 16 <= n {
+            let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(out + j).storeBytes(of: bits(v), as: SIMD16<UInt16>.self)
+            j += 16
+        }
+        while j < n { out[j] = bits(x[j]); j += 1 }
+    }
+
+    /// The rows of a `rows`-row job split over the engine's workers, at least 32 K values a chunk.
+    static func splitRows(_ rows: Int, columns: Int, _ body: (Range<Int>) -> Void) {
+        Parallel.chunks(rows, minimumPerChunk: max(16, (1 << 15) / max(columns, 1))) { _, range in body(range) }
+    }
+
+    /// A packed bf16 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), or, when
+    /// `transposed`, of the transpose of the `columns` × `rows` matrix stored there. The caller
+    /// deallocates it.
+    static func rounded(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+                        transposed: Bool = false) -> UnsafeMutablePointer<UInt16> {
+        let out = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * columns)
+        if !transposed {
+            splitRows(rows, columns: columns) { range in
+                for r in range { roundRow(x + r * stride, out + r * columns, columns) }
+            }
+            return out
+        }
+        // out[r][c] = bf16(x[c · stride + r]): 16 stored values of a column of out at a time.
+        splitRows(rows, columns: columns) { range in
+            var r0 = range.lowerBound
+            while r0 < range.upperBound {
+                let width = min(16, range.upperBound - r0)
+                for c in 0..<columns {
+                    let source = x + c * stride + r0
+                    if width == 16 {
+                        let v = bits(UnsafeRawPointer(source).loadUnaligned(as: SIMD16<Float>.self))
+                        for i in 0..<16 { out[(r0 + i) * columns + c] = v[i] }
+                    } else {
+                        for i in 0..<width { out[(r0 + i) * columns + c] = bits(source[i]) }
+                    }
+                }
+                r0 += width
             }
         }
         return out
     }
 
-    /// A packed bf16 copy of the `rows` × `columns` matrix at `x` (row stride `stride`).
-    static func rounded(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<UInt16> {
-        packed(x, rows: rows, columns: columns, stride: stride) { bits($0) }
-    }
-
     /// A packed fp32 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), each value
     /// rounded to the nearest bf16 (the low 16 bits zero).
     static func roundedFloats(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int) -> UnsafeMutablePointer<Float> {
-        packed(x, rows: rows, columns: columns, stride: stride) { float(bits($0)) }
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
+        splitRows(rows, columns: columns) { range in
+            for r in range {
+                let (source, target) = (x + r * stride, out + r * columns)
+                var j = 0
+                while j + 16 <= columns {
+                    let h = bits(UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Float>.self))
+                    let f = unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD16<Float>.self)
+                    UnsafeMutableRawPointer(target + j).storeBytes(of: f, as: SIMD16<Float>.self)
+                    j += 16
+                }
+                while j < columns { target[j] = float(bits(source[j])); j += 1 }
+            }
+        }
+        return out
     }
 
     /// The fp32 value of a bf16.
