@@ -192,20 +192,27 @@ extension StudyContext {
         return try database.metric(runID: run, key: key).last?.value
     }
 
-    /// The compute that trained `recipe`'s model, summed over its training runs in the database (a
-    /// resumed model has several): GFLOP (the run's FLOPs per step × its steps), and the wall and
+    /// The compute that trained `recipe`'s model, summed over its last chain of training runs in
+    /// the database (a resumed model has several): GFLOP (the run's FLOPs per step × its steps), and the wall and
     /// CPU seconds of its steps. NaN where a run did not record them.
     public func trainingCompute(of recipe: some ModelRecipe) throws -> TrainingCompute {
         let runs = try database.withLock {
             try database.connection.query("""
                 SELECT p.run_id FROM params p JOIN runs r ON r.id = p.run_id
                 WHERE p.key = 'key' AND p.value = ? AND r.status IN ('FINISHED', 'KILLED', 'FAILED')
+                ORDER BY r.start_ms
                 """, [.text(recipe.key)]).compactMap { $0[0].text }
         }
         var total = TrainingCompute(gflop: 0, cpuSeconds: 0, wallSeconds: 0)
         guard !runs.isEmpty else { return TrainingCompute(gflop: .nan, cpuSeconds: .nan, wallSeconds: .nan) }
-        for run in runs {
-            let params = Dictionary(try database.params(runID: run).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        // The model on disk is the last chain of runs: the latest one that started from step 0 and
+        // those that resumed after it (a model trained again, its first copy lost with another
+        // machine's cache, counts once).
+        let chain = try runs.map { run in
+            (run, Dictionary(try database.params(runID: run).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 }))
+        }
+        let start = chain.lastIndex { (Int($0.1["resumed_from_step"] ?? "") ?? 0) == 0 } ?? 0
+        for (run, params) in chain[start...] {
             let cpu = try database.metric(runID: run, key: "compute/cpu_seconds").last
             let wall = try database.metric(runID: run, key: "compute/wall_seconds").last
             let first = Int(params["resumed_from_step"] ?? "") ?? 0

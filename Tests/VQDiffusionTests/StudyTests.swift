@@ -89,6 +89,34 @@ struct CountingRecipe: ModelRecipe {
         #expect(try String(contentsOfFile: counter, encoding: .utf8) == "2")
     }
 
+    /// A model's training compute is its last chain of runs: a copy trained earlier and lost (with
+    /// another machine's cache) does not count, a resumption does.
+    @Test func trainingComputeCountsTheLastChainOfRuns() throws {
+        let folder = TemporaryFolder()
+        let database = try ResultsDatabase(path: folder.file("results.sqlite").path)
+        let recipe = CountingRecipe(value: 1, counter: "")
+        func train(from first: Int, to last: Int, cpu: Double, _ status: RunStatus) throws {
+            let run = try database.startRun(experiment: "train-counting", handleSignals: false)
+            var params = ["key": recipe.key, "step_gflop": "2"]
+            if first > 0 { params["resumed_from_step"] = String(first) }
+            run.logParams(params)
+            run.logMetric("compute/cpu_seconds", cpu, step: last)
+            run.logMetric("compute/wall_seconds", cpu + 1, step: last)
+            try run.finish(status: status)
+            Thread.sleep(forTimeInterval: 0.005)    // distinct start times
+        }
+        let store = ModelStore(committed: folder.file("committed"), cache: folder.file("cache"), database: nil, profile: nil,
+                               showProgress: false, log: { _ in })
+        let context = StudyContext(study: "counting", profile: .quick, database: database, store: store,
+                                   resultsDirectory: folder.url, showProgress: false)
+        #expect(try context.trainingCompute(of: recipe).cpuSeconds.isNaN)
+        try train(from: 0, to: 300, cpu: 40, .finished)     // a first copy, lost
+        try train(from: 0, to: 150, cpu: 15, .killed)       // trained again, stopped,
+        try train(from: 150, to: 300, cpu: 20, .finished)   // and resumed
+        let compute = try context.trainingCompute(of: recipe)
+        #expect(compute.cpuSeconds == 35 && compute.wallSeconds == 37 && compute.gflop == 600)
+    }
+
     @Test func concurrentRequestsTrainOnce() throws {
         let folder = TemporaryFolder()
         let counter = folder.file("count").path
