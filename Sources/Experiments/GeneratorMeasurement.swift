@@ -113,16 +113,6 @@ extension StudyContext {
         return results.map { $0! }
     }
 
-    /// The recipes of `list` with an evaluation the database does not record (all of them with
-    /// `remeasure`): the models a study still needs.
-    public func unrecorded(_ list: [GeneratorMeasurement]) throws -> [GeneratorRecipe] {
-        var recipes: [GeneratorRecipe] = []
-        for m in list where !recipes.contains(where: { $0.key == m.recipe.key }) {
-            if try remeasure || recall(m) == nil { recipes.append(m.recipe) }
-        }
-        return recipes
-    }
-
     /// Evaluates `m` now (training its model if it is missing), keeping its features in
     /// `featuresDirectory` (the run's own file and a shared one of the real images, named in the
     /// run's param `reference_features`) before the run finishes.

@@ -41,7 +41,7 @@ public struct StudyOptions: ParsableArguments {
         """)
     public var mpiRanks: Int = 1
     @Flag(name: .customLong("prepare-only"),
-          help: "Train the study's missing models (--jobs at a time) and stop, without evaluating; a study whose later models depend on its first results lists only the first.")
+          help: "Train the models the study needs before it measures (--jobs at a time) and stop. The quality and mask studies train their other generators while they measure, a group of --jobs at a time, each evaluated as soon as it is trained.")
     public var prepareOnly = false
     @Flag(help: """
         Evaluate every generator again, even where the database records the evaluation with its \

@@ -87,11 +87,11 @@ struct MaskStudy: Study {
         }, c.sampling, "the configuration's recipe")
     }
 
-    /// The models not yet evaluated (the database's recorded evaluations need no model).
+    /// What the study needs before it measures: the VQ-VAE and the evaluator. The generators are
+    /// trained by `StudyContext.measure`, --jobs at a time, each group evaluated as soon as it is
+    /// trained (those whose evaluations the database records are not trained at all).
     static func prerequisites(_ c: Configuration, context: StudyContext) throws -> [StudyPrerequisite] {
-        let (recipe, choice, _) = try base(c, context: context)
-        return [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
-            + (try context.unrecorded(plan(c, recipe: recipe, choice: choice))).map { StudyPrerequisite($0) }
+        [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
     }
 
     /// Every evaluation, one per γ̄_T and seed, on the test captions; the first also measures the
@@ -258,7 +258,9 @@ struct MaskStudyCommand: DistributedCommand {
             each on the same test captions, with a paired bootstrap interval for each γ̄_T's \
             difference from 0.9; logs them to the results database (experiment study-mask) and \
             prints the claims table (also results/claims-mask.md). --profile preview runs the same \
-            design at 800 steps as a first look. --jobs N trains N models at a time first.
+            design at 800 steps as a first look. --jobs N trains N models at a time, each group \
+            evaluated as soon as it is trained; evaluations recorded with their features are \
+            recalled, not repeated (--remeasure repeats them).
             """)
 
     @OptionGroup var options: StudyOptions

@@ -561,7 +561,9 @@ struct QualityStudyCommand: DistributedCommand {
             the results database (experiment study-quality); the claims table goes to \
             results/claims-quality.md, and `make figures` draws FID against images seen. \
             --jobs N trains N models at a time, in two waves (the trials, then the chosen \
-            recipes); --prepare-only trains the first wave and stops.
+            recipes, each group evaluated as soon as it is trained); --prepare-only trains the \
+            first wave and stops. Evaluations recorded with their features are recalled, not \
+            repeated (--remeasure repeats them).
             """)
 
     @OptionGroup var options: StudyOptions
