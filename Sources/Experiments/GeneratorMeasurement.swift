@@ -33,22 +33,8 @@ public struct GeneratorMeasurement {
     /// generated images and their scoring, and `params`.
     public var identity: [String: String] {
         var p = params
+        p.merge(StudyContext.evaluationParams(dataset: dataset, eval: eval, sampling: sampling)) { $1 }
         p["recipe"] = recipe.key
-        p["dataset"] = dataset.vqvae.dataset.rawValue
-        p["split"] = eval.split.rawValue
-        p["count"] = String(eval.count)
-        p["seed"] = String(eval.seed)
-        p["batch_size"] = String(eval.batchSize)
-        p["sample_steps"] = String(sampling.steps)
-        p["truncation"] = sampling.truncation.map { String($0) } ?? "none"
-        p["skipping"] = sampling.skipping.rawValue
-        p["start"] = sampling.startFromPrior ? "prior" : "all-mask"
-        p["guidance"] = String(sampling.guidance)
-        p["order"] = sampling.order.rawValue
-        p["temperature"] = String(sampling.temperature)
-        p["top_k"] = sampling.topK.map(String.init) ?? "none"
-        p["kv_cache"] = String(sampling.useCache)
-        p["ema"] = String(sampling.useEMA)
         p["sampling_precision"] = precision.rawValue
         return p
     }
@@ -62,7 +48,6 @@ public struct MeasuredGenerator {
     public var referenceFeatures: [Float]
     /// The measurement run (of this study run, or of an earlier one when recalled).
     public var runID: String
-    public var recalled: Bool
 }
 
 extension StudyContext {
@@ -140,7 +125,7 @@ extension StudyContext {
         }
         guard let runID = report.runID, let kept else { throw MetricError("the evaluation of \(m.name) kept no features") }
         return MeasuredGenerator(scores: scores, generatedFeatures: kept.generated.values,
-                                 referenceFeatures: kept.reference.values, runID: runID, recalled: false)
+                                 referenceFeatures: kept.reference.values, runID: runID)
     }
 
     /// Tags a recalled measurement run `reused_by:<study run>` (its `study_run` tag keeps naming
@@ -161,12 +146,8 @@ extension StudyContext {
               FileManager.default.fileExists(atPath: generatedURL.path) else { return nil }
         let generated = try FeatureFile.read(generatedURL)
         let reference = try FeatureFile.read(featuresDirectory.appendingPathComponent(referenceName))
-        let metrics = try database.withLock {
-            try database.connection.query("""
-                SELECT key, value FROM metrics WHERE run_id = ? AND value IS NOT NULL ORDER BY step, timestamp_ms, rowid
-                """, [.text(runID)]).compactMap { row in row[0].text.flatMap { k in row[1].real.map { (k, $0) } } }
-        }
-        let values = Dictionary(metrics, uniquingKeysWith: { $1 })
+        let values = Dictionary(try database.finalMetrics(runID: runID).compactMap { m in m.point.value.map { (m.key, $0) } },
+                                uniquingKeysWith: { $1 })
         var alignment: [String: Double] = [:], throughput: [Int: Double] = [:]
         for (key, value) in values {
             let parts = key.split(separator: "/").map(String.init)
@@ -178,7 +159,7 @@ extension StudyContext {
         let scores = GeneratorScores(fid: fid, kid: values["kid"] ?? .nan, floorFID: values["floor/fid"], alignment: alignment,
                                      imagesPerSecond: throughput, parameters: Int(params["parameters"] ?? "") ?? 0)
         return MeasuredGenerator(scores: scores, generatedFeatures: generated.values, referenceFeatures: reference.values,
-                                 runID: runID, recalled: true)
+                                 runID: runID)
     }
 
     /// This study's latest finished measurement run whose params include every one of `params`
@@ -258,12 +239,13 @@ public struct FeatureFile: Equatable {
 
     public static func decode(_ bytes: [UInt8], source: URL) throws -> FeatureFile {
         func fail(_ what: String) -> FileError { FileError(source, "not a valid feature file: \(what)") }
-        func word(_ at: Int) -> UInt64 {
-            (0..<(at >= 16 ? 8 : 4)).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+        /// The little-endian unsigned integer of `size` bytes at `at`.
+        func integer(_ at: Int, _ size: Int) -> Int {
+            Int((0..<size).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) })
         }
         guard bytes.count >= 24, Array(bytes[0..<4]) == Array("VQDF".utf8) else { throw fail("no VQDF header") }
-        guard word(4) == 1 else { throw fail("version \(word(4)), this build reads version 1") }
-        let (rows, columns, length) = (Int(word(8)), Int(word(12)), Int(word(16)))
+        guard integer(4, 4) == 1 else { throw fail("version \(integer(4, 4)), this build reads version 1") }
+        let (rows, columns, length) = (integer(8, 4), integer(12, 4), integer(16, 8))
         guard bytes.count == 24 + length else { throw fail("\(bytes.count - 24) compressed bytes where the header says \(length)") }
         var raw = [UInt8](repeating: 0, count: rows * columns * 2)
         var rawLength = uLong(raw.count)

@@ -140,6 +140,20 @@ extension StudyContext {
                                params: params).scores
     }
 
+    /// The params an evaluation logs of its data, evaluation and sampling settings: everything
+    /// besides the model that decides the generated images and their scores (a recorded
+    /// evaluation is matched on them, `GeneratorMeasurement.identity`).
+    public static func evaluationParams(dataset: DatasetModels, eval e: EvalSettings,
+                                        sampling: GeneratorSamplingOptions) -> [String: String] {
+        ["dataset": dataset.vqvae.dataset.rawValue, "split": e.split.rawValue, "count": String(e.count),
+         "seed": String(e.seed), "batch_size": String(e.batchSize), "sample_steps": String(sampling.steps),
+         "truncation": sampling.truncation.map { String($0) } ?? "none", "skipping": sampling.skipping.rawValue,
+         "start": sampling.startFromPrior ? "prior" : "all-mask", "guidance": String(sampling.guidance),
+         "order": sampling.order.rawValue, "temperature": String(sampling.temperature),
+         "top_k": sampling.topK.map(String.init) ?? "none", "kv_cache": String(sampling.useCache),
+         "ema": String(sampling.useEMA)]
+    }
+
     /// `evaluate`, also returning the report (with the evaluator features of both image sets).
     public func evaluateWithReport(_ name: String, generator model: URL, dataset: DatasetModels, eval e: EvalSettings,
                                    sampling: GeneratorSamplingOptions, floor: Bool, params: [String: String] = [:],
@@ -159,13 +173,7 @@ extension StudyContext {
         all["model"] = portablePath(model)
         all["evaluator"] = portablePath(evaluatorURL)
         all["vqvae"] = portablePath(vqvaeURL)
-        all["dataset"] = dataset.vqvae.dataset.rawValue
-        all["split"] = e.split.rawValue
-        all["sample_steps"] = String(sampling.steps)
-        all["truncation"] = sampling.truncation.map { String($0) } ?? "none"
-        all["skipping"] = sampling.skipping.rawValue
-        all["start"] = sampling.startFromPrior ? "prior" : "all-mask"
-        all["guidance"] = String(sampling.guidance)
+        all.merge(Self.evaluationParams(dataset: dataset, eval: e, sampling: sampling)) { $1 }
         all["parameters"] = String(generator.parameterCount)
         let report = try measure(name, params: all, seed: e.seed) { run in
             let report = try EvalRunner.measure(generator: generator, evaluator: evaluator, dataset: heldOut,
