@@ -120,12 +120,12 @@ import Testing
             try ChildProcess(try builtExecutable("vqd"), ["edit", "--dataset", "shapes", "--split", "test", "--index", "3",
                                                           "--count", "2", "--steps", "3"] + arguments, in: folder.url).finish()
         }
-        let diffusion = try vqd(["--model", "results/models/diffusion-shapes-32.safetensors", "--box", "0,0,16,16", "--out", "d.png"])
+        let diffusion = try vqd(["--model", "results/models/diffusion-shapes-32-tuned.safetensors", "--box", "0,0,16,16", "--out", "d.png"])
         #expect(diffusion.status == 0 && diffusion.output.contains("kept tokens unchanged: 100.0 %"), "\(diffusion.output)")
         #expect(FileManager.default.fileExists(atPath: folder.file("d.png").path))
-        let ar = try vqd(["--model", "results/models/ar-shapes-32.safetensors", "--box", "16,16,32,32", "--out", "a.png"])
+        let ar = try vqd(["--model", "results/models/ar-shapes-32-tuned.safetensors", "--box", "16,16,32,32", "--out", "a.png"])
         #expect(ar.status == 0 && ar.output.contains("VQ-AR decodes in raster order: it keeps the"), "\(ar.output)")
-        let outside = try vqd(["--model", "results/models/diffusion-shapes-32.safetensors", "--box", "0,0,40,16", "--out", "x.png"])
+        let outside = try vqd(["--model", "results/models/diffusion-shapes-32-tuned.safetensors", "--box", "0,0,40,16", "--out", "x.png"])
         #expect(outside.status != 0 && outside.output.contains("leaves the 32×32 image"), "\(outside.output)")
         #expect(!FileManager.default.fileExists(atPath: folder.file("x.png").path))
     }

@@ -261,7 +261,7 @@ final class CountingTrainer: Trainer {
 
     @Test func samplesFromAnotherFolderAndRefusesAMissingOutputFolderFirst() throws {
         let elsewhere = TemporaryFolder()
-        let model = "results/models/diffusion-shapes-32.safetensors"
+        let model = "results/models/diffusion-shapes-32-tuned.safetensors"
         let tokens = try vqd(["sample", "--model", model, "--prompt", "a red circle", "--count", "1", "--steps", "2",
                               "--tokens-out", "t.npy"], in: elsewhere.url)
         #expect(tokens.status == 0, "\(tokens.output)")
