@@ -9,9 +9,10 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
-set yrange [0:100]
+set yrange [0:115]
+set ytics 0,20,100
 set grid ytics
-set key top right
+set key top right horizontal
 set ylabel "edits right (%): redrawn object (first-object) or whole caption"
 plot data using (100*$2):xtic(1) lc rgb "#1f77b4" title "VQ-Diffusion", \
      ''   using (100*$3) lc rgb "#ff7f0e" title "VQ-AR"
