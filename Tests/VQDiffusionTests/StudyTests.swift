@@ -165,6 +165,26 @@ struct CountingRecipe: ModelRecipe {
     }
 }
 
+/// The budget the studies built on the quality study's choices read: the override when given,
+/// else the quality study's largest, with an error naming the override when a run lacks it.
+@Suite struct QualityChoicesTests {
+    @Test func budgetIsTheOverrideElseTheLargestRecorded() throws {
+        var settings = GeneratorSettings()
+        (settings.steps, settings.warmupSteps) = (5000, 400)
+        let recipe = GeneratorRecipe(family: .diffusion, vqvae: VQVAERecipe(dataset: .shapes, codes: 64), settings: settings)
+        let choice = QualityChoices.Choice(recipe: recipe, sampling: SamplingChoice(guidance: 1, truncation: 0.86))
+        var choices = QualityChoices(run: "r", diffusion: choice, ar: choice, largestSteps: 10_000)
+        #expect(try choices.budget(nil, key: "steps") == 10_000)
+        #expect(try choices.budget(2500, key: "steps") == 2500)
+        // The chosen recipe at another budget keeps its warm-up fraction.
+        let largest = choice.recipe(steps: try choices.budget(nil, key: "steps"), seed: 1)
+        #expect(largest.settings.steps == 10_000 && largest.settings.warmupSteps == 800 && largest.settings.seed == 1)
+        choices.largestSteps = nil
+        #expect(thrownMessage { _ = try choices.budget(nil, key: "tunedSteps") }?.contains("--tunedSteps") == true)
+        #expect(try choices.budget(2500, key: "tunedSteps") == 2500)
+    }
+}
+
 /// What `--jobs` prepares: each recipe once, VQ-VAEs and evaluators before generators, and the
 /// recipe JSON decoding back to the same key.
 @Suite struct StudyPrerequisiteTests {

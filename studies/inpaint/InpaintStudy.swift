@@ -35,8 +35,9 @@ struct InpaintStudy: Study {
         var shapes: DatasetModels
         /// Two-object test images edited (the next as many are FID's reference).
         var count: Int
-        /// The models' training budget in steps (the quality study's largest) and seed.
-        var steps: Int
+        /// The models' training budget in steps (unset: the quality study's largest, as it
+        /// recorded it) and seed.
+        var steps: Int?
         var seed: Int
         var masks: [InpaintMask]
         /// Diffusion sampling steps.
@@ -52,10 +53,10 @@ struct InpaintStudy: Study {
     static func configuration(_ profile: StudyProfile) -> Configuration {
         switch profile {
         case .paper, .preview:
-            return Configuration(shapes: .standard(.shapes, profile: profile), count: 500, steps: 10_000, seed: 0,
+            return Configuration(shapes: .standard(.shapes, profile: profile), count: 500, steps: nil, seed: 0,
                                  masks: InpaintMask.allCases, sampleSteps: 25, batchSize: 16, drawSeed: 0, bootstrapReplicates: 1000)
         case .quick:
-            return Configuration(shapes: .standard(.shapes, profile: profile), count: 24, steps: 60, seed: 0,
+            return Configuration(shapes: .standard(.shapes, profile: profile), count: 24, steps: nil, seed: 0,
                                  masks: InpaintMask.allCases, sampleSteps: 10, batchSize: 8, drawSeed: 0, bootstrapReplicates: 50)
         }
     }
@@ -63,7 +64,8 @@ struct InpaintStudy: Study {
     /// Each family's recipe and sampling.
     static func models(_ c: Configuration, context: StudyContext) throws -> [(family: GeneratorFamily, recipe: GeneratorRecipe, sampling: SamplingChoice)] {
         let choices = try QualityChoices.required(in: context.database, profile: context.profile.tuningSource, by: name)
-        return GeneratorFamily.allCases.map { ($0, choices[$0].recipe(steps: c.steps, seed: c.seed), choices[$0].sampling) }
+        let steps = try choices.budget(c.steps, key: "steps")
+        return GeneratorFamily.allCases.map { ($0, choices[$0].recipe(steps: steps, seed: c.seed), choices[$0].sampling) }
     }
 
     static func prerequisites(_ c: Configuration, context: StudyContext) throws -> [StudyPrerequisite] {

@@ -173,7 +173,8 @@ struct QualityStudy: Study {
             context.studyRun.logParams(["chosen_\(family.rawValue)_training": trial.label(family),
                                         "chosen_\(family.rawValue)_sampling": bestSampling!.choice.label(family),
                                         QualityChoices.samplingParam(family): try sortedJSON(bestSampling!.choice),
-                                        QualityChoices.recipeParam(family): try RecipeFile(middle).json()])
+                                        QualityChoices.recipeParam(family): try RecipeFile(middle).json(),
+                                        QualityChoices.largestStepsParam: String(c.budgets.steps.last!)])
         }
 
         // 3. The chosen recipes at every budget and seed, on test.

@@ -24,8 +24,9 @@ struct ReparamStudy: Study {
         var eval: EvalSettings
         /// Batch sizes of the tuned models' throughput (empty: the tuned comparison is left out).
         var tunedBatches: [Int]
-        /// The tuned models' training budget in steps (seed 0): the quality study's largest.
-        var tunedSteps: Int
+        /// The tuned models' training budget in steps, seed 0 (unset: the quality study's largest,
+        /// as it recorded it).
+        var tunedSteps: Int?
     }
 
     static let name = "reparam"
@@ -41,7 +42,7 @@ struct ReparamStudy: Study {
                                  if profile == .quick { g.diffusionSteps = 20 }
                                  return g
                              }(), eval: eval, tunedBatches: profile == .paper ? [1, 16] : [1, 4],
-                             tunedSteps: profile == .quick ? 60 : 10_000)
+                             tunedSteps: nil)
     }
 
     struct Point {
@@ -75,6 +76,9 @@ struct ReparamStudy: Study {
         }
         let batch = c.eval.throughputBatches.last ?? c.eval.batchSize
         let (reparam, direct, ar) = recipes(c)
+        // The tuned models' budget is settled before the long evaluations, so a missing one stops
+        // the study at once.
+        let tuned = c.tunedBatches.isEmpty ? nil : try tunedModels(c, context: context)
 
         var points: [Point] = []
         var first = true
@@ -105,24 +109,33 @@ struct ReparamStudy: Study {
                                    extra: ["family": "diffusion", "parameterization": "direct", "skipping": "exact"]))
         let arPoint = try evaluate("VQ-AR", ar, steps: T, skipping: .exact, extra: ["family": "ar"])
         var table = claims(points, ar: arPoint, T: T, batch: batch, configuration: c)
-        if !c.tunedBatches.isEmpty { try tunedComparison(c, context: context, into: &table) }
+        if !c.tunedBatches.isEmpty { try tunedComparison(tuned, c, context: context, into: &table) }
         return table
     }
 
     // MARK: The tuned models
 
-    static func tunedComparison(_ c: Configuration, context: StudyContext, into table: inout ClaimsTable) throws {
+    /// The quality study's choices and the tuned models' budget; nil when no quality study has
+    /// made its choices.
+    static func tunedModels(_ c: Configuration, context: StudyContext) throws -> (choices: QualityChoices, steps: Int)? {
+        guard let chosen = try QualityChoices.latest(in: context.database, profile: context.profile.tuningSource) else { return nil }
+        return (chosen, try chosen.budget(c.tunedSteps, key: "tunedSteps"))
+    }
+
+    static func tunedComparison(_ tuned: (choices: QualityChoices, steps: Int)?, _ c: Configuration, context: StudyContext,
+                                into table: inout ClaimsTable) throws {
         let claim = "Faster than VQ-AR at a better FID, both tuned"
         let paper = "about 15× (VQ-Diffusion-S 1.25 img/s at 25 steps vs VQ-AR-S 0.08 img/s, V100)"
-        guard let chosen = try QualityChoices.latest(in: context.database, profile: context.profile.tuningSource) else {
+        guard let tuned else {
             table.notes.append("The tuned comparison needs the quality study's choices: run `make study-quality` first.")
             return
         }
+        let (chosen, tunedSteps) = tuned
         var eval = c.eval
         eval.throughputBatches = c.tunedBatches
         // Each diffusion row sets its own steps.
-        let diffusion = chosen.diffusion.recipe(steps: c.tunedSteps, seed: 0)
-        let ar = chosen.ar.recipe(steps: c.tunedSteps, seed: 0)
+        let diffusion = chosen.diffusion.recipe(steps: tunedSteps, seed: 0)
+        let ar = chosen.ar.recipe(steps: tunedSteps, seed: 0)
         let dSampling = chosen.diffusion.sampling.options(steps: GeneratorSamplingOptions().steps)
         let arSampling = chosen.ar.sampling.options(steps: GeneratorSamplingOptions().steps)
         func measure(_ label: String, _ recipe: GeneratorRecipe, _ sampling: GeneratorSamplingOptions,
