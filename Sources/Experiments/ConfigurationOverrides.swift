@@ -82,6 +82,16 @@ public enum ConfigurationOverrides {
         return flatten(root).map { ($0.key, render($0.value)) }
     }
 
+    /// The leaves of `configuration` that differ from `base`, as "key = value" sorted by key (a
+    /// leaf only `base` has reads "key = null").
+    public static func changes<C: Encodable>(_ configuration: C, from base: C) throws -> [String] {
+        let now = Dictionary(try listing(configuration).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        let before = Dictionary(try listing(base).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        return Set(now.keys).union(before.keys).sorted().compactMap { key in
+            now[key] == before[key] ? nil : "\(key) = \(now[key] ?? "null")"
+        }
+    }
+
     // MARK: JSON helpers
 
     static func flatten(_ object: [String: Any], prefix: String = "") -> [(key: String, value: Any)] {

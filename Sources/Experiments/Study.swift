@@ -149,7 +149,8 @@ public final class StudyContext {
                 run.setTag("claim.\(i + 1)", "\(row.verdict.rawValue): \(row.claim) — ours: \(row.ours)")
             }
             let text = claims.markdown(study: S.name, profile: context.profile, runID: run.id, seconds: seconds,
-                                       commit: Machine.gitCommit())
+                                       commit: Machine.gitCommit(),
+                                       changes: try ConfigurationOverrides.changes(configuration, from: S.configuration(context.profile)))
             print("\n" + text)
             try FileManager.default.createDirectory(at: context.resultsDirectory, withIntermediateDirectories: true)
             let suffix = context.profile == .paper ? "" : "-\(context.profile.rawValue)"
@@ -203,12 +204,16 @@ public struct ClaimsTable {
     }
 
     /// A Markdown section: a header line with the run, the table, the notes.
-    public func markdown(study: String, profile: StudyProfile, runID: String, seconds: Double, commit: String?) -> String {
+    /// The table as Markdown; `changes` are the configuration's departures from the profile's
+    /// ("key = value"), named under the heading so a rerun with overrides says what it changed.
+    public func markdown(study: String, profile: StudyProfile, runID: String, seconds: Double, commit: String?,
+                         changes: [String] = []) -> String {
         func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
         var lines = [
             "## Claims: study \(study) (profile \(profile.rawValue))",
             "",
-            String(format: "Study run %@, commit %@, %.1f min.", runID, String((commit ?? "unknown").prefix(12)), seconds / 60),
+            String(format: "Study run %@, commit %@, %.1f min.", runID, String((commit ?? "unknown").prefix(12)), seconds / 60)
+                + (changes.isEmpty ? "" : " Configuration changed from the profile's: " + changes.map { "`\($0)`" }.joined(separator: ", ") + "."),
             "",
             "| Claim | Paper | Ours | Verdict | Why |",
             "|---|---|---|---|---|",

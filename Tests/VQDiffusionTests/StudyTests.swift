@@ -45,6 +45,15 @@ struct OverrideSample: Codable, Equatable {
         #expect(thrownMessage { _ = try ConfigurationOverrides.pairs(["--steps"]) }?.contains("needs a value") == true)
     }
 
+    @Test func namesWhatDiffersFromTheBase() throws {
+        let changed = try ConfigurationOverrides.apply([("inner.steps", "20"), ("inner.optional", "3"), ("list", "0.5")], to: base)
+        #expect(try ConfigurationOverrides.changes(changed, from: base) == ["inner.optional = 3", "inner.steps = 20", "list = 0.5"])
+        #expect(try ConfigurationOverrides.changes(base, from: changed) == ["inner.optional = null", "inner.steps = 10", "list = 0,0.9"])
+        #expect(try ConfigurationOverrides.changes(base, from: base).isEmpty)
+        let table = ClaimsTable().markdown(study: "s", profile: .quick, runID: "r", seconds: 60, commit: nil, changes: ["inner.steps = 20"])
+        #expect(table.contains("Configuration changed from the profile's: `inner.steps = 20`."))
+    }
+
     @Test func listsEveryLeaf() throws {
         let keys = try ConfigurationOverrides.listing(base).map(\.key)
         #expect(keys == ["inner.flag", "inner.name", "inner.rate", "inner.steps", "list", "words"])

@@ -435,6 +435,10 @@ struct QualityStudy: Study {
                              + "\(formatNumber(m.compute.gflop, digits: 0)) | \(formatNumber(m.compute.cpuSeconds, digits: 0)) |")
             }
         }
+        let missing = extra.filter { $0.models.isEmpty }.map(\.label)
+        if !missing.isEmpty {
+            lines += ["", "Not measured in this run (left out by the configuration, or bf16 where the CPU lacks it): " + missing.joined(separator: "; ") + "."]
+        }
         lines += ["", "Tuning on the first \(c.tuning.valCount) val captions (FID against as many real val images; lower is better):", "",
                   "| family | stage | training | sampling | val FID |", "|---|---|---|---|---|"] + tuningRows
         table.details = lines.joined(separator: "\n")
