@@ -155,6 +155,10 @@ public enum ConfigurationOverrides {
 
     static func render(_ value: Any) -> String {
         if let list = value as? [Any] { return list.map(render).joined(separator: ",") }
+        // An object inside a list: its JSON with sorted keys, the same text on every run.
+        if let object = value as? [String: Any], let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            return String(decoding: data, as: UTF8.self)
+        }
         if value is NSNull { return "null" }
         if let number = value as? NSNumber {
             if isBoolean(number) { return number.boolValue ? "true" : "false" }
