@@ -3,8 +3,9 @@ import VQDiffusion
 
 /// What the quality study chose on val for each family — its training recipe (at the study's
 /// middle budget, seed 0) and its sampling setting — and its largest budget, as the study logs
-/// them on its run when its tuning ends. The other studies that build on the tuned recipes (reparameterization, mask,
-/// inpainting) read them here, so the choice is made once, by the quality study's protocol.
+/// them on its run (the choices when its tuning ends). The other studies that build on the tuned
+/// recipes (reparameterization, mask, inpainting) read them here, so the choice is made once, by
+/// the quality study's protocol.
 public struct QualityChoices: Sendable {
     public struct Choice: Sendable {
         public var recipe: GeneratorRecipe

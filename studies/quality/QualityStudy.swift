@@ -146,6 +146,9 @@ struct QualityStudy: Study {
         try context.prepare(try prerequisites(c, context: context))
         let val = c.validation
 
+        // The budget of the largest models, which the studies built on the choices read by default.
+        context.studyRun.logParams([QualityChoices.largestStepsParam: String(c.budgets.steps.last!)])
+
         // 1. Training trials, 2. sampling settings: each family alike, on val.
         var chosen: [GeneratorFamily: (trial: Trial, sampling: SamplingChoice)] = [:]
         var tuningRows: [String] = []
@@ -173,8 +176,7 @@ struct QualityStudy: Study {
             context.studyRun.logParams(["chosen_\(family.rawValue)_training": trial.label(family),
                                         "chosen_\(family.rawValue)_sampling": bestSampling!.choice.label(family),
                                         QualityChoices.samplingParam(family): try sortedJSON(bestSampling!.choice),
-                                        QualityChoices.recipeParam(family): try RecipeFile(middle).json(),
-                                        QualityChoices.largestStepsParam: String(c.budgets.steps.last!)])
+                                        QualityChoices.recipeParam(family): try RecipeFile(middle).json()])
         }
 
         // 3. The chosen recipes at every budget and seed, on test.
