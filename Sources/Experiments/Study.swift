@@ -203,9 +203,9 @@ public struct ClaimsTable {
         rows.append(Row(claim: claim, paper: paper, ours: ours, verdict: verdict, reason: reason))
     }
 
-    /// A Markdown section: a header line with the run, the table, the notes.
-    /// The table as Markdown; `changes` are the configuration's departures from the profile's
-    /// ("key = value"), named under the heading so a rerun with overrides says what it changed.
+    /// A Markdown section: a header line with the run, the table, the notes. `changes` are the
+    /// configuration's departures from the profile's ("key = value"), named in the header line so
+    /// a rerun with overrides says what it changed.
     public func markdown(study: String, profile: StudyProfile, runID: String, seconds: Double, commit: String?,
                          changes: [String] = []) -> String {
         func cell(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: " ") }
