@@ -156,6 +156,28 @@ public enum OneDNN {
         }
     }
 
+    /// A reorder between two layouts (or types) of one tensor, optionally adding into its target.
+    final class Reorder {
+        let op: Primitive
+        let from: dnnl_memory_desc_t, to: dnnl_memory_desc_t
+
+        init(from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, accumulate: Bool) {
+            (self.from, self.to) = (from, to)
+            var (source, target) = (from, to)
+            let attr = OneDNN.attributes(beta: accumulate ? 1 : 0)
+            defer { dnnl_primitive_attr_destroy(attr) }
+            var pd: dnnl_primitive_desc_t?
+            OneDNN.check(dnnl_reorder_primitive_desc_create(&pd, &source, OneDNN.engine, &target, OneDNN.engine, attr),
+                         "creating a reorder")
+            defer { dnnl_primitive_desc_destroy(pd) }
+            op = Primitive(pd!, "reorder")
+        }
+
+        func run(_ source: UnsafeMutableRawPointer, _ target: UnsafeMutableRawPointer) {
+            op.run([(DNNL_ARG_FROM, from, source), (DNNL_ARG_TO, to, target)], "reorder")
+        }
+    }
+
     /// Made primitives, by key (made once, kept for the process).
     final class Cache<Key: Hashable, Value>: @unchecked Sendable {
         private var made: [Key: Value] = [:]
@@ -185,6 +207,11 @@ public enum OneDNN {
 
     /// `BLAS.gemm`'s contract on oneDNN: C[M,N] = alpha · op(A) · op(B) + beta · C, with `lda`,
     /// `ldb`, `ldc` the row strides of A, B, C as stored. Safe to call from several threads at once.
+    ///
+    /// The rows of C are split over the engine's workers, each part a one-thread product, rather
+    /// than handed to one primitive on an OpenMP team: between products the engine's own workers
+    /// run the element-wise kernels, and an OpenMP team's threads spinning after each product
+    /// would take their cores. Chunk boundaries depend only on M and the worker count.
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, precision: Precision) {
@@ -193,18 +220,66 @@ public enum OneDNN {
         // bf16 operands are rounded into packed buffers holding op(A) (m × k) and op(B) (k × n)
         // row-major: a transpose is done in the same pass, so oneDNN's bf16 kernels always read
         // plain row-major operands (in oneDNN 2.6 they ran transposed ones at a fraction of
-        // their speed).
+        // their speed). B, which every part reads, is rounded once; each part rounds its rows of A.
         let packed = precision == .bf16
-        let key = MatmulKey(M: m, N: n, K: k, transposeA: packed ? false : transA, transposeB: packed ? false : transB,
-                            lda: packed ? k : lda, ldb: packed ? n : ldb, ldc: ldc,
-                            alpha: alpha, beta: beta, precision: precision)
-        let mm = matmuls.get(key) { Matmul($0) }
-        let aHalf = packed ? BFloat16.rounded(a, rows: m, columns: k, stride: lda, transposed: transA) : nil
-        let bHalf = packed ? BFloat16.rounded(b, rows: k, columns: n, stride: ldb, transposed: transB) : nil
-        defer { aHalf?.deallocate(); bHalf?.deallocate() }
-        mm.op.run([(DNNL_ARG_SRC, mm.a, aHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: a)),
-                   (DNNL_ARG_WEIGHTS, mm.b, bHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: b)),
-                   (DNNL_ARG_DST, mm.c, UnsafeMutableRawPointer(c))], "matmul")
+        let bHalf = packed ? bf16Copy(b, rows: k, columns: n, stride: ldb, transposed: transB) : nil
+        defer { bHalf?.deallocate() }
+        Parallel.chunks(m, minimumPerChunk: 32, singleThreadedBLAS: true) { _, rows in
+            let key = MatmulKey(M: rows.count, N: n, K: k, transposeA: packed ? false : transA,
+                                transposeB: packed ? false : transB, lda: packed ? k : lda, ldb: packed ? n : ldb,
+                                ldc: ldc, alpha: alpha, beta: beta, precision: precision)
+            let mm = matmuls.get(key) { Matmul($0) }
+            let aRows = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+            var aHalf: UnsafeMutablePointer<UInt16>? = nil
+            if packed {
+                aHalf = .allocate(capacity: rows.count * k)
+                round(aRows, rows: rows.count, columns: k, stride: lda, transposed: transA, into: aHalf!)
+            }
+            defer { aHalf?.deallocate() }
+            mm.op.run([(DNNL_ARG_SRC, mm.a, aHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: aRows)),
+                       (DNNL_ARG_WEIGHTS, mm.b, bHalf.map { UnsafeMutableRawPointer($0) } ?? UnsafeMutableRawPointer(mutating: b)),
+                       (DNNL_ARG_DST, mm.c, UnsafeMutableRawPointer(c + rows.lowerBound * ldc))], "matmul")
+        }
+    }
+
+    /// The shape of one fp32 → bf16 conversion: the key of its reorder.
+    struct RoundingKey: Hashable {
+        var rows: Int, columns: Int, stride: Int
+        var transposed: Bool
+    }
+
+    private static let roundings = Cache<RoundingKey, Reorder>()
+
+    /// out (`rows` × `columns`, row-major) = bf16 of the matrix at `x` (row stride `stride`) or,
+    /// when `transposed`, of the transpose of the `columns` × `rows` matrix stored there. A oneDNN
+    /// reorder, made once per shape, on the calling thread's team: nearest even as
+    /// `BFloat16.bits`, NaN included, except that on CPUs with AVX512_BF16 subnormal values become
+    /// zero (as the bf16 dot products read them anyway).
+    static func round(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int, transposed: Bool,
+                      into out: UnsafeMutablePointer<UInt16>) {
+        let reorder = roundings.get(RoundingKey(rows: rows, columns: columns, stride: stride, transposed: transposed)) { key in
+            var dims: [Int64] = [Int64(key.rows), Int64(key.columns)]
+            var sourceStrides: [Int64] = key.transposed ? [1, Int64(key.stride)] : [Int64(key.stride), 1]
+            var targetStrides: [Int64] = [Int64(key.columns), 1]
+            var source = dnnl_memory_desc_t(), target = dnnl_memory_desc_t()
+            check(dnnl_memory_desc_init_by_strides(&source, 2, &dims, dnnl_f32, &sourceStrides), "describing an fp32 operand")
+            check(dnnl_memory_desc_init_by_strides(&target, 2, &dims, dnnl_bf16, &targetStrides), "describing its bf16 copy")
+            return Reorder(from: source, to: target, accumulate: false)
+        }
+        reorder.run(UnsafeMutableRawPointer(mutating: x), UnsafeMutableRawPointer(out))
+    }
+
+    /// A packed row-major bf16 copy (`round`'s) of the `rows` × `columns` matrix at `x`, or of the
+    /// transpose of the one stored there, its rows split over the engine's workers. The caller
+    /// deallocates it.
+    public static func bf16Copy(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+                                transposed: Bool = false) -> UnsafeMutablePointer<UInt16> {
+        let out = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * columns)
+        BFloat16.splitRows(rows, columns: columns) { part in
+            round(transposed ? x + part.lowerBound : x + part.lowerBound * stride, rows: part.count, columns: columns,
+                  stride: stride, transposed: transposed, into: out + part.lowerBound * columns)
+        }
+        return out
     }
 
     static func check(_ status: dnnl_status_t, _ what: String) {
@@ -228,62 +303,21 @@ public enum BFloat16 {
         for i in 0..<n { out[i] = bits(x[i]) }
     }
 
-    /// bf16(x) of 16 values at once (the same rounding as `bits`).
+    /// bf16(x) of 16 values at once as fp32 values (the same rounding as `bits`, the low 16 bits
+    /// zero), in 32-bit lanes throughout.
     @inlinable @inline(__always)
-    static func bits(_ x: SIMD16<Float>) -> SIMD16<UInt16> {
+    static func roundedFloats(_ x: SIMD16<Float>) -> SIMD16<Float> {
         let b = unsafeBitCast(x, to: SIMD16<UInt32>.self)
-        var r = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16
-        r.replace(with: (b &>> 16) | 0x40, where: x .!= x)
-        return SIMD16<UInt16>(truncatingIfNeeded: r)
-    }
-
-    /// out[j] = bf16(x[j]) for j < n, 16 at a time.
-    @inline(__always)
-    static func roundRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<UInt16>, _ n: Int) {
-        var j = 0
-        while j + 16 <= n {
-            let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(out + j).storeBytes(of: bits(v), as: SIMD16<UInt16>.self)
-            j += 16
-        }
-        while j < n { out[j] = bits(x[j]); j += 1 }
+        var r = (b &+ 0x7FFF &+ ((b &>> 16) & 1)) & 0xFFFF_0000
+        r.replace(with: (b & 0xFFFF_0000) | 0x40_0000, where: x .!= x)
+        return unsafeBitCast(r, to: SIMD16<Float>.self)
     }
 
     /// The rows of a `rows`-row job split over the engine's workers, at least 32 K values a chunk.
     static func splitRows(_ rows: Int, columns: Int, _ body: (Range<Int>) -> Void) {
-        Parallel.chunks(rows, minimumPerChunk: max(16, (1 << 15) / max(columns, 1))) { _, range in body(range) }
-    }
-
-    /// A packed bf16 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), or, when
-    /// `transposed`, of the transpose of the `columns` × `rows` matrix stored there. The caller
-    /// deallocates it.
-    static func rounded(_ x: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
-                        transposed: Bool = false) -> UnsafeMutablePointer<UInt16> {
-        let out = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * columns)
-        if !transposed {
-            splitRows(rows, columns: columns) { range in
-                for r in range { roundRow(x + r * stride, out + r * columns, columns) }
-            }
-            return out
+        Parallel.chunks(rows, minimumPerChunk: max(16, (1 << 15) / max(columns, 1)), singleThreadedBLAS: true) { _, range in
+            body(range)
         }
-        // out[r][c] = bf16(x[c · stride + r]): 16 stored values of a column of out at a time.
-        splitRows(rows, columns: columns) { range in
-            var r0 = range.lowerBound
-            while r0 < range.upperBound {
-                let width = min(16, range.upperBound - r0)
-                for c in 0..<columns {
-                    let source = x + c * stride + r0
-                    if width == 16 {
-                        let v = bits(UnsafeRawPointer(source).loadUnaligned(as: SIMD16<Float>.self))
-                        for i in 0..<16 { out[(r0 + i) * columns + c] = v[i] }
-                    } else {
-                        for i in 0..<width { out[(r0 + i) * columns + c] = bits(source[i]) }
-                    }
-                }
-                r0 += width
-            }
-        }
-        return out
     }
 
     /// A packed fp32 copy of the `rows` × `columns` matrix at `x` (row stride `stride`), each value
@@ -295,8 +329,7 @@ public enum BFloat16 {
                 let (source, target) = (x + r * stride, out + r * columns)
                 var j = 0
                 while j + 16 <= columns {
-                    let h = bits(UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Float>.self))
-                    let f = unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: h) &<< 16, to: SIMD16<Float>.self)
+                    let f = roundedFloats(UnsafeRawPointer(source + j).loadUnaligned(as: SIMD16<Float>.self))
                     UnsafeMutableRawPointer(target + j).storeBytes(of: f, as: SIMD16<Float>.self)
                     j += 16
                 }

@@ -19,28 +19,6 @@ extension OneDNN {
         var precision: Precision
     }
 
-    /// A reorder between two layouts (or types) of one tensor, optionally adding into its target.
-    final class Reorder {
-        let op: Primitive
-        let from: dnnl_memory_desc_t, to: dnnl_memory_desc_t
-
-        init(from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, accumulate: Bool) {
-            (self.from, self.to) = (from, to)
-            var (source, target) = (from, to)
-            let attr = OneDNN.attributes(beta: accumulate ? 1 : 0)
-            defer { dnnl_primitive_attr_destroy(attr) }
-            var pd: dnnl_primitive_desc_t?
-            OneDNN.check(dnnl_reorder_primitive_desc_create(&pd, &source, OneDNN.engine, &target, OneDNN.engine, attr),
-                         "creating a reorder")
-            defer { dnnl_primitive_desc_destroy(pd) }
-            op = Primitive(pd!, "reorder")
-        }
-
-        func run(_ source: UnsafeMutableRawPointer, _ target: UnsafeMutableRawPointer) {
-            op.run([(DNNL_ARG_FROM, from, source), (DNNL_ARG_TO, to, target)], "reorder")
-        }
-    }
-
     /// One operand: the primitive's description of it, and the reorder from (inputs) or to
     /// (outputs) the caller's plain fp32 layout, nil when the two are the same.
     struct Operand {
