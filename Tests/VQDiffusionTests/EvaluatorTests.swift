@@ -97,6 +97,22 @@ func evaluationTestTrainedEvaluator(steps: Int) throws -> Evaluator {
         #expect(message?.contains("expected a \"evaluator\" checkpoint") == true)
     }
 
+    /// The evaluator measures in fp32 whatever the process's precision: its features and classes
+    /// under a bf16 scope equal the fp32 ones exactly, while its network run directly in bf16
+    /// does give other features.
+    @Test func evaluationRunsInFP32UnderABF16Scope() throws {
+        var rng = RandomGenerator(seed: 8)
+        let evaluator = try Evaluator(.tiny(.shapes), using: &rng)
+        let images = Tensor.uniform([6, 3, 16, 16], low: -1, high: 1, using: &rng)
+        let (features, classes) = evaluator.evaluate(images, batchSize: 3)
+        let (scoped, scopedClasses) = BLAS.withPrecision(.bf16) { evaluator.evaluate(images, batchSize: 3) }
+        #expect(scoped.values == features.values)
+        #expect(scopedClasses == classes)
+        let direct = Autograd.withoutGrad { BLAS.withPrecision(.bf16) { evaluator(images).features.values } }
+        let plain = Autograd.withoutGrad { evaluator(images).features.values }
+        #expect(direct != plain)
+    }
+
     @Test func trainingRejectsDataOfTheOtherTask() throws {
         let trainer = try EvaluatorTrainer(.tiny(.fashion).withChannels(3), training: TrainingRunSettings.evaluator.with(steps: 1, batchSize: 4),
                                            dataset: evaluationTestShapes(.train, count: 8))

@@ -298,17 +298,21 @@ struct QualityStudy: Study {
             + "shape matched on captions with colour–shape pairs never seen in training: " + parts.joined(separator: "; ") + "."
     }
 
-    /// Whether the bf16 model's FID and alignment lie within the spread of the fp32 seeds.
+    /// Whether the bf16 model's FID and alignment lie within the spread of the fp32 seeds, or are
+    /// no worse than the worse of them (both evaluated with the fp32 evaluator).
     static func bf16Note(_ half: Measured, fp32: [Measured], images: Int) -> String {
         func range(_ xs: [Double]) -> ClosedRange<Double> { xs.min()!...xs.max()! }
         let fids = range(fp32.map(\.scores.fid))
         let alignments = range(fp32.map { $0.scores.alignment["colour_and_shape"] ?? .nan })
         let (fid, alignment) = (half.scores.fid, half.scores.alignment["colour_and_shape"] ?? .nan)
         let within = fids.contains(fid) && alignments.contains(alignment)
+        let noWorse = fid <= fids.upperBound && alignment >= alignments.lowerBound
         return "Engine check, bf16 operands: VQ-Diffusion at \(formatThousands(images)) images trained and sampled in bf16 reads "
             + "FID \(formatNumber(fid)) and alignment \(formatPercent(alignment)) against \(formatNumber(fids.lowerBound))–"
             + "\(formatNumber(fids.upperBound)) and \(formatPercent(alignments.lowerBound))–\(formatPercent(alignments.upperBound)) "
-            + "for its fp32 seeds: " + (within ? "within their spread." : "outside their spread.")
+            + "for its fp32 seeds: " + (within ? "within their spread, no quality lost."
+                : noWorse ? "no worse than the worse fp32 seed on either, no quality lost."
+                : "worse than both fp32 seeds on FID or alignment: quality lost.")
     }
 
     /// A generator's evaluation with what the study needs of it.

@@ -135,10 +135,16 @@ public final class Evaluator: CompositeModule {
         return EvaluatorOutput(features: features, logits: heads.map { $0(features) })
     }
 
-    /// Runs the network without recording gradients, `batchSize` images at a time.
+    /// Runs the network without recording gradients, `batchSize` images at a time, in fp32
+    /// whatever the process's precision: the evaluator is the measuring instrument, and a bf16
+    /// model is measured with the same one as an fp32 model.
     /// Returns features (N, F) — the penultimate activations times `configuration.featureScale` —
     /// and, per head, the most likely class of every image.
     public func evaluate(_ images: Tensor, batchSize: Int = 128) -> (features: Tensor, classes: [[Int]]) {
+        BLAS.withPrecision(.fp32) { evaluateInFP32(images, batchSize: batchSize) }
+    }
+
+    private func evaluateInFP32(_ images: Tensor, batchSize: Int) -> (features: Tensor, classes: [[Int]]) {
         precondition(images.rank == 4, "evaluate: expected (N, C, S, S) images, got shape \(images.shape)")
         let N = images.shape[0]
         let F = configuration.featureDimension
