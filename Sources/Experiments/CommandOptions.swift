@@ -236,7 +236,9 @@ extension Precision: ExpressibleByArgument {}
 public struct PrecisionOption: ParsableArguments {
     @Option(help: """
         Operands of the matrix products and convolutions: fp32, or bf16 (bf16 operands with fp32 \
-        accumulation, on oneDNN; needs a CPU with AVX512_BF16). Default: fp32. Training records it in the recipe.
+        accumulation, on oneDNN; needs a CPU with AVX512_BF16). Default: fp32, except that vqd train \
+        trains generators in bf16 where the CPU has AVX512_BF16 (and VQD_BACKEND is not openblas). \
+        Training records it in the recipe.
         """)
     public var precision: Precision?
 
@@ -246,6 +248,9 @@ public struct PrecisionOption: ParsableArguments {
     @discardableResult
     public func use() throws -> Precision { try ComputePolicy.use(precision) }
 
-    /// The precision a recipe built from the options trains in.
+    /// The precision a VQ-VAE or evaluator recipe built from the options trains in.
     public var forRecipe: Precision { precision ?? ComputePolicy.defaultPrecision }
+
+    /// The precision a generator recipe built from the options trains in.
+    public var forGeneratorRecipe: Precision { precision ?? ComputePolicy.defaultGeneratorTrainingPrecision }
 }

@@ -7,14 +7,25 @@ import VQDiffusion
 ///
 /// - Backend: OpenBLAS (im2col convolutions) unless `VQD_BACKEND=onednn`; bf16 always runs on
 ///   oneDNN, and `VQD_BACKEND=openblas` forbids it (the old path, exactly).
-/// - Precision: fp32 by default on every machine. bf16 (bf16 operands, fp32 accumulation, fp32
-///   master weights, optimizer state, norms, softmax and losses) is asked for with `--precision bf16`
-///   or a recipe's `precision`, and needs AVX512_BF16 to be faster. On CPUs without it,
-///   `VQD_BF16_EMULATION=1` runs bf16's numerics (operands rounded to bf16, fp32 sums) on the fp32
-///   kernels at fp32 speed, to train and check bf16 models on such machines.
+/// - Precision: bf16 (bf16 operands, fp32 accumulation, fp32 master weights, optimizer state,
+///   norms, softmax and losses) or fp32, asked for with `--precision` or a recipe's `precision`.
+///   `vqd train` trains generators in bf16 by default where the CPU runs it natively
+///   (AVX512_BF16, and `VQD_BACKEND` not forcing OpenBLAS): a bf16 generator measured as good as
+///   its fp32 seeds, and trains 1.3–1.45× faster. Everything else defaults to fp32: sampling and
+///   evaluation (AR's cached decoding is slower in bf16), the studies (their protocols and
+///   recorded evaluations are fp32), the VQ-VAE and the evaluator (not checked in bf16). On CPUs
+///   without AVX512_BF16, `VQD_BF16_EMULATION=1` runs bf16's numerics (operands rounded to bf16,
+///   fp32 sums) on the fp32 kernels at fp32 speed, to train and check bf16 models on such machines.
 public enum ComputePolicy {
-    /// The precision used when none is asked for: fp32 (docs/engine.md says why).
+    /// The precision used when none is asked for, except by generator training: fp32
+    /// (docs/engine.md says why).
     public static let defaultPrecision: Precision = .fp32
+
+    /// The precision `vqd train` trains a generator in when none is asked for: bf16 where this
+    /// CPU runs bf16 products natively and `VQD_BACKEND` does not force OpenBLAS, else fp32.
+    public static var defaultGeneratorTrainingPrecision: Precision {
+        OneDNN.cpuHasBF16 && MatrixBackend.fromEnvironment != .openblas ? .bf16 : .fp32
+    }
 
     /// The environment variable that allows bf16's numerics on the fp32 kernels on CPUs without AVX512_BF16.
     public static let emulationVariable = "VQD_BF16_EMULATION"
@@ -64,7 +75,8 @@ public enum ComputePolicy {
         let bf16 = OneDNN.cpuHasBF16 ? "native (AVX512_BF16)"
             : "not native (the CPU has no AVX512_BF16; \(emulationVariable)=1 runs bf16's numerics on the fp32 kernels)"
         return ["matrix backend: \(backend.rawValue)" + (MatrixBackend.fromEnvironment != nil ? " (from \(MatrixBackend.environmentVariable))" : ""),
-                "precision: \(BLAS.precision.rawValue) (default \(defaultPrecision.rawValue); --precision bf16 asks for bf16)",
+                "precision: \(BLAS.precision.rawValue) (default \(defaultPrecision.rawValue); generator training by default "
+                    + "\(defaultGeneratorTrainingPrecision.rawValue) here; --precision asks for either)",
                 "oneDNN \(OneDNN.version), dispatching to \(OneDNN.isa); bf16 products: \(bf16)"]
     }
 }

@@ -152,7 +152,7 @@ struct TrainCommand: DistributedCommand {
         (s.auxiliaryNormalization, s.maskedWeight, s.unmaskedWeight) = (auxiliaryNormalization, maskedWeight, unmaskedWeight)
         (s.embeddingStd, s.positionInitialisation, s.gridConvolution) = (embeddingStd, positionInitialisation, gridConvolution)
         (s.captionDropout, s.shards, s.seed) = (captionDropout, shards ?? 0, seed)
-        s.precision = precision.forRecipe
+        s.precision = precision.forGeneratorRecipe
         var tokenizer = VQVAERecipe.defaults
         if !synthetic, let vqvae {
             tokenizer = try tokenizerRecipe(vqvae)

@@ -40,6 +40,22 @@ import Testing
         }
     }
 
+    /// Generator training defaults to bf16 exactly where the CPU runs it natively and OpenBLAS is
+    /// not forced; emulation never makes it the default; everything else defaults to fp32.
+    @Test func generatorTrainingDefaultsToNativeBF16Only() throws {
+        #expect(ComputePolicy.defaultPrecision == .fp32)
+        try with(["VQD_BACKEND": nil, "VQD_BF16_EMULATION": "1"]) {
+            #expect(ComputePolicy.defaultGeneratorTrainingPrecision == (OneDNN.cpuHasBF16 ? .bf16 : .fp32))
+            let unset = try PrecisionOption.parse([])
+            #expect(unset.forGeneratorRecipe == ComputePolicy.defaultGeneratorTrainingPrecision)
+            #expect(unset.forRecipe == .fp32)
+            #expect(try PrecisionOption.parse(["--precision", "fp32"]).forGeneratorRecipe == .fp32)
+        }
+        with(["VQD_BACKEND": "openblas", "VQD_BF16_EMULATION": "1"]) {
+            #expect(ComputePolicy.defaultGeneratorTrainingPrecision == .fp32)
+        }
+    }
+
     /// `use` sets the process's precision (the default when none is asked for) and every run's tags say it.
     @Test func theChosenPrecisionIsRecorded() throws {
         defer { BLAS.precision = .fp32 }

@@ -251,6 +251,8 @@ final class CountingTrainer: Trainer {
         try Data(shown.output.utf8).write(to: folder.file("recipe.json"))
         let recipe = try #require(try RecipeFile(contentsOf: folder.file("recipe.json").path).recipe as? GeneratorRecipe)
         #expect(recipe.settings.synthetic && recipe.settings.captionDropout == 0.2 && recipe.settings.steps == 3)
+        // No --precision: the generator-training default of this machine (bf16 where native).
+        #expect(recipe.settings.precision == ComputePolicy.defaultGeneratorTrainingPrecision)
         #expect(try vqd(flags + ["--out", folder.file("a.safetensors").path]).status == 0)
         #expect(try vqd(["train", "--recipe", folder.file("recipe.json").path, "--out", folder.file("b.safetensors").path,
                          "--db", folder.file("r.sqlite").path]).status == 0)
