@@ -27,8 +27,18 @@ public enum Machine {
         return "\(hostname) (\(cpuModel ?? "unknown CPU"), \(cores) cores)"
     }
 
-    /// `git rev-parse HEAD` in the current folder, or nil when git or a repository is absent.
-    public static func gitCommit() -> String? {
+    /// The commit this process's runs record: `git rev-parse HEAD` in the current folder when the
+    /// process first asks (nil when git or a repository is absent), kept for the process's life
+    /// and handed to the processes it starts (`VQD_GIT_COMMIT`), so that a long study, and the
+    /// trainings it starts, record the commit its code was started from even when the
+    /// repository moves on meanwhile.
+    public static func gitCommit() -> String? { commitAtStart }
+
+    /// The variable through which a process hands its commit to the processes it starts.
+    static let commitVariable = "VQD_GIT_COMMIT"
+
+    private static let commitAtStart: String? = {
+        if let inherited = ProcessInfo.processInfo.environment[commitVariable], !inherited.isEmpty { return inherited }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["git", "rev-parse", "HEAD"]
@@ -40,8 +50,10 @@ public enum Machine {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { return nil }
         let commit = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return commit.isEmpty ? nil : commit
-    }
+        guard !commit.isEmpty else { return nil }
+        setenv(commitVariable, commit, 1)
+        return commit
+    }()
 
     /// Tags identifying this process: `sys.pid`, `sys.host`, `sys.blas_kernels` (the OpenBLAS kernel
     /// family it runs, which sets its speed), the precision and backend of its products

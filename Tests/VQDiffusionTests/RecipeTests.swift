@@ -261,6 +261,22 @@ final class CountingTrainer: Trainer {
         for name in a.names { #expect(a[name] == b[name], "\(name)") }
     }
 
+    /// A run records the commit its process was handed (as a study hands its own to the trainings
+    /// it starts), not whatever the repository's HEAD is by then.
+    @Test func runsRecordTheCommitTheirProcessWasHanded() throws {
+        let folder = TemporaryFolder()
+        let commit = String(repeating: "c0ffee", count: 6) + "c0ff"
+        let trained = try ChildProcess(try builtExecutable("vqd"),
+                                       ["train", "--synthetic", "--preset", "tiny", "--steps", "1", "--warmup", "1",
+                                        "--batch-size", "4", "--out", folder.file("m.safetensors").path,
+                                        "--db", folder.file("r.sqlite").path],
+                                       environment: ["VQD_GIT_COMMIT": commit]).finish()
+        #expect(trained.status == 0, "\(trained.output)")
+        let database = try ResultsDatabase(path: folder.file("r.sqlite").path, create: false)
+        let runs = try database.connection.query("SELECT git_commit FROM runs").map { $0[0].text }
+        #expect(!runs.isEmpty && runs.allSatisfy { $0 == commit }, "\(runs)")
+    }
+
     @Test func samplesFromAnotherFolderAndRefusesAMissingOutputFolderFirst() throws {
         let elsewhere = TemporaryFolder()
         let model = "results/models/diffusion-shapes-32-tuned.safetensors"
