@@ -313,7 +313,9 @@ public enum BFloat16 {
         return unsafeBitCast(r, to: SIMD16<Float>.self)
     }
 
-    /// The rows of a `rows`-row job split over the engine's workers, at least 32 K values a chunk.
+    /// The rows of a `rows`-row job split over the engine's workers, at least 32 K values a chunk,
+    /// each chunk with the libraries single-threaded (a oneDNN reorder inside runs on its thread
+    /// alone, with no OpenMP team).
     static func splitRows(_ rows: Int, columns: Int, _ body: (Range<Int>) -> Void) {
         Parallel.chunks(rows, minimumPerChunk: max(16, (1 << 15) / max(columns, 1)), singleThreadedBLAS: true) { _, range in
             body(range)
