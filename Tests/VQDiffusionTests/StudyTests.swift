@@ -330,24 +330,33 @@ struct CountingRecipe: ModelRecipe {
         #expect(!m.output.contains("training vqvae") && !r.output.contains("training vqvae"))
         #expect(!m.output.contains("training evaluator") && !r.output.contains("training evaluator"))
 
-        // Without its models the mask study recalls every evaluation from the database and the
-        // features kept beside it: nothing trained, nothing measured, the same claims.
-        let maskClaims = Self.folder.file("claims-mask-quick.md")
+        let reparamMeasurements = try measurements(of: try studyRuns("reparam").last!.id)
+        #expect(reparamMeasurements.count == 15, "\(reparamMeasurements)")
+
+        // Without their models the mask and reparam studies recall every evaluation from the
+        // database and the features kept beside it: nothing trained, nothing measured, the same claims.
+        let maskClaims = Self.folder.file("claims-mask-quick.md"), reparamClaims = Self.folder.file("claims-reparam-quick.md")
         let tableRows = { (text: String) in text.split(separator: "\n").filter { $0.hasPrefix("| ") } }
         let before = try String(contentsOf: maskClaims, encoding: .utf8)
+        let reparamBefore = try String(contentsOf: reparamClaims, encoding: .utf8)
         let models = Self.folder.file("cache/models"), aside = Self.folder.file("generators-aside")
         try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: true)
         let generators = try FileManager.default.contentsOfDirectory(atPath: models.path).filter { $0.hasPrefix("generator-") }
         for file in generators { try FileManager.default.moveItem(at: models.appendingPathComponent(file), to: aside.appendingPathComponent(file)) }
         let again = finish(try start("mask", ["--jobs", "2"]))
+        let reparamAgain = finish(try start("reparam"))
         for file in generators { try FileManager.default.moveItem(at: aside.appendingPathComponent(file), to: models.appendingPathComponent(file)) }
         #expect(again.status == 0, "\(again.output.suffix(2000))")
         #expect(!again.output.contains("training diffusion") && !again.output.contains("preparing"), "\(again.output.prefix(2000))")
         #expect(again.output.components(separatedBy: "not measured again").count == 7, "\(again.output.prefix(3000))")
         #expect(tableRows(try String(contentsOf: maskClaims, encoding: .utf8)) == tableRows(before))
         #expect(try measurements(of: try studyRuns("mask").last!.id).isEmpty)
+        #expect(reparamAgain.status == 0, "\(reparamAgain.output.suffix(2000))")
+        #expect(!reparamAgain.output.contains("training "), "\(reparamAgain.output.prefix(2000))")
+        #expect(reparamAgain.output.components(separatedBy: "not measured again").count == 16, "\(reparamAgain.output.prefix(3000))")
+        #expect(tableRows(try String(contentsOf: reparamClaims, encoding: .utf8)) == tableRows(reparamBefore))
 
-        let expected = ["quality": 25, "mask": 0, "reparam": 15, "speed": 8, "inpaint": 6]
+        let expected = ["quality": 25, "mask": 0, "reparam": 0, "speed": 8, "inpaint": 6]
         for (study, count) in expected {
             let runs = try studyRuns(study)
             #expect(runs.last?.status == "FINISHED", "\(study): \(runs)")

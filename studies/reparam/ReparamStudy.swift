@@ -10,10 +10,14 @@ import VQDiffusion
 // parameterized model with its 100 steps, and VQ-AR for the reference.
 //
 // The speed claim is also reread with the quality study's tuned models (both families with their
-// chosen guidance and sampling, as the quality study recorded them), by default those of its
-// largest budget, which are committed, so the row reruns after cloning without training: the
-// fewest diffusion steps whose FID is at or below VQ-AR's, and its images/s against VQ-AR's with
-// and without the key/value cache at batch 1 and 16.
+// chosen guidance and sampling, as the quality study recorded them), seed 0 at its middle budget
+// (160,000 images) by default: the fewest diffusion steps whose FID is at or below VQ-AR's, and
+// its images/s against VQ-AR's with and without the key/value cache at batch 1 and 16.
+//
+// Every evaluation keeps its evaluator features beside the database; one recorded that way is
+// recalled rather than repeated (its FID and images/s included), so the study reruns after
+// cloning without its models. Images/s are compared within one study run's measurements, which
+// come from one machine unless a study stopped on one machine was continued on another.
 
 struct ReparamStudy: Study {
     struct Configuration: Codable, Equatable {
@@ -24,8 +28,8 @@ struct ReparamStudy: Study {
         var eval: EvalSettings
         /// Batch sizes of the tuned models' throughput (empty: the tuned comparison is left out).
         var tunedBatches: [Int]
-        /// The tuned models' training budget in steps, seed 0 (unset: the quality study's largest,
-        /// as it recorded it).
+        /// The tuned models' training budget in steps, seed 0 (unset: the budget the quality study
+        /// made its choices at, its middle one).
         var tunedSteps: Int?
     }
 
@@ -63,10 +67,45 @@ struct ReparamStudy: Study {
                 GeneratorRecipe(family: .ar, vqvae: c.shapes.vqvae, settings: c.generator))
     }
 
+    /// What the study needs before it measures: the VQ-VAE and the evaluator. The generators are
+    /// trained by `StudyContext.measure`, --jobs at a time, each group evaluated as soon as it is
+    /// trained (those whose evaluations the database records with their features are not trained).
     static func prerequisites(_ c: Configuration, context: StudyContext) -> [StudyPrerequisite] {
+        [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
+    }
+
+    /// One evaluation of the study: its row's label (the run's `method` param) and sampling steps.
+    struct Row {
+        var label: String
+        var steps: Int
+        var measurement: GeneratorMeasurement
+    }
+
+    /// The evaluations of the three models the study trains: the reparameterized model at every
+    /// step count with the exact and (below T) the reference skip posterior, the directly
+    /// parameterized model at T, and VQ-AR. The first also measures the real-data floor.
+    static func untunedRows(_ c: Configuration) -> [Row] {
+        let T = c.generator.diffusionSteps
         let (reparam, direct, ar) = recipes(c)
-        return [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator),
-                StudyPrerequisite(reparam), StudyPrerequisite(direct), StudyPrerequisite(ar)]
+        var rows: [Row] = []
+        func add(_ label: String, _ recipe: GeneratorRecipe, steps: Int, skipping: StepSkipping, notes: [String: String]) {
+            let sampling = GeneratorSamplingOptions(steps: steps, truncation: c.eval.truncation, skipping: skipping)
+            rows.append(Row(label: label, steps: steps, measurement: GeneratorMeasurement(
+                name: "\(label) \(steps) steps", recipe: recipe, dataset: c.shapes, eval: c.eval, sampling: sampling,
+                floor: rows.isEmpty, notes: notes.merging(["method": label]) { $1 })))
+        }
+        let diffusion = ["family": "diffusion", "parameterization": "reparameterized"]
+        for steps in c.steps {
+            add("reparameterized, exact skip", reparam, steps: steps, skipping: .exact, notes: diffusion.merging(["skipping": "exact"]) { $1 })
+        }
+        // With Δt = 1 the reference approximation is the exact posterior: only fewer steps differ.
+        for steps in c.steps where steps < T {
+            add("reparameterized, reference skip", reparam, steps: steps, skipping: .referenceApproximation,
+                notes: diffusion.merging(["skipping": "reference"]) { $1 })
+        }
+        add("direct", direct, steps: T, skipping: .exact, notes: ["family": "diffusion", "parameterization": "direct", "skipping": "exact"])
+        add("VQ-AR", ar, steps: T, skipping: .exact, notes: ["family": "ar"])
+        return rows
     }
 
     static func run(_ c: Configuration, context: StudyContext) throws -> ClaimsTable {
@@ -75,93 +114,86 @@ struct ReparamStudy: Study {
             throw ConfigurationError("steps must lie in 1…\(T) (generator.diffusionSteps), got \(c.steps)")
         }
         let batch = c.eval.throughputBatches.last ?? c.eval.batchSize
-        let (reparam, direct, ar) = recipes(c)
-        // The tuned models' budget is settled before the long evaluations, so a missing one stops
-        // the study at once.
+        // The tuned models' budget is settled before the long evaluations, so a missing choice
+        // stops the study at once.
         let tuned = c.tunedBatches.isEmpty ? nil : try tunedModels(c, context: context)
-
-        var points: [Point] = []
-        var first = true
-        func evaluate(_ label: String, _ recipe: GeneratorRecipe, steps: Int, skipping: StepSkipping,
-                      extra: [String: String]) throws -> Point {
-            let url = try context.store.model(recipe)
-            let sampling = GeneratorSamplingOptions(steps: steps, truncation: c.eval.truncation, skipping: skipping)
-            var params = extra
-            params["recipe"] = recipe.key
-            params["method"] = label
-            let scores = try context.evaluate("\(label) \(steps) steps", generator: url, dataset: c.shapes, eval: c.eval,
-                                              sampling: sampling, floor: first, params: params)
-            first = false
-            let point = Point(label: label, steps: steps, fid: scores.fid, imagesPerSecond: scores.imagesPerSecond[batch] ?? .nan)
-            print(String(format: "%@ %d steps: FID %.2f, %.2f img/s (batch %d)", label, steps, point.fid, point.imagesPerSecond, batch))
-            return point
+        let untuned = untunedRows(c)
+        let tunedList = tuned.map { tunedRows($0.choices, steps: $0.steps, c) } ?? []
+        // Trains the missing models --jobs at a time, evaluating each group as soon as it is
+        // trained (the models on this machine first); evaluations the database records (with their
+        // features) are recalled.
+        let measured = try context.measure((untuned + tunedList).map(\.measurement))
+        for (row, m) in zip(untuned + tunedList, measured) {
+            print("\(row.measurement.name): FID \(formatNumber(m.scores.fid)), "
+                  + m.scores.imagesPerSecond.sorted { $0.key < $1.key }.map { "\(formatNumber($0.value)) img/s (batch \($0.key))" }
+                      .joined(separator: ", "))
         }
-        for steps in c.steps {
-            points.append(try evaluate("reparameterized, exact skip", reparam, steps: steps, skipping: .exact,
-                                       extra: ["family": "diffusion", "parameterization": "reparameterized", "skipping": "exact"]))
+        let points = zip(untuned, measured).map { row, m in
+            Point(label: row.label, steps: row.steps, fid: m.scores.fid, imagesPerSecond: m.scores.imagesPerSecond[batch] ?? .nan)
         }
-        // With Δt = 1 the reference approximation is the exact posterior: only fewer steps differ.
-        for steps in c.steps where steps < T {
-            points.append(try evaluate("reparameterized, reference skip", reparam, steps: steps, skipping: .referenceApproximation,
-                                       extra: ["family": "diffusion", "parameterization": "reparameterized", "skipping": "reference"]))
+        var table = claims(Array(points.dropLast()), ar: points.last!, T: T, batch: batch, configuration: c)
+        if !c.tunedBatches.isEmpty {
+            tunedComparison(tuned, rows: tunedList, scores: measured.suffix(tunedList.count).map(\.scores), c, into: &table)
         }
-        points.append(try evaluate("direct", direct, steps: T, skipping: .exact,
-                                   extra: ["family": "diffusion", "parameterization": "direct", "skipping": "exact"]))
-        let arPoint = try evaluate("VQ-AR", ar, steps: T, skipping: .exact, extra: ["family": "ar"])
-        var table = claims(points, ar: arPoint, T: T, batch: batch, configuration: c)
-        if !c.tunedBatches.isEmpty { try tunedComparison(tuned, c, context: context, into: &table) }
         return table
     }
 
     // MARK: The tuned models
 
-    /// The quality study's choices and the tuned models' budget; nil when no quality study has
-    /// made its choices.
+    /// The quality study's choices and the tuned models' budget (`tunedSteps`, by default the
+    /// budget the choices were made at: the quality study's middle one); nil when no quality
+    /// study has made its choices.
     static func tunedModels(_ c: Configuration, context: StudyContext) throws -> (choices: QualityChoices, steps: Int)? {
         guard let chosen = try QualityChoices.latest(in: context.database, profile: context.profile.tuningSource) else { return nil }
-        return (chosen, try chosen.budget(c.tunedSteps, key: "tunedSteps"))
+        return (chosen, c.tunedSteps ?? chosen.diffusion.recipe.settings.steps)
     }
 
-    static func tunedComparison(_ tuned: (choices: QualityChoices, steps: Int)?, _ c: Configuration, context: StudyContext,
-                                into table: inout ClaimsTable) throws {
-        let claim = "Faster than VQ-AR at a better FID, both tuned"
-        let paper = "about 15× (VQ-Diffusion-S 1.25 img/s at 25 steps vs VQ-AR-S 0.08 img/s, V100)"
-        guard let tuned else {
-            table.notes.append("The tuned comparison needs the quality study's choices: run `make study-quality` first.")
-            return
-        }
-        let (chosen, tunedSteps) = tuned
+    /// The tuned models' evaluations (seed 0 of each family at `steps`, each with its chosen
+    /// guidance and sampling): VQ-Diffusion at every step count up to its T with both skip
+    /// posteriors, then VQ-AR with and without its key/value cache; images/s at `tunedBatches`.
+    static func tunedRows(_ chosen: QualityChoices, steps tunedSteps: Int, _ c: Configuration) -> [Row] {
         var eval = c.eval
         eval.throughputBatches = c.tunedBatches
-        // Each diffusion row sets its own steps.
         let diffusion = chosen.diffusion.recipe(steps: tunedSteps, seed: 0)
         let ar = chosen.ar.recipe(steps: tunedSteps, seed: 0)
         let dSampling = chosen.diffusion.sampling.options(steps: GeneratorSamplingOptions().steps)
         let arSampling = chosen.ar.sampling.options(steps: GeneratorSamplingOptions().steps)
-        func measure(_ label: String, _ recipe: GeneratorRecipe, _ sampling: GeneratorSamplingOptions,
-                     extra: [String: String]) throws -> GeneratorScores {
-            let url = try context.store.model(recipe)
-            var params = extra
-            (params["recipe"], params["method"], params["quality_study_run"]) = (recipe.key, label, chosen.run)
-            return try context.evaluate("tuned \(label)", generator: url, dataset: c.shapes, eval: eval, sampling: sampling,
-                                        floor: false, params: params)
+        func row(_ label: String, steps: Int, _ recipe: GeneratorRecipe, _ sampling: GeneratorSamplingOptions,
+                 notes: [String: String]) -> Row {
+            Row(label: label, steps: steps, measurement: GeneratorMeasurement(
+                name: "tuned \(label) \(steps) steps", recipe: recipe, dataset: c.shapes, eval: eval, sampling: sampling,
+                notes: notes.merging(["method": "tuned " + label, "tuned": "true", "quality_study_run": chosen.run]) { $1 }))
         }
         let T = diffusion.settings.diffusionSteps
-        var rows: [(label: String, steps: Int, scores: GeneratorScores)] = []
+        var rows: [Row] = []
         for steps in c.steps where steps <= T {
             for skipping in steps < T ? [StepSkipping.exact, .referenceApproximation] : [.exact] {
                 var sampling = dSampling
                 (sampling.steps, sampling.skipping) = (steps, skipping)
-                let label = "VQ-Diffusion \(steps) steps, \(skipping == .exact ? "exact" : "reference") skip"
-                rows.append((label, steps, try measure(label, diffusion, sampling,
-                                                       extra: ["family": "diffusion", "skipping": skipping.rawValue, "tuned": "true"])))
+                rows.append(row("VQ-Diffusion, \(skipping == .exact ? "exact" : "reference") skip", steps: steps, diffusion, sampling,
+                                notes: ["family": "diffusion", "skipping": skipping.rawValue]))
             }
         }
-        let cached = try measure("VQ-AR, key/value cache", ar, arSampling, extra: ["family": "ar", "kv_cache": "true", "tuned": "true"])
-        var uncachedSampling = arSampling
-        uncachedSampling.useCache = false
-        let uncached = try measure("VQ-AR, no cache", ar, uncachedSampling, extra: ["family": "ar", "kv_cache": "false", "tuned": "true"])
-        let qualifying = rows.filter { $0.scores.fid <= cached.fid }.sorted { ($0.steps, $0.scores.fid) < ($1.steps, $1.scores.fid) }
+        rows.append(row("VQ-AR, key/value cache", steps: T, ar, arSampling, notes: ["family": "ar", "kv_cache": "true"]))
+        var uncached = arSampling
+        uncached.useCache = false
+        rows.append(row("VQ-AR, no cache", steps: T, ar, uncached, notes: ["family": "ar", "kv_cache": "false"]))
+        return rows
+    }
+
+    static func tunedComparison(_ tuned: (choices: QualityChoices, steps: Int)?, rows: [Row], scores: [GeneratorScores],
+                                _ c: Configuration, into table: inout ClaimsTable) {
+        let claim = "Faster than VQ-AR at a better FID, both tuned"
+        let paper = "about 15× (VQ-Diffusion-S 1.25 img/s at 25 steps vs VQ-AR-S 0.08 img/s, V100)"
+        guard let tuned, rows.count >= 2 else {
+            table.notes.append("The tuned comparison needs the quality study's choices: run `make study-quality` first.")
+            return
+        }
+        let (chosen, tunedSteps) = tuned
+        let cached = scores[scores.count - 2], uncached = scores[scores.count - 1]
+        let diffusionRows = zip(rows.dropLast(2), scores).map { (label: "VQ-Diffusion \($0.steps) steps, "
+            + ($0.measurement.sampling.skipping == .exact ? "exact" : "reference") + " skip", steps: $0.steps, scores: $1) }
+        let qualifying = diffusionRows.filter { $0.scores.fid <= cached.fid }.sorted { ($0.steps, $0.scores.fid) < ($1.steps, $1.scores.fid) }
         let rate = { (s: GeneratorScores, b: Int) in s.imagesPerSecond[b] ?? .nan }
         let ours: String, verdict: Verdict, reason: String
         if let best = qualifying.first {
@@ -175,14 +207,14 @@ struct ReparamStudy: Study {
             reason = verdict == .reproduced ? "The fewest steps at VQ-AR's FID run ≥ 10× faster than cached VQ-AR."
                 : "Against VQ-AR with its key/value cache the speed-up is \(formatNumber(speedUp, digits: 1))× at most."
         } else {
-            ours = "no step count reaches VQ-AR's FID \(formatNumber(cached.fid)) (best \(formatNumber(rows.map(\.scores.fid).min() ?? .nan)))"
+            ours = "no step count reaches VQ-AR's FID \(formatNumber(cached.fid)) (best \(formatNumber(diffusionRows.map(\.scores.fid).min() ?? .nan)))"
             (verdict, reason) = (.not, "Every diffusion setting has a worse FID than the tuned VQ-AR.")
         }
         table.add(claim, paper: paper, ours: ours, verdict: verdict, reason: reason)
-        var lines = ["", "Tuned models (quality study run \(chosen.run), \(formatNumber(Double(diffusion.settings.steps * diffusion.settings.batchSize), digits: 0)) images):", "",
+        var lines = ["", "Tuned models (quality study run \(chosen.run), \(formatNumber(Double(tunedSteps * chosen.diffusion.recipe.settings.batchSize), digits: 0)) images):", "",
                      "| model | FID | " + c.tunedBatches.map { "img/s (batch \($0))" }.joined(separator: " | ") + " |",
                      "|---|---|" + c.tunedBatches.map { _ in "---|" }.joined()]
-        for (label, scores) in rows.map({ ($0.label, $0.scores) }) + [("VQ-AR, key/value cache", cached), ("VQ-AR, no cache", uncached)] {
+        for (label, scores) in diffusionRows.map({ ($0.label, $0.scores) }) + [("VQ-AR, key/value cache", cached), ("VQ-AR, no cache", uncached)] {
             lines.append("| \(label) | \(formatNumber(scores.fid)) | " + c.tunedBatches.map { formatNumber(rate(scores, $0)) }.joined(separator: " | ") + " |")
         }
         table.details += "\n" + lines.joined(separator: "\n")
@@ -241,7 +273,10 @@ struct ReparamStudyCommand: DistributedCommand {
             Trains (or reuses) the reparameterized and the directly parameterized VQ-Diffusion models \
             and VQ-AR, samples with fewer steps (exact and reference skip posteriors), logs FID and \
             images per second of each setting (experiment study-reparam) and prints the claims table \
-            (also results/claims-reparam.md).
+            (also results/claims-reparam.md). Then rereads the speed claim with the quality study's \
+            tuned models (--tunedSteps sets their budget; --tunedBatches [] leaves it out). --jobs N \
+            trains N models at a time, each group evaluated as soon as it is trained; evaluations \
+            recorded with their features are recalled, not repeated (--remeasure repeats them).
             """)
 
     @OptionGroup var options: StudyOptions
