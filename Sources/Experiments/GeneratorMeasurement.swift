@@ -22,11 +22,12 @@ public struct GeneratorMeasurement {
     /// The operands' precision of the sampling.
     public var precision: Precision
 
+    /// `precision` nil: the process's (a study's `--precision`, fp32 by default).
     public init(name: String, recipe: GeneratorRecipe, dataset: DatasetModels, eval: EvalSettings,
                 sampling: GeneratorSamplingOptions, floor: Bool = false, params: [String: String] = [:],
-                notes: [String: String] = [:], precision: Precision = .fp32) {
+                notes: [String: String] = [:], precision: Precision? = nil) {
         (self.name, self.recipe, self.dataset, self.eval, self.sampling) = (name, recipe, dataset, eval, sampling)
-        (self.floor, self.params, self.notes, self.precision) = (floor, params, notes, precision)
+        (self.floor, self.params, self.notes, self.precision) = (floor, params, notes, precision ?? BLAS.precision)
     }
 
     /// What a recorded evaluation must match: the recipe, every setting that decides the

@@ -194,6 +194,27 @@ struct CountingRecipe: ModelRecipe {
     }
 }
 
+/// A measurement samples in the process's precision (a study's `--precision`) unless told
+/// otherwise, and a recorded evaluation is matched on it.
+@Suite(.serialized) struct GeneratorMeasurementTests {
+    @Test func precisionDefaultsToTheProcessAndIsPartOfTheIdentity() {
+        let recipe = GeneratorRecipe(family: .diffusion, vqvae: VQVAERecipe(dataset: .shapes, codes: 64), settings: GeneratorSettings())
+        let dataset = DatasetModels.standard(.shapes, profile: .quick)
+        func make(_ precision: Precision? = nil) -> GeneratorMeasurement {
+            GeneratorMeasurement(name: "m", recipe: recipe, dataset: dataset, eval: .standard(.quick),
+                                 sampling: GeneratorSamplingOptions(), precision: precision)
+        }
+        let saved = BLAS.precision
+        defer { BLAS.precision = saved }
+        BLAS.precision = .fp32
+        #expect(make().precision == .fp32 && make(.bf16).precision == .bf16)
+        BLAS.precision = .bf16
+        #expect(make().precision == .bf16 && make(.fp32).precision == .fp32)
+        #expect(make().identity["sampling_precision"] == "bf16")
+        #expect(make(.fp32).identity["sampling_precision"] == "fp32")
+    }
+}
+
 /// What `--jobs` prepares: each recipe once, VQ-VAEs and evaluators before generators, and the
 /// recipe JSON decoding back to the same key.
 @Suite struct StudyPrerequisiteTests {

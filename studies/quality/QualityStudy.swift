@@ -213,7 +213,7 @@ struct QualityStudy: Study {
         // evaluated as soon as it is trained, and what the database records is recalled.
         var plan: [GeneratorMeasurement] = []
         func add(_ recipe: GeneratorRecipe, _ sampling: SamplingChoice, eval: EvalSettings, dataset: DatasetModels, stage: String,
-                 floor: Bool = false, precision: Precision = .fp32) {
+                 floor: Bool = false, precision: Precision? = nil) {
             plan.append(measurement(recipe, sampling: sampling, eval: eval, dataset: dataset, stage: stage, floor: floor,
                                     precision: precision))
         }
@@ -324,10 +324,12 @@ struct QualityStudy: Study {
     }
 
     /// The evaluation of `recipe`'s model at `stage`: identified by the stage (and the recipe and
-    /// settings), described by the training and sampling it was given.
+    /// settings), described by the training and sampling it was given; sampled in `precision`
+    /// (nil: the process's).
     static func measurement(_ recipe: GeneratorRecipe, sampling: SamplingChoice, eval: EvalSettings, dataset: DatasetModels,
-                            stage: String, floor: Bool = false, precision: Precision = .fp32,
+                            stage: String, floor: Bool = false, precision: Precision? = nil,
                             notes extra: [String: String] = [:]) -> GeneratorMeasurement {
+        let precision = precision ?? BLAS.precision
         let family = recipe.family
         var notes = ["family": family.rawValue, "training_steps": String(recipe.settings.steps),
                      "images_seen": String(recipe.settings.steps * recipe.settings.batchSize),
