@@ -74,6 +74,11 @@ struct ReparamStudy: Study {
         [StudyPrerequisite(c.shapes.vqvae), StudyPrerequisite(c.shapes.evaluator)]
     }
 
+    /// How a skip posterior is named in the rows' labels: "exact" or "reference". (The runs'
+    /// `skipping` and `kv_cache` params come from the sampling options, with the evaluation's
+    /// identity.)
+    static func skipName(_ skipping: StepSkipping) -> String { skipping == .exact ? "exact" : "reference" }
+
     /// One evaluation of the study: its row's label (the run's `method` param) and sampling steps.
     struct Row {
         var label: String
@@ -94,16 +99,14 @@ struct ReparamStudy: Study {
                 name: "\(label) \(steps) steps", recipe: recipe, dataset: c.shapes, eval: c.eval, sampling: sampling,
                 floor: rows.isEmpty, notes: notes.merging(["method": label]) { $1 })))
         }
-        let diffusion = ["family": "diffusion", "parameterization": "reparameterized"]
-        for steps in c.steps {
-            add("reparameterized, exact skip", reparam, steps: steps, skipping: .exact, notes: diffusion.merging(["skipping": "exact"]) { $1 })
-        }
         // With Δt = 1 the reference approximation is the exact posterior: only fewer steps differ.
-        for steps in c.steps where steps < T {
-            add("reparameterized, reference skip", reparam, steps: steps, skipping: .referenceApproximation,
-                notes: diffusion.merging(["skipping": "reference"]) { $1 })
+        for skipping in [StepSkipping.exact, .referenceApproximation] {
+            for steps in c.steps where skipping == .exact || steps < T {
+                add("reparameterized, \(skipName(skipping)) skip", reparam, steps: steps, skipping: skipping,
+                    notes: ["family": "diffusion", "parameterization": "reparameterized"])
+            }
         }
-        add("direct", direct, steps: T, skipping: .exact, notes: ["family": "diffusion", "parameterization": "direct", "skipping": "exact"])
+        add("direct", direct, steps: T, skipping: .exact, notes: ["family": "diffusion", "parameterization": "direct"])
         add("VQ-AR", ar, steps: T, skipping: .exact, notes: ["family": "ar"])
         return rows
     }
@@ -170,14 +173,14 @@ struct ReparamStudy: Study {
             for skipping in steps < T ? [StepSkipping.exact, .referenceApproximation] : [.exact] {
                 var sampling = dSampling
                 (sampling.steps, sampling.skipping) = (steps, skipping)
-                rows.append(row("VQ-Diffusion, \(skipping == .exact ? "exact" : "reference") skip", steps: steps, diffusion, sampling,
-                                notes: ["family": "diffusion", "skipping": skipping.rawValue]))
+                rows.append(row("VQ-Diffusion, \(skipName(skipping)) skip", steps: steps, diffusion, sampling,
+                                notes: ["family": "diffusion"]))
             }
         }
-        rows.append(row("VQ-AR, key/value cache", steps: T, ar, arSampling, notes: ["family": "ar", "kv_cache": "true"]))
+        rows.append(row("VQ-AR, key/value cache", steps: T, ar, arSampling, notes: ["family": "ar"]))
         var uncached = arSampling
         uncached.useCache = false
-        rows.append(row("VQ-AR, no cache", steps: T, ar, uncached, notes: ["family": "ar", "kv_cache": "false"]))
+        rows.append(row("VQ-AR, no cache", steps: T, ar, uncached, notes: ["family": "ar"]))
         return rows
     }
 
@@ -191,8 +194,9 @@ struct ReparamStudy: Study {
         }
         let (chosen, tunedSteps) = tuned
         let cached = scores[scores.count - 2], uncached = scores[scores.count - 1]
-        let diffusionRows = zip(rows.dropLast(2), scores).map { (label: "VQ-Diffusion \($0.steps) steps, "
-            + ($0.measurement.sampling.skipping == .exact ? "exact" : "reference") + " skip", steps: $0.steps, scores: $1) }
+        let diffusionRows = zip(rows.dropLast(2), scores).map {
+            (label: "VQ-Diffusion \($0.steps) steps, \(skipName($0.measurement.sampling.skipping)) skip", steps: $0.steps, scores: $1)
+        }
         let qualifying = diffusionRows.filter { $0.scores.fid <= cached.fid }.sorted { ($0.steps, $0.scores.fid) < ($1.steps, $1.scores.fid) }
         let rate = { (s: GeneratorScores, b: Int) in s.imagesPerSecond[b] ?? .nan }
         let ours: String, verdict: Verdict, reason: String
