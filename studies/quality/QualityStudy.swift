@@ -329,17 +329,17 @@ struct QualityStudy: Study {
     static func measurement(_ recipe: GeneratorRecipe, sampling: SamplingChoice, eval: EvalSettings, dataset: DatasetModels,
                             stage: String, floor: Bool = false, precision: Precision? = nil,
                             notes extra: [String: String] = [:]) -> GeneratorMeasurement {
-        let precision = precision ?? BLAS.precision
         let family = recipe.family
-        var notes = ["family": family.rawValue, "training_steps": String(recipe.settings.steps),
-                     "images_seen": String(recipe.settings.steps * recipe.settings.batchSize),
-                     "training_seed": String(recipe.settings.seed), "learning_rate": String(recipe.settings.learningRate),
-                     "sampling": sampling.label(family)]
-        if precision != .fp32 { notes["precision"] = precision.rawValue }
-        notes.merge(extra) { $1 }
-        return GeneratorMeasurement(name: "\(family.rawValue) \(stage) \(recipe.settings.steps) steps seed \(recipe.settings.seed)",
-                                    recipe: recipe, dataset: dataset, eval: eval, sampling: sampling.options(steps: eval.sampleSteps),
-                                    floor: floor, params: ["stage": stage], notes: notes, precision: precision)
+        var m = GeneratorMeasurement(name: "\(family.rawValue) \(stage) \(recipe.settings.steps) steps seed \(recipe.settings.seed)",
+                                     recipe: recipe, dataset: dataset, eval: eval, sampling: sampling.options(steps: eval.sampleSteps),
+                                     floor: floor, params: ["stage": stage], precision: precision)
+        m.notes = ["family": family.rawValue, "training_steps": String(recipe.settings.steps),
+                   "images_seen": String(recipe.settings.steps * recipe.settings.batchSize),
+                   "training_seed": String(recipe.settings.seed), "learning_rate": String(recipe.settings.learningRate),
+                   "sampling": sampling.label(family)]
+        if m.precision != .fp32 { m.notes["precision"] = m.precision.rawValue }
+        m.notes.merge(extra) { $1 }
+        return m
     }
 
     /// A tuning evaluation's val FID: the one an earlier run of the study recorded in the database
