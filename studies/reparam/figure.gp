@@ -11,7 +11,7 @@ set multiplot layout 1,2 title "Fast inference with the x0 reparameterization ("
 set logscale x 2
 set xlabel "sampling steps (network evaluations; VQ-AR plotted at T)"
 set grid
-set key top right font ",9"
+set key bottom left font ",9"
 set title "quality"
 set ylabel "FID (evaluator features), lower is better"
 plot for [i=1:words(methods)] data using (strcol(1) eq word(methods, i) ? $2 : NaN):3 with linespoints lw 2 pt 7 lc i title label(i) noenhanced
