@@ -281,6 +281,10 @@ struct QualityStudy: Study {
         if !novel.isEmpty, let largest = points.last {
             table.notes.append(novelNote(novel, test: largest))
         }
+        if grid.count == GeneratorFamily.allCases.count {
+            table.notes.append(try gridNote(grid, plain: points.first { $0.steps == c.budgets.grid }, images: c.budgets.grid * c.generator.batchSize,
+                                            replicates: c.budgets.bootstrapReplicates, seed: c.eval.seed, count: c.eval.count))
+        }
         if let half = bf16[.diffusion], let point = points.first(where: { $0.steps == c.budgets.bf16 }) {
             table.notes.append(bf16Note(half, fp32: point.models[.diffusion]!, images: point.images))
         }
@@ -296,6 +300,28 @@ struct QualityStudy: Study {
         }
         return "Compositional generalization (not in the paper): at \(formatThousands(point.images)) images, seed 0, colour and "
             + "shape matched on captions with colour–shape pairs never seen in training: " + parts.joined(separator: "; ") + "."
+    }
+
+    /// Beyond the paper: the grid-convolution pair's FIDs and alignments, their difference with a
+    /// bootstrap interval, and each beside the plain seed-0 model of its family at the same budget
+    /// (when the budget is one of the study's).
+    static func gridNote(_ grid: [GeneratorFamily: Measured], plain: BudgetPoint?, images: Int,
+                         replicates: Int, seed: UInt64, count: Int) throws -> String {
+        let (d, a) = (grid[.diffusion]!, grid[.ar]!)
+        let difference = try FIDDifference.bootstrap([d.generatedFeatures], [a.generatedFeatures], reference: d.referenceFeatures,
+                                                     dimension: d.referenceFeatures.count / count, replicates: replicates, seed: seed)
+        let parts = GeneratorFamily.allCases.map { family -> String in
+            let g = grid[family]!
+            var part = "\(family.label) FID \(formatNumber(g.scores.fid)), colour and shape "
+                + formatPercent(g.scores.alignment["colour_and_shape"] ?? .nan)
+            if let p = plain?.models[family]?.first {
+                part += " (plain MLP, seed 0: \(formatNumber(p.scores.fid)), \(formatPercent(p.scores.alignment["colour_and_shape"] ?? .nan)))"
+            }
+            return part
+        }
+        return "Grid convolution (not in the paper; VQ-AR's causal): at \(formatThousands(images)) images, seed 0: "
+            + parts.joined(separator: "; ") + "; difference \(formatNumber(difference.estimate)), 95 % interval "
+            + "[\(formatNumber(difference.low)), \(formatNumber(difference.high))]."
     }
 
     /// Whether the bf16 model's FID and alignment lie within the spread of the fp32 seeds, or are
