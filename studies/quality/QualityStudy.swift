@@ -254,11 +254,7 @@ struct QualityStudy: Study {
                 if let f = m.scores.floorFID { floor = f }
                 point.models[family, default: []].append(m)
             } }
-            point.difference = try FIDDifference.bootstrap(
-                point.models[.diffusion]!.map(\.generatedFeatures), point.models[.ar]!.map(\.generatedFeatures),
-                reference: point.models[.diffusion]![0].referenceFeatures,
-                dimension: point.models[.diffusion]![0].referenceFeatures.count / c.eval.count, replicates: c.budgets.bootstrapReplicates,
-                seed: c.eval.seed)
+            point.difference = try familyDifference(point.models[.diffusion]!, point.models[.ar]!, c)
             context.studyRun.logMetric("fid_difference/\(steps)", point.difference.estimate)
             context.studyRun.logMetric("fid_difference_low/\(steps)", point.difference.low)
             context.studyRun.logMetric("fid_difference_high/\(steps)", point.difference.high)
@@ -282,8 +278,8 @@ struct QualityStudy: Study {
             table.notes.append(novelNote(novel, test: largest))
         }
         if grid.count == GeneratorFamily.allCases.count {
-            table.notes.append(try gridNote(grid, plain: points.first { $0.steps == c.budgets.grid }, images: c.budgets.grid * c.generator.batchSize,
-                                            replicates: c.budgets.bootstrapReplicates, seed: c.eval.seed, count: c.eval.count))
+            table.notes.append(gridNote(grid, plain: points.first { $0.steps == c.budgets.grid }, images: c.budgets.grid * c.generator.batchSize,
+                                        difference: try familyDifference([grid[.diffusion]!], [grid[.ar]!], c)))
         }
         if let half = bf16[.diffusion], let point = points.first(where: { $0.steps == c.budgets.bf16 }) {
             table.notes.append(bf16Note(half, fp32: point.models[.diffusion]!, images: point.images))
@@ -295,7 +291,7 @@ struct QualityStudy: Study {
     static func novelNote(_ novel: [GeneratorFamily: Measured], test point: BudgetPoint) -> String {
         let parts = GeneratorFamily.allCases.compactMap { family -> String? in
             guard let n = novel[family], let t = point.models[family]?.first else { return nil }
-            let (onNovel, onTest) = (n.scores.alignment["colour_and_shape"] ?? .nan, t.scores.alignment["colour_and_shape"] ?? .nan)
+            let (onNovel, onTest) = (n.colourAndShape, t.colourAndShape)
             return "\(family.label) \(formatPercent(onNovel)) (test \(formatPercent(onTest)), FID \(formatNumber(n.scores.fid)))"
         }
         return "Compositional generalization (not in the paper): at \(formatThousands(point.images)) images, seed 0, colour and "
@@ -305,23 +301,33 @@ struct QualityStudy: Study {
     /// Beyond the paper: the grid-convolution pair's FIDs and alignments, their difference with a
     /// bootstrap interval, and each beside the plain seed-0 model of its family at the same budget
     /// (when the budget is one of the study's).
-    static func gridNote(_ grid: [GeneratorFamily: Measured], plain: BudgetPoint?, images: Int,
-                         replicates: Int, seed: UInt64, count: Int) throws -> String {
-        let (d, a) = (grid[.diffusion]!, grid[.ar]!)
-        let difference = try FIDDifference.bootstrap([d.generatedFeatures], [a.generatedFeatures], reference: d.referenceFeatures,
-                                                     dimension: d.referenceFeatures.count / count, replicates: replicates, seed: seed)
+    static func gridNote(_ grid: [GeneratorFamily: Measured], plain: BudgetPoint?, images: Int, difference: FIDDifference) -> String {
         let parts = GeneratorFamily.allCases.map { family -> String in
             let g = grid[family]!
             var part = "\(family.label) FID \(formatNumber(g.scores.fid)), colour and shape "
-                + formatPercent(g.scores.alignment["colour_and_shape"] ?? .nan)
+                + formatPercent(g.colourAndShape)
             if let p = plain?.models[family]?.first {
-                part += " (plain MLP, seed 0: \(formatNumber(p.scores.fid)), \(formatPercent(p.scores.alignment["colour_and_shape"] ?? .nan)))"
+                part += " (plain MLP, seed 0: \(formatNumber(p.scores.fid)), \(formatPercent(p.colourAndShape)))"
             }
             return part
         }
         return "Grid convolution (not in the paper; VQ-AR's causal): at \(formatThousands(images)) images, seed 0: "
-            + parts.joined(separator: "; ") + "; difference \(formatNumber(difference.estimate)), 95 % interval "
-            + "[\(formatNumber(difference.low)), \(formatNumber(difference.high))]."
+            + parts.joined(separator: "; ") + "; " + describe(difference) + "."
+    }
+
+    /// The bootstrap difference of the families' mean FIDs (VQ-Diffusion − VQ-AR), every model
+    /// scored against the same real set.
+    static func familyDifference(_ diffusion: [Measured], _ ar: [Measured], _ c: Configuration) throws -> FIDDifference {
+        try FIDDifference.bootstrap(diffusion.map(\.generatedFeatures), ar.map(\.generatedFeatures),
+                                    reference: diffusion[0].referenceFeatures,
+                                    dimension: diffusion[0].referenceFeatures.count / c.eval.count,
+                                    replicates: c.budgets.bootstrapReplicates, seed: c.eval.seed)
+    }
+
+    /// "difference 5.70, 95 % interval [3.89, 7.30]".
+    static func describe(_ difference: FIDDifference) -> String {
+        "difference \(formatNumber(difference.estimate)), 95 % interval "
+            + "[\(formatNumber(difference.low)), \(formatNumber(difference.high))]"
     }
 
     /// Whether the bf16 model's FID and alignment lie within the spread of the fp32 seeds, or are
@@ -329,8 +335,8 @@ struct QualityStudy: Study {
     static func bf16Note(_ half: Measured, fp32: [Measured], images: Int) -> String {
         func range(_ xs: [Double]) -> ClosedRange<Double> { xs.min()!...xs.max()! }
         let fids = range(fp32.map(\.scores.fid))
-        let alignments = range(fp32.map { $0.scores.alignment["colour_and_shape"] ?? .nan })
-        let (fid, alignment) = (half.scores.fid, half.scores.alignment["colour_and_shape"] ?? .nan)
+        let alignments = range(fp32.map { $0.colourAndShape })
+        let (fid, alignment) = (half.scores.fid, half.colourAndShape)
         let within = fids.contains(fid) && alignments.contains(alignment)
         let noWorse = fid <= fids.upperBound && alignment >= alignments.lowerBound
         return "Engine check, bf16 operands: VQ-Diffusion at \(formatThousands(images)) images trained and sampled in bf16 reads "
@@ -347,6 +353,9 @@ struct QualityStudy: Study {
         var generatedFeatures: [Float]
         var referenceFeatures: [Float]
         var compute: TrainingCompute
+
+        /// The fraction of stated objects whose colour and shape the evaluator reads right.
+        var colourAndShape: Double { scores.alignment["colour_and_shape"] ?? .nan }
     }
 
     /// The evaluation of `recipe`'s model at `stage`: identified by the stage (and the recipe and
@@ -405,7 +414,7 @@ struct QualityStudy: Study {
         }
 
         func meanAlignment(_ family: GeneratorFamily) -> Double {
-            let a = models[family]!.map { $0.scores.alignment["colour_and_shape"] ?? .nan }
+            let a = models[family]!.map { $0.colourAndShape }
             return a.reduce(0, +) / Double(a.count)
         }
 
@@ -425,7 +434,7 @@ struct QualityStudy: Study {
         let verdict: Verdict = largest.leader == -1 ? .reproduced : (leaders.contains(-1) && leaders.contains(1) ? .partly : .not)
         let ours = points.map {
             "\(formatThousands($0.images)) images: \(formatNumber($0.meanFID(.diffusion))) vs \(formatNumber($0.meanFID(.ar))) "
-                + "(difference \(formatNumber($0.difference.estimate)), 95 % interval [\(formatNumber($0.difference.low)), \(formatNumber($0.difference.high))])"
+                + "(" + describe($0.difference) + ")"
         }.joined(separator: "; ")
         let crossing = zip(points, points.dropFirst()).first { $0.leader != 0 && $1.leader != 0 && $0.leader != $1.leader }
         let reason: String
@@ -456,7 +465,7 @@ struct QualityStudy: Study {
             for family in GeneratorFamily.allCases {
                 for (seed, m) in zip(c.budgets.seeds, p.models[family]!) {
                     lines.append("| \(formatThousands(p.images)) | \(family.label) | \(seed) | \(m.scores.parameters) | \(formatNumber(m.scores.fid)) | "
-                                 + "\(formatPercent(m.scores.alignment["colour_and_shape"] ?? .nan)) | \(formatNumber(m.compute.gflop, digits: 0)) | "
+                                 + "\(formatPercent(m.colourAndShape)) | \(formatNumber(m.compute.gflop, digits: 0)) | "
                                  + "\(formatNumber(m.compute.cpuSeconds, digits: 0)) |")
                 }
             }
